@@ -1,0 +1,24 @@
+//! # gezinsdossier-ledger
+//!
+//! The core of gezinsdossier: every fact is an immutable event in a hash-chained stream, and
+//! every view is rebuilt from those events. This crate knows nothing of gRPC.
+//!
+//! ## Layout
+//! - [`envelope`]: the stored event, stream ids, expected revisions, canonical bytes.
+//! - [`chain`]: the per-stream hash chain and its verifier.
+//! - [`store`]: the [`store::EventStore`] trait and its backends ([`store::sqlite`]).
+//! - [`case`]: the case events of a family's life (registration … case closed), their
+//!   information categories, and how they are checked against the family so far.
+//! - [`family`]: the family as rebuilt from its stream (members, gezag, events by id).
+//! - [`actor`]: organisations, professionals and roles.
+//! - [`codec`]: domain events to envelope payloads and back.
+//! - [`clock`]: time as a parameter.
+
+pub mod actor;
+pub mod case;
+pub mod chain;
+pub mod clock;
+pub mod codec;
+pub mod envelope;
+pub mod family;
+pub mod store;

@@ -1,0 +1,150 @@
+//! The event store: one trait, several backends, one contract suite
+//! (`ledger/tests/store_contract.rs`) that every backend passes.
+//!
+//! - [`EventStore`]: append with an expected revision, idempotent retry by event id, read a
+//!   stream, read the global log, subscribe to the global log (catch-up, then live).
+//! - [`sqlite`]: the embedded default (WAL, `synchronous=FULL`, one writer with group commit).
+//! - [`subscription`]: catch-up-then-live built on `read_all` plus a head signal, shared by
+//!   backends.
+
+pub mod sqlite;
+pub mod subscription;
+
+use crate::chain::EventHash;
+use crate::envelope::{EventId, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+/// Most events accepted in one append.
+pub const MAX_EVENTS_PER_APPEND: usize = 1_000;
+
+/// Where an append landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The stream's revision after the append: the revision of its last event.
+    pub stream_revision: u64,
+    /// Global position of each appended event, in order.
+    pub positions: Vec<u64>,
+    /// Hash of the stream's last appended event.
+    pub last_hash: EventHash,
+    /// True when the events were already stored by an earlier identical append; nothing new
+    /// was written.
+    pub deduplicated: bool,
+}
+
+/// Everything an event store can refuse or fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("wrong expected revision on stream {stream}: expected {expected}, actual {}", actual.map_or("no stream".to_string(), |r| format!("revision {r}")))]
+    WrongExpectedRevision { stream: StreamId, expected: ExpectedRevision, actual: Option<u64> },
+    #[error("event id {event_id} is already used by different content or in another place")]
+    EventIdConflict { event_id: EventId },
+    #[error("invalid append: {0}")]
+    InvalidAppend(String),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("store data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("store backend failed: {0}")]
+    Backend(String),
+}
+
+/// The contract every backend meets. Positions are gapless and in commit order; revisions
+/// start at 0; appends are all-or-nothing and acknowledged only once durable.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `events` to `stream` if the stream is at `expected`. When the first event id is
+    /// already stored in this stream, the append is a retry: if every event matches what is
+    /// stored (id, type, payload) the original outcome is returned with `deduplicated`
+    /// set and nothing is written.
+    ///
+    /// # Errors
+    /// [`StoreError::WrongExpectedRevision`], [`StoreError::EventIdConflict`] for a reused id
+    /// with other content, [`StoreError::InvalidAppend`] for an empty or oversized batch, or
+    /// a backend failure. On error nothing is written.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedRevision,
+        events: Vec<ProposedEvent>,
+    ) -> Result<AppendOutcome, StoreError>;
+
+    /// Up to `limit` events of `stream` from revision `from`, in revision order. A missing
+    /// stream reads as empty.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn read_stream(&self, stream: &StreamId, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Up to `limit` events of the global log from position `from`, in position order.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The revision of the stream's last event, or `None` when it has none.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn stream_revision(&self, stream: &StreamId) -> Result<Option<u64>, StoreError>;
+
+    /// Every event from global position `from` on: first those already stored, then each new
+    /// one as it commits, without gaps or repeats.
+    fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>>;
+}
+
+/// Checks the shape of a batch before any backend sees it.
+///
+/// # Errors
+/// [`StoreError::InvalidAppend`] for an empty or oversized batch or a repeated event id.
+pub fn check_batch(events: &[ProposedEvent]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Err(StoreError::InvalidAppend("no events to append".into()));
+    }
+    if events.len() > MAX_EVENTS_PER_APPEND {
+        return Err(StoreError::InvalidAppend(format!(
+            "{} events in one append; at most {MAX_EVENTS_PER_APPEND}",
+            events.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(events.len());
+    if let Some(dup) = events.iter().find(|e| !seen.insert(e.event_id)) {
+        return Err(StoreError::InvalidAppend(format!("event id {} appears twice in one append", dup.event_id)));
+    }
+    Ok(())
+}
+
+/// Whether a stream at `actual` satisfies `expected`.
+pub fn revision_matches(expected: ExpectedRevision, actual: Option<u64>) -> bool {
+    match expected {
+        ExpectedRevision::Any => true,
+        ExpectedRevision::NoStream => actual.is_none(),
+        ExpectedRevision::Exact(n) => actual == Some(n),
+    }
+}
+
+/// Decides whether a batch whose first id is already stored is a faithful retry.
+/// `stored` holds the stored events with the batch's ids, in the batch's order.
+///
+/// # Errors
+/// [`StoreError::EventIdConflict`] naming the first id that differs.
+pub fn resolve_retry(
+    stream: &StreamId,
+    proposed: &[ProposedEvent],
+    stored: &[Option<RecordedEvent>],
+) -> Result<AppendOutcome, StoreError> {
+    let mut positions = Vec::with_capacity(proposed.len());
+    let mut prev: Option<&RecordedEvent> = None;
+    for (p, s) in proposed.iter().zip(stored) {
+        let conflict = || StoreError::EventIdConflict { event_id: p.event_id };
+        let s = s.as_ref().ok_or_else(conflict)?;
+        let contiguous = prev.is_none_or(|prev| s.revision == prev.revision + 1);
+        if &s.stream != stream || !contiguous || !p.same_content_as(s) {
+            return Err(conflict());
+        }
+        positions.push(s.position);
+        prev = Some(s);
+    }
+    let last = prev.ok_or_else(|| StoreError::InvalidAppend("no events to append".into()))?;
+    Ok(AppendOutcome { stream_revision: last.revision, positions, last_hash: last.hash, deduplicated: true })
+}

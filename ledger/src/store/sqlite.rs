@@ -1,0 +1,538 @@
+//! The embedded store: one SQLite file in a data directory.
+//!
+//! - WAL journal with `synchronous=FULL`: a commit returns only after the WAL is synced, so
+//!   an acknowledged append survives a crash or power loss.
+//! - One writer thread owns the only writing connection. It drains every queued append into
+//!   one transaction (group commit), syncs once, then acknowledges each caller. Throughput
+//!   comes from batching, never from weaker durability.
+//! - Positions are assigned by that single writer, so the global log is gapless and in commit
+//!   order.
+//! - Readers use their own connections; WAL lets them run beside the writer.
+//! - The file records its schema version (`PRAGMA user_version`) and an application id, both
+//!   checked at open; a lock file keeps a second process from opening the same directory.
+
+use super::{AppendOutcome, EventStore, StoreError, check_batch, resolve_retry, revision_matches, subscription};
+use crate::chain::{EventHash, hash_event};
+use crate::envelope::{CanonicalFields, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Layout version of the tables below. Bump with a migration when they change.
+pub const SCHEMA_VERSION: i64 = 1;
+/// `PRAGMA application_id` of a gezinsdossier store: "GZD1".
+const APPLICATION_ID: i64 = 0x475A_4431;
+const DB_FILE: &str = "events.sqlite3";
+const LOCK_FILE: &str = "events.lock";
+
+const SCHEMA: &str = "
+CREATE TABLE events (
+    position    INTEGER PRIMARY KEY,
+    stream      TEXT    NOT NULL,
+    revision    INTEGER NOT NULL,
+    event_id    BLOB    NOT NULL UNIQUE,
+    event_type  TEXT    NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    payload     BLOB    NOT NULL,
+    prev_hash   BLOB    NOT NULL,
+    hash        BLOB    NOT NULL,
+    UNIQUE (stream, revision)
+);";
+
+const COLUMNS: &str = "position, stream, revision, event_id, event_type, recorded_at, payload, prev_hash, hash";
+
+/// Tuning for the embedded store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Most appends committed in one transaction.
+    pub max_batch: usize,
+    /// Appends that may wait for the writer before callers are slowed down.
+    pub queue_depth: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { max_batch: 4096, queue_depth: 16_384 }
+    }
+}
+
+/// The embedded SQLite event store. Cheap to clone; all clones share one writer.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: mpsc::Sender<WriterMsg>,
+    readers: ReaderPool,
+    head: watch::Receiver<u64>,
+    // Held for the store's lifetime: the OS lock keeps other processes out.
+    _lock: File,
+}
+
+enum WriterMsg {
+    Append(AppendRequest),
+    Shutdown(oneshot::Sender<()>),
+}
+
+struct AppendRequest {
+    stream: StreamId,
+    expected: ExpectedRevision,
+    events: Vec<ProposedEvent>,
+    reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `dir`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the directory or file cannot be opened or is locked by
+    /// another process; [`StoreError::Corrupt`] when the file is not a gezinsdossier store or
+    /// has another schema version.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, SqliteOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with explicit tuning.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub fn open_with(dir: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| backend(format!("create data dir {}: {e}", dir.display())))?;
+        let lock = File::create(dir.join(LOCK_FILE)).map_err(|e| backend(format!("create lock file: {e}")))?;
+        lock.try_lock().map_err(|_| backend(format!("data dir {} is in use by another process", dir.display())))?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(sql)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;")
+            .map_err(sql)?;
+        ensure_schema(&conn)?;
+        let next_position: i64 =
+            conn.query_row("SELECT COALESCE(MAX(position) + 1, 0) FROM events", [], |r| r.get(0)).map_err(sql)?;
+        let next_position = to_u64(next_position)?;
+
+        let (head_tx, head_rx) = watch::channel(next_position);
+        let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
+        let writer = Writer { conn, heads: HashMap::new(), next_position, head: head_tx };
+        let max_batch = options.max_batch.max(1);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer.run(rx, max_batch))
+            .map_err(|e| backend(format!("start writer thread: {e}")))?;
+
+        Ok(Self { inner: Arc::new(Inner { writer: tx, readers: ReaderPool::new(path), head: head_rx, _lock: lock }) })
+    }
+
+    /// Lets every queued append commit, then stops the writer. Later appends fail with
+    /// [`StoreError::Closed`].
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.writer.send(WriterMsg::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.readers.with(f))
+            .await
+            .map_err(|e| backend(format!("reader task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedRevision,
+        events: Vec<ProposedEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        check_batch(&events)?;
+        let (reply, rx) = oneshot::channel();
+        let request = AppendRequest { stream: stream.clone(), expected, events, reply };
+        self.inner.writer.send(WriterMsg::Append(request)).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(&self, stream: &StreamId, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream = stream.as_str().to_owned();
+        self.read(move |c| {
+            query_events(
+                c,
+                &format!(
+                    "SELECT {COLUMNS} FROM events WHERE stream = ?1 AND revision >= ?2 ORDER BY revision LIMIT ?3"
+                ),
+                params![stream, to_i64(from)?, to_i64(limit as u64)?],
+            )
+        })
+        .await
+    }
+
+    async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read(move |c| {
+            query_events(
+                c,
+                &format!("SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2"),
+                params![to_i64(from)?, to_i64(limit as u64)?],
+            )
+        })
+        .await
+    }
+
+    async fn stream_revision(&self, stream: &StreamId) -> Result<Option<u64>, StoreError> {
+        let stream = stream.as_str().to_owned();
+        self.read(move |c| Ok(load_head(c, &stream)?.map(|h| h.revision))).await
+    }
+
+    fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
+        let me = self.clone();
+        let read_all: subscription::ReadAll = Arc::new(move |from, limit| {
+            let me = me.clone();
+            Box::pin(async move { me.read_all(from, limit).await })
+        });
+        subscription::catch_up_then_live(read_all, self.inner.head.clone(), from)
+    }
+}
+
+/// The last event of a stream, as the writer needs it.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    revision: u64,
+    hash: EventHash,
+}
+
+struct Writer {
+    conn: Connection,
+    /// Committed stream heads (`None`: the stream has no events). Only this thread writes,
+    /// so the cache cannot go stale.
+    heads: HashMap<StreamId, Option<Head>>,
+    next_position: u64,
+    head: watch::Sender<u64>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>, max_batch: usize) {
+        let mut batch = Vec::with_capacity(max_batch);
+        while let Some(first) = rx.blocking_recv() {
+            let mut shutdown = None;
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    WriterMsg::Append(req) => batch.push(req),
+                    WriterMsg::Shutdown(ack) => {
+                        shutdown = Some(ack);
+                        break;
+                    }
+                }
+                if batch.len() < max_batch {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                self.commit_batch(&mut batch);
+            }
+            if let Some(ack) = shutdown {
+                tracing::info!(next_position = self.next_position, "sqlite writer stopped");
+                let _ = ack.send(());
+                return;
+            }
+        }
+    }
+
+    /// Applies every request in one transaction, syncs once, then answers each caller.
+    fn commit_batch(&mut self, batch: &mut Vec<AppendRequest>) {
+        let started_at = self.next_position;
+        let mut staged: HashMap<StreamId, Option<Head>> = HashMap::new();
+        let mut next_position = self.next_position;
+        let results: Result<Vec<_>, StoreError> = (|| {
+            let txn = self.conn.unchecked_transaction().map_err(sql)?;
+            let mut results = Vec::with_capacity(batch.len());
+            for req in batch.iter() {
+                let result = apply_append(&txn, &mut self.heads, &mut staged, &mut next_position, req);
+                results.push(result);
+            }
+            txn.commit().map_err(sql)?;
+            Ok(results)
+        })();
+        match results {
+            Ok(results) => {
+                self.heads.extend(staged);
+                self.next_position = next_position;
+                if next_position != started_at {
+                    self.head.send_replace(next_position);
+                }
+                for (req, result) in batch.drain(..).zip(results) {
+                    let _ = req.reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, appends = batch.len(), "group commit failed; nothing was written");
+                for req in batch.drain(..) {
+                    let _ = req.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Appends one request inside the open batch transaction. On error, this request leaves no
+/// rows behind: single-event appends fail atomically as one statement, longer ones roll back
+/// to a savepoint.
+fn apply_append(
+    conn: &Connection,
+    committed: &mut HashMap<StreamId, Option<Head>>,
+    staged: &mut HashMap<StreamId, Option<Head>>,
+    next_position: &mut u64,
+    req: &AppendRequest,
+) -> Result<AppendOutcome, StoreError> {
+    let current = match staged.get(&req.stream).or_else(|| committed.get(&req.stream)) {
+        Some(head) => *head,
+        None => {
+            // Not written in this batch, so the database holds the committed head.
+            let head = load_head(conn, req.stream.as_str())?;
+            committed.insert(req.stream.clone(), head);
+            head
+        }
+    };
+    if !revision_matches(req.expected, current.map(|h| h.revision)) {
+        if let Some(outcome) = existing_retry(conn, req)? {
+            return Ok(outcome);
+        }
+        return Err(StoreError::WrongExpectedRevision {
+            stream: req.stream.clone(),
+            expected: req.expected,
+            actual: current.map(|h| h.revision),
+        });
+    }
+
+    let multi = req.events.len() > 1;
+    if multi {
+        conn.execute_batch("SAVEPOINT append").map_err(sql)?;
+    }
+    match insert_events(conn, req, current, *next_position) {
+        Ok((head, outcome)) => {
+            if multi {
+                conn.execute_batch("RELEASE append").map_err(sql)?;
+            }
+            *next_position += req.events.len() as u64;
+            staged.insert(req.stream.clone(), Some(head));
+            Ok(outcome)
+        }
+        Err(e) => {
+            if multi {
+                conn.execute_batch("ROLLBACK TO append; RELEASE append").map_err(sql)?;
+            }
+            match e {
+                InsertError::DuplicateId => {
+                    existing_retry(conn, req)?.ok_or(StoreError::EventIdConflict { event_id: req.events[0].event_id })
+                }
+                InsertError::Store(e) => Err(e),
+            }
+        }
+    }
+}
+
+enum InsertError {
+    DuplicateId,
+    Store(StoreError),
+}
+
+fn insert_events(
+    conn: &Connection,
+    req: &AppendRequest,
+    current: Option<Head>,
+    first_position: u64,
+) -> Result<(Head, AppendOutcome), InsertError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO events (position, stream, revision, event_id, event_type, recorded_at, payload, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(|e| InsertError::Store(sql(e)))?;
+    let mut prev_hash = current.map_or(EventHash::GENESIS, |h| h.hash);
+    let mut revision = current.map_or(0, |h| h.revision + 1);
+    let mut positions = Vec::with_capacity(req.events.len());
+    for (i, event) in req.events.iter().enumerate() {
+        let position = first_position + i as u64;
+        let hash = hash_event(&CanonicalFields {
+            stream: &req.stream,
+            revision,
+            event_id: &event.event_id,
+            event_type: &event.event_type,
+            recorded_at_micros: event.recorded_at_micros,
+            payload: &event.payload,
+            prev_hash: &prev_hash,
+        });
+        let to_db = |n: u64| to_i64(n).map_err(InsertError::Store);
+        let inserted = stmt.execute(params![
+            to_db(position)?,
+            req.stream.as_str(),
+            to_db(revision)?,
+            event.event_id.as_bytes().as_slice(),
+            event.event_type,
+            event.recorded_at_micros,
+            event.payload,
+            prev_hash.as_bytes().as_slice(),
+            hash.as_bytes().as_slice(),
+        ]);
+        match inserted {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::ConstraintViolation => {
+                return Err(InsertError::DuplicateId);
+            }
+            Err(e) => return Err(InsertError::Store(sql(e))),
+        }
+        positions.push(position);
+        prev_hash = hash;
+        revision += 1;
+    }
+    let head = Head { revision: revision - 1, hash: prev_hash };
+    Ok((head, AppendOutcome { stream_revision: head.revision, positions, last_hash: head.hash, deduplicated: false }))
+}
+
+/// If the request's first event id is already stored, judges it as a retry.
+fn existing_retry(conn: &Connection, req: &AppendRequest) -> Result<Option<AppendOutcome>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE event_id = ?1")).map_err(sql)?;
+    let mut stored = Vec::with_capacity(req.events.len());
+    for event in &req.events {
+        stored.push(stmt.query_row([event.event_id.as_bytes().as_slice()], row_to_event).optional().map_err(sql)?);
+    }
+    if stored.first().is_none_or(Option::is_none) {
+        return Ok(None);
+    }
+    resolve_retry(&req.stream, &req.events, &stored).map(Some)
+}
+
+fn load_head(conn: &Connection, stream: &str) -> Result<Option<Head>, StoreError> {
+    let row: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT revision, hash FROM events WHERE stream = ?1 ORDER BY revision DESC LIMIT 1")
+        .map_err(sql)?
+        .query_row([stream], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(sql)?;
+    row.map(|(revision, hash)| {
+        Ok(Head {
+            revision: to_u64(revision)?,
+            hash: EventHash::try_from_slice(&hash)
+                .map_err(|len| StoreError::Corrupt(format!("stream {stream}: stored hash has {len} bytes")))?,
+        })
+    })
+    .transpose()
+}
+
+fn ensure_schema(conn: &Connection) -> Result<(), StoreError> {
+    let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(sql)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql)?;
+    let tables: i64 =
+        conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(sql)?;
+    if app_id == 0 && version == 0 && tables == 0 {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))
+        .map_err(sql)?;
+        return Ok(());
+    }
+    if app_id != APPLICATION_ID {
+        return Err(StoreError::Corrupt(format!("not a gezinsdossier store (application_id {app_id:#x})")));
+    }
+    if version != SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "store schema version {version}, this build reads version {SCHEMA_VERSION}"
+        )));
+    }
+    Ok(())
+}
+
+/// Read connections, reused across calls.
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn new(path: PathBuf) -> Self {
+        Self { path, idle: Mutex::new(Vec::new()) }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(sql)?;
+                c.execute_batch("PRAGMA query_only=ON; PRAGMA busy_timeout=5000;").map_err(sql)?;
+                c
+            }
+        };
+        let result = f(&conn);
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        result
+    }
+}
+
+fn query_events(
+    conn: &Connection,
+    sql_text: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql_text).map_err(sql)?;
+    let rows = stmt.query_map(params, row_to_event).map_err(sql)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+}
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
+    let bad =
+        |i: usize, what: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, what.into());
+    let u64_at = |i: usize| -> rusqlite::Result<u64> {
+        let v: i64 = row.get(i)?;
+        u64::try_from(v).map_err(|_| bad(i, format!("negative value {v}")))
+    };
+    let hash_at = |i: usize| -> rusqlite::Result<EventHash> {
+        let v: Vec<u8> = row.get(i)?;
+        EventHash::try_from_slice(&v).map_err(|len| bad(i, format!("hash of {len} bytes")))
+    };
+    let stream: String = row.get(1)?;
+    let id: Vec<u8> = row.get(3)?;
+    Ok(RecordedEvent {
+        position: u64_at(0)?,
+        stream: StreamId::new(stream).map_err(|e| bad(1, e.to_string()))?,
+        revision: u64_at(2)?,
+        event_id: uuid::Uuid::from_slice(&id).map_err(|e| bad(3, e.to_string()))?,
+        event_type: row.get(4)?,
+        recorded_at_micros: row.get(5)?,
+        payload: row.get(6)?,
+        prev_hash: hash_at(7)?,
+        hash: hash_at(8)?,
+    })
+}
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(..) => StoreError::Corrupt(e.to_string()),
+        other => StoreError::Backend(format!("sqlite: {other}")),
+    }
+}
+
+fn backend(msg: String) -> StoreError {
+    StoreError::Backend(msg)
+}
+
+fn to_i64(n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::InvalidAppend(format!("{n} is beyond the store's range")))
+}
+
+fn to_u64(n: i64) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative position or revision {n}")))
+}

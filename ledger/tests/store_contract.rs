@@ -1,0 +1,365 @@
+//! The event-store contract: every backend runs exactly these cases.
+//!
+//! Add a backend by adding one `contract_suite!` line with a function that opens a fresh,
+//! empty store.
+
+use futures::StreamExt;
+use gezinsdossier_ledger::chain::verify_stream;
+use gezinsdossier_ledger::envelope::{ExpectedRevision, ProposedEvent, StreamId};
+use gezinsdossier_ledger::store::{EventStore, StoreError};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use uuid::Uuid;
+
+mod cases {
+    use super::*;
+
+    pub fn event(tag: &str) -> ProposedEvent {
+        ProposedEvent {
+            event_id: Uuid::new_v4(),
+            event_type: "test.event".into(),
+            recorded_at_micros: 1_700_000_000_000_000,
+            payload: format!("{{\"tag\":\"{tag}\"}}").into_bytes(),
+        }
+    }
+
+    pub fn stream(name: &str) -> StreamId {
+        StreamId::new(name).unwrap()
+    }
+
+    async fn all_events<S: EventStore>(store: &S) -> Vec<gezinsdossier_ledger::envelope::RecordedEvent> {
+        let mut out = Vec::new();
+        loop {
+            let page = store.read_all(out.len() as u64, 100).await.unwrap();
+            if page.is_empty() {
+                return out;
+            }
+            out.extend(page);
+        }
+    }
+
+    /// Positions are exactly 0..n and every stream's chain verifies.
+    async fn assert_log_sound<S: EventStore>(store: &S) -> usize {
+        let all = all_events(store).await;
+        let mut streams: BTreeMap<StreamId, Vec<_>> = BTreeMap::new();
+        for (i, e) in all.iter().enumerate() {
+            assert_eq!(e.position, i as u64, "global log has a gap or reordering");
+            streams.entry(e.stream.clone()).or_default().push(e.clone());
+        }
+        let ids: HashSet<_> = all.iter().map(|e| e.event_id).collect();
+        assert_eq!(ids.len(), all.len(), "an event id is stored twice");
+        for events in streams.values() {
+            verify_stream(events).unwrap();
+        }
+        all.len()
+    }
+
+    pub async fn append_and_read<S: EventStore>(store: S) {
+        let s = stream("family-a");
+        assert_eq!(store.stream_revision(&s).await.unwrap(), None);
+        let batch: Vec<_> = (0..3).map(|i| event(&i.to_string())).collect();
+        let out = store.append(&s, ExpectedRevision::NoStream, batch.clone()).await.unwrap();
+        assert_eq!(out.stream_revision, 2);
+        assert_eq!(out.positions, vec![0, 1, 2]);
+        assert!(!out.deduplicated);
+        let read = store.read_stream(&s, 0, 10).await.unwrap();
+        assert_eq!(read.len(), 3);
+        for (i, (r, p)) in read.iter().zip(&batch).enumerate() {
+            assert_eq!(r.revision, i as u64);
+            assert_eq!(r.event_id, p.event_id);
+            assert_eq!(r.payload, p.payload);
+            assert_eq!(r.recorded_at_micros, p.recorded_at_micros);
+        }
+        assert_eq!(read[2].hash, out.last_hash);
+        assert_eq!(store.read_stream(&s, 1, 1).await.unwrap()[0].revision, 1);
+        assert!(store.read_stream(&stream("family-none"), 0, 10).await.unwrap().is_empty());
+        assert_eq!(store.stream_revision(&s).await.unwrap(), Some(2));
+        assert_eq!(assert_log_sound(&store).await, 3);
+    }
+
+    pub async fn expected_revision_is_enforced<S: EventStore>(store: S) {
+        let s = stream("family-b");
+        store.append(&s, ExpectedRevision::NoStream, vec![event("a")]).await.unwrap();
+        let err = store.append(&s, ExpectedRevision::NoStream, vec![event("b")]).await.unwrap_err();
+        assert!(matches!(err, StoreError::WrongExpectedRevision { actual: Some(0), .. }), "got {err:?}");
+        let err = store.append(&s, ExpectedRevision::Exact(5), vec![event("c")]).await.unwrap_err();
+        assert!(matches!(err, StoreError::WrongExpectedRevision { actual: Some(0), .. }), "got {err:?}");
+        assert!(err.to_string().contains("actual revision 0"), "{err}");
+        let err = store.append(&stream("family-new"), ExpectedRevision::Exact(0), vec![event("d")]).await.unwrap_err();
+        assert!(matches!(err, StoreError::WrongExpectedRevision { actual: None, .. }), "got {err:?}");
+        assert_eq!(store.append(&s, ExpectedRevision::Exact(0), vec![event("e")]).await.unwrap().stream_revision, 1);
+        assert_eq!(store.append(&s, ExpectedRevision::Any, vec![event("f")]).await.unwrap().stream_revision, 2);
+        assert_eq!(assert_log_sound(&store).await, 3);
+    }
+
+    pub async fn retries_are_idempotent<S: EventStore>(store: S) {
+        let s = stream("family-c");
+        let batch = vec![event("1"), event("2")];
+        let first = store.append(&s, ExpectedRevision::NoStream, batch.clone()).await.unwrap();
+        // Same ids, same content, even with a now-stale expected revision: the original result.
+        let mut later = batch.clone();
+        for e in &mut later {
+            e.recorded_at_micros += 5_000_000;
+        }
+        for expected in [ExpectedRevision::NoStream, ExpectedRevision::Any, ExpectedRevision::Exact(7)] {
+            let again = store.append(&s, expected, later.clone()).await.unwrap();
+            assert!(again.deduplicated);
+            assert_eq!(again.positions, first.positions);
+            assert_eq!(again.stream_revision, first.stream_revision);
+        }
+        assert_eq!(assert_log_sound(&store).await, 2);
+    }
+
+    pub async fn reused_ids_with_other_content_conflict<S: EventStore>(store: S) {
+        let s = stream("family-d");
+        let original = event("1");
+        store.append(&s, ExpectedRevision::Any, vec![original.clone()]).await.unwrap();
+        let mut changed = original.clone();
+        changed.payload = b"{\"tag\":\"changed\"}".to_vec();
+        let err = store.append(&s, ExpectedRevision::Any, vec![changed]).await.unwrap_err();
+        assert_eq!(err, StoreError::EventIdConflict { event_id: original.event_id });
+        // The same id in another stream is a conflict too.
+        let err = store.append(&stream("family-e"), ExpectedRevision::Any, vec![original.clone()]).await.unwrap_err();
+        assert_eq!(err, StoreError::EventIdConflict { event_id: original.event_id });
+        // A batch whose later event reuses an id writes nothing at all.
+        let fresh = event("fresh");
+        let err = store.append(&s, ExpectedRevision::Any, vec![fresh.clone(), original.clone()]).await.unwrap_err();
+        assert!(matches!(err, StoreError::EventIdConflict { .. }), "got {err:?}");
+        assert_eq!(store.stream_revision(&s).await.unwrap(), Some(0));
+        assert_eq!(assert_log_sound(&store).await, 1);
+    }
+
+    pub async fn malformed_batches_are_refused<S: EventStore>(store: S) {
+        let s = stream("family-f");
+        let err = store.append(&s, ExpectedRevision::Any, vec![]).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidAppend(_)), "got {err:?}");
+        let e = event("x");
+        let err = store.append(&s, ExpectedRevision::Any, vec![e.clone(), e]).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidAppend(_)), "got {err:?}");
+        assert_eq!(assert_log_sound(&store).await, 0);
+    }
+
+    /// Many tasks race on one stream with exact expected revisions: every append either lands
+    /// on the revision it expected or is told the real one; none is lost or doubled.
+    pub async fn concurrent_writers_on_one_stream<S: EventStore>(store: S) {
+        let store = Arc::new(store);
+        let s = stream("family-hot");
+        let (tasks, per_task) = (16, 20);
+        let mut handles = Vec::new();
+        for t in 0..tasks {
+            let store = store.clone();
+            let s = s.clone();
+            handles.push(tokio::spawn(async move {
+                let mut written = Vec::new();
+                for i in 0..per_task {
+                    let e = event(&format!("{t}-{i}"));
+                    loop {
+                        let current = store.stream_revision(&s).await.unwrap();
+                        let expected = current.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+                        match store.append(&s, expected, vec![e.clone()]).await {
+                            Ok(out) => {
+                                assert_eq!(out.stream_revision, current.map_or(0, |r| r + 1));
+                                written.push(e.event_id);
+                                break;
+                            }
+                            Err(StoreError::WrongExpectedRevision { .. }) => continue,
+                            Err(other) => panic!("unexpected {other:?}"),
+                        }
+                    }
+                }
+                written
+            }));
+        }
+        let mut acked = HashSet::new();
+        for h in handles {
+            acked.extend(h.await.unwrap());
+        }
+        let stored = store.read_stream(&s, 0, 10_000).await.unwrap();
+        assert_eq!(stored.len(), tasks * per_task);
+        assert_eq!(stored.iter().map(|e| e.event_id).collect::<HashSet<_>>(), acked);
+        assert_eq!(assert_log_sound(&*store).await, tasks * per_task);
+    }
+
+    /// Many tasks append to their own streams and to one shared stream with `Any`.
+    pub async fn concurrent_writers_on_many_streams<S: EventStore>(store: S) {
+        let store = Arc::new(store);
+        let (tasks, per_task) = (32, 15);
+        let mut handles = Vec::new();
+        for t in 0..tasks {
+            let store = store.clone();
+            handles.push(tokio::spawn(async move {
+                for i in 0..per_task {
+                    let own = stream(&format!("family-t{t}"));
+                    store.append(&own, ExpectedRevision::Any, vec![event("own"), event("own2")]).await.unwrap();
+                    let out = store
+                        .append(&stream("family-shared"), ExpectedRevision::Any, vec![event(&i.to_string())])
+                        .await;
+                    out.unwrap();
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        assert_eq!(assert_log_sound(&*store).await, tasks * per_task * 3);
+        assert_eq!(store.stream_revision(&stream("family-shared")).await.unwrap(), Some((tasks * per_task - 1) as u64));
+    }
+
+    /// A subscriber sees every event once, in order: first the stored ones, then live ones
+    /// committed while it reads.
+    pub async fn subscription_catches_up_then_follows<S: EventStore>(store: S) {
+        let store = Arc::new(store);
+        for i in 0..700 {
+            store
+                .append(&stream(&format!("family-s{}", i % 7)), ExpectedRevision::Any, vec![event("old")])
+                .await
+                .unwrap();
+        }
+        let mut sub = store.subscribe_all(0);
+        let mut from_middle = store.subscribe_all(650);
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut handles = Vec::new();
+                for t in 0..8 {
+                    let store = store.clone();
+                    handles.push(tokio::spawn(async move {
+                        for _ in 0..50 {
+                            store
+                                .append(&stream(&format!("family-live{t}")), ExpectedRevision::Any, vec![event("new")])
+                                .await
+                                .unwrap();
+                        }
+                    }));
+                }
+                for h in handles {
+                    h.await.unwrap();
+                }
+            })
+        };
+        let total = 700 + 8 * 50;
+        for expected in 0..total as u64 {
+            let e = tokio::time::timeout(std::time::Duration::from_secs(30), sub.next())
+                .await
+                .expect("subscription stalled")
+                .expect("subscription ended")
+                .unwrap();
+            assert_eq!(e.position, expected);
+        }
+        for expected in 650..total as u64 {
+            let e = from_middle.next().await.unwrap().unwrap();
+            assert_eq!(e.position, expected);
+        }
+        writer.await.unwrap();
+        // Nothing more arrives until something is appended.
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(100), sub.next()).await.is_err());
+        let out = store.append(&stream("family-late"), ExpectedRevision::Any, vec![event("late")]).await.unwrap();
+        assert_eq!(sub.next().await.unwrap().unwrap().position, out.positions[0]);
+    }
+}
+
+macro_rules! contract_suite {
+    ($backend:ident, $open:expr) => {
+        mod $backend {
+            use super::*;
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn $name() {
+                        #[allow(clippy::redundant_closure_call)]
+                        let Some(fixture) = ($open)().await else {
+                            return;
+                        };
+                        cases::$name(fixture.store).await;
+                    }
+                };
+            }
+
+            case!(append_and_read);
+            case!(expected_revision_is_enforced);
+            case!(retries_are_idempotent);
+            case!(reused_ids_with_other_content_conflict);
+            case!(malformed_batches_are_refused);
+            case!(concurrent_writers_on_one_stream);
+            case!(concurrent_writers_on_many_streams);
+            case!(subscription_catches_up_then_follows);
+        }
+    };
+}
+
+/// A store plus whatever must live as long as it (a temporary directory, a schema).
+struct Fixture<S> {
+    store: S,
+    /// Dropped after the case has finished with the store.
+    _guard: Box<dyn std::any::Any + Send>,
+}
+
+mod sqlite_backend {
+    use super::Fixture;
+    use gezinsdossier_ledger::store::sqlite::SqliteStore;
+
+    pub async fn open() -> Option<Fixture<SqliteStore>> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        Some(Fixture { store, _guard: Box::new(dir) })
+    }
+}
+
+contract_suite!(sqlite, sqlite_backend::open);
+
+mod sqlite_specific {
+    use super::cases::{event, stream};
+    use gezinsdossier_ledger::envelope::ExpectedRevision;
+    use gezinsdossier_ledger::store::sqlite::SqliteStore;
+    use gezinsdossier_ledger::store::{EventStore, StoreError};
+
+    #[tokio::test]
+    async fn data_survives_reopen_and_positions_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = stream("family-r");
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            store.append(&s, ExpectedRevision::NoStream, vec![event("1"), event("2")]).await.unwrap();
+            store.shutdown().await;
+            assert_eq!(store.append(&s, ExpectedRevision::Any, vec![event("3")]).await, Err(StoreError::Closed));
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let out = store.append(&s, ExpectedRevision::Exact(1), vec![event("3")]).await.unwrap();
+        assert_eq!(out.positions, vec![2]);
+        gezinsdossier_ledger::chain::verify_stream(&store.read_stream(&s, 0, 10).await.unwrap()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_second_open_of_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SqliteStore::open(dir.path()).unwrap();
+        let err = SqliteStore::open(dir.path()).err().expect("second open must fail");
+        assert!(err.to_string().contains("in use"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_foreign_or_newer_file_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            store.shutdown().await;
+        }
+        let conn = rusqlite_conn(dir.path());
+        conn.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(conn);
+        let err = SqliteStore::open(dir.path()).err().expect("newer schema must be refused");
+        assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("schema version 99")), "{err}");
+
+        let other = tempfile::tempdir().unwrap();
+        let conn = rusqlite_conn(other.path());
+        conn.execute_batch("CREATE TABLE t(x)").unwrap();
+        drop(conn);
+        let err = SqliteStore::open(other.path()).err().expect("foreign file must be refused");
+        assert!(err.to_string().contains("not a gezinsdossier store"), "{err}");
+    }
+
+    fn rusqlite_conn(dir: &std::path::Path) -> rusqlite::Connection {
+        rusqlite::Connection::open(dir.join("events.sqlite3")).unwrap()
+    }
+}
