@@ -10,6 +10,7 @@
 //! - [`case`]: the case events of a family's life (registration … case closed), their
 //!   information categories, and how they are checked against the family so far.
 //! - [`family`]: the family as rebuilt from its stream (members, gezag, events by id).
+//! - [`families`]: the checked write path of family streams over a store.
 //! - [`actor`]: organisations, professionals and roles.
 //! - [`codec`]: domain events to envelope payloads and back.
 //! - [`clock`]: time as a parameter.
@@ -20,5 +21,6 @@ pub mod chain;
 pub mod clock;
 pub mod codec;
 pub mod envelope;
+pub mod families;
 pub mod family;
 pub mod store;

@@ -70,11 +70,15 @@ mod cases {
             assert_eq!(r.payload, p.payload);
             assert_eq!(r.recorded_at_micros, p.recorded_at_micros);
         }
-        assert_eq!(read[2].hash, out.last_hash);
+        assert_eq!(read[2].hash, out.last_hash());
+        assert_eq!(out.recorded(&s, &batch), read);
+        let more = vec![event("3")];
+        let out2 = store.append(&s, ExpectedRevision::Exact(2), more.clone()).await.unwrap();
+        assert_eq!(out2.recorded(&s, &more), store.read_stream(&s, 3, 10).await.unwrap());
         assert_eq!(store.read_stream(&s, 1, 1).await.unwrap()[0].revision, 1);
         assert!(store.read_stream(&stream("family-none"), 0, 10).await.unwrap().is_empty());
-        assert_eq!(store.stream_revision(&s).await.unwrap(), Some(2));
-        assert_eq!(assert_log_sound(&store).await, 3);
+        assert_eq!(store.stream_revision(&s).await.unwrap(), Some(3));
+        assert_eq!(assert_log_sound(&store).await, 4);
     }
 
     pub async fn expected_revision_is_enforced<S: EventStore>(store: S) {

@@ -1,1 +1,21 @@
+//! # gezinsdossier-services
+//!
+//! The network face of gezinsdossier: tonic services over the `ledger` crate, identity,
+//! configuration, and the `gezinsdossier` binary.
+//!
+//! ## Layout
+//! - [`server`]: assembles the gRPC server (services, health, reflection, limits, shutdown).
+//! - [`case_service`]: `CaseService.AppendEvents`.
+//! - [`identity`]: mTLS organisation registry, the authentication interceptor, dev CA.
+//! - [`error`]: service errors and their single mapping to gRPC status codes.
+//! - [`limits`]: oversized requests reported as RESOURCE_EXHAUSTED.
+//! - [`config`]: defaults → TOML file → environment → flags.
+//! - [`telemetry`]: structured logs without personal data.
 
+pub mod case_service;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod limits;
+pub mod server;
+pub mod telemetry;

@@ -25,8 +25,10 @@ pub struct AppendOutcome {
     pub stream_revision: u64,
     /// Global position of each appended event, in order.
     pub positions: Vec<u64>,
-    /// Hash of the stream's last appended event.
-    pub last_hash: EventHash,
+    /// Hash of each appended event, in order; the last is the stream's new head.
+    pub hashes: Vec<EventHash>,
+    /// Hash of the event before the first appended one ([`EventHash::GENESIS`] at revision 0).
+    pub prev_hash: EventHash,
     /// True when the events were already stored by an earlier identical append; nothing new
     /// was written.
     pub deduplicated: bool,
@@ -134,6 +136,7 @@ pub fn resolve_retry(
     stored: &[Option<RecordedEvent>],
 ) -> Result<AppendOutcome, StoreError> {
     let mut positions = Vec::with_capacity(proposed.len());
+    let mut hashes = Vec::with_capacity(proposed.len());
     let mut prev: Option<&RecordedEvent> = None;
     for (p, s) in proposed.iter().zip(stored) {
         let conflict = || StoreError::EventIdConflict { event_id: p.event_id };
@@ -143,8 +146,43 @@ pub fn resolve_retry(
             return Err(conflict());
         }
         positions.push(s.position);
+        hashes.push(s.hash);
         prev = Some(s);
     }
     let last = prev.ok_or_else(|| StoreError::InvalidAppend("no events to append".into()))?;
-    Ok(AppendOutcome { stream_revision: last.revision, positions, last_hash: last.hash, deduplicated: true })
+    let prev_hash = stored.first().and_then(Option::as_ref).map_or(EventHash::GENESIS, |e| e.prev_hash);
+    Ok(AppendOutcome { stream_revision: last.revision, positions, hashes, prev_hash, deduplicated: true })
+}
+
+impl AppendOutcome {
+    /// The hash of the stream's last appended event.
+    pub fn last_hash(&self) -> EventHash {
+        self.hashes.last().copied().unwrap_or(EventHash::GENESIS)
+    }
+
+    /// The stored form of `events`, the batch this outcome answers, without reading it back.
+    pub fn recorded(&self, stream: &StreamId, events: &[ProposedEvent]) -> Vec<RecordedEvent> {
+        let first_revision = self.stream_revision + 1 - events.len() as u64;
+        let mut prev_hash = self.prev_hash;
+        events
+            .iter()
+            .zip(self.positions.iter().zip(&self.hashes))
+            .enumerate()
+            .map(|(i, (e, (&position, &hash)))| {
+                let event = RecordedEvent {
+                    stream: stream.clone(),
+                    revision: first_revision + i as u64,
+                    position,
+                    event_id: e.event_id,
+                    event_type: e.event_type.clone(),
+                    recorded_at_micros: e.recorded_at_micros,
+                    payload: e.payload.clone(),
+                    prev_hash,
+                    hash,
+                };
+                prev_hash = hash;
+                event
+            })
+            .collect()
+    }
 }

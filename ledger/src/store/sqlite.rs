@@ -357,9 +357,11 @@ fn insert_events(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .map_err(|e| InsertError::Store(sql(e)))?;
-    let mut prev_hash = current.map_or(EventHash::GENESIS, |h| h.hash);
+    let first_prev_hash = current.map_or(EventHash::GENESIS, |h| h.hash);
+    let mut prev_hash = first_prev_hash;
     let mut revision = current.map_or(0, |h| h.revision + 1);
     let mut positions = Vec::with_capacity(req.events.len());
+    let mut hashes = Vec::with_capacity(req.events.len());
     for (i, event) in req.events.iter().enumerate() {
         let position = first_position + i as u64;
         let hash = hash_event(&CanonicalFields {
@@ -391,11 +393,21 @@ fn insert_events(
             Err(e) => return Err(InsertError::Store(sql(e))),
         }
         positions.push(position);
+        hashes.push(hash);
         prev_hash = hash;
         revision += 1;
     }
     let head = Head { revision: revision - 1, hash: prev_hash };
-    Ok((head, AppendOutcome { stream_revision: head.revision, positions, last_hash: head.hash, deduplicated: false }))
+    Ok((
+        head,
+        AppendOutcome {
+            stream_revision: head.revision,
+            positions,
+            hashes,
+            prev_hash: first_prev_hash,
+            deduplicated: false,
+        },
+    ))
 }
 
 /// If the request's first event id is already stored, judges it as a retry.

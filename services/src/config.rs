@@ -1,0 +1,197 @@
+//! Server configuration, layered: built-in defaults, then an optional TOML file, then
+//! `GEZINSDOSSIER_*` environment variables (nested keys with `__`, e.g.
+//! `GEZINSDOSSIER_TLS__CERT`), then command-line flags. Later layers win.
+
+use crate::identity::tls::TlsFiles;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Environment variable prefix.
+pub const ENV_PREFIX: &str = "GEZINSDOSSIER_";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port (the chosen address is printed).
+    pub listen: SocketAddr,
+    /// Directory of the embedded store.
+    pub data_dir: PathBuf,
+    /// Serve without TLS and take the organisation from `x-organisation-id`. Never in
+    /// production.
+    pub insecure_dev: bool,
+    /// Server certificate, key and the CA for client certificates. Required unless
+    /// `insecure_dev`.
+    pub tls: Option<TlsFiles>,
+    /// The organisation registry (TOML). With `insecure_dev` and no registry, a built-in
+    /// sample registry is used.
+    pub organisations: Option<PathBuf>,
+    /// Largest request message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Most events in one AppendEvents request.
+    pub max_events_per_request: usize,
+    /// `json` (one object per line) or `pretty`.
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("./data"),
+            insecure_dev: false,
+            tls: None,
+            organisations: None,
+            max_message_bytes: 4 * 1024 * 1024,
+            max_events_per_request: 500,
+            log_format: LogFormat::Json,
+        }
+    }
+}
+
+/// Values given on the command line; only those set override the other layers.
+#[derive(Debug, Clone, Default, Serialize, clap::Args)]
+pub struct ConfigFlags {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:50051.
+    #[arg(long, value_name = "ADDR:PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the embedded store [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Development only: no TLS, organisation taken from `x-organisation-id` metadata.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_dev: bool,
+    /// Server certificate (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_client_ca"])]
+    #[serde(skip)]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub tls_key: Option<PathBuf>,
+    /// CA that organisation client certificates must chain to (PEM).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Organisation registry (TOML).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organisations: Option<PathBuf>,
+    /// Largest request message accepted, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_message_bytes: Option<usize>,
+    /// Most events in one AppendEvents request.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_events_per_request: Option<usize>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Serialize)]
+struct TlsOverride {
+    tls: TlsFiles,
+}
+
+impl Config {
+    /// Builds the configuration from all layers.
+    ///
+    /// # Errors
+    /// A layer that cannot be read or a value of the wrong type, naming the key.
+    pub fn load(flags: &ConfigFlags) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = &flags.config {
+            if !file.exists() {
+                anyhow::bail!("configuration file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__")).merge(Serialized::defaults(flags));
+        if let (Some(cert), Some(key), Some(client_ca)) = (&flags.tls_cert, &flags.tls_key, &flags.tls_client_ca) {
+            let tls = TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: client_ca.clone() };
+            figment = figment.merge(Serialized::defaults(TlsOverride { tls }));
+        }
+        let config: Config = figment.extract().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if !self.insecure_dev && self.tls.is_none() {
+            anyhow::bail!(
+                "TLS is required: give --tls-cert, --tls-key and --tls-client-ca (see `gezinsdossier dev-ca`), \
+                 or run with --insecure-dev for local development"
+            );
+        }
+        if !self.insecure_dev && self.organisations.is_none() {
+            anyhow::bail!("an organisation registry is required: give --organisations FILE");
+        }
+        if self.max_events_per_request == 0 || self.max_message_bytes < 1024 {
+            anyhow::bail!("max_events_per_request must be at least 1 and max_message_bytes at least 1024");
+        }
+        Ok(())
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_environment_beats_file_beats_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "g.toml",
+                "data_dir = \"/from-file\"\nmax_events_per_request = 7\ninsecure_dev = true\nlisten = \"127.0.0.1:1\"",
+            )?;
+            jail.set_env("GEZINSDOSSIER_MAX_EVENTS_PER_REQUEST", "9");
+            jail.set_env("GEZINSDOSSIER_LISTEN", "127.0.0.1:2");
+            let flags = ConfigFlags {
+                config: Some("g.toml".into()),
+                listen: Some("127.0.0.1:3".parse().unwrap()),
+                ..ConfigFlags::default()
+            };
+            let c = Config::load(&flags).map_err(|e| e.to_string())?;
+            assert_eq!(c.data_dir, PathBuf::from("/from-file"));
+            assert_eq!(c.max_events_per_request, 9);
+            assert_eq!(c.listen.port(), 3);
+            assert!(c.insecure_dev);
+            assert_eq!(c.max_message_bytes, Config::default().max_message_bytes);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn refuses_to_start_without_tls_unless_told_to() {
+        figment::Jail::expect_with(|_| {
+            let err = Config::load(&ConfigFlags::default()).unwrap_err().to_string();
+            assert!(err.contains("TLS is required"), "{err}");
+            let dev = ConfigFlags { insecure_dev: true, ..ConfigFlags::default() };
+            assert!(Config::load(&dev).is_ok());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,149 @@
+//! The organisation registry: which client certificate belongs to which organisation.
+//!
+//! Certificates are matched by the SHA-256 fingerprint of their DER bytes, so a certificate
+//! that is valid under the CA but not registered is still refused. An organisation may list
+//! several fingerprints, which makes certificate rotation an overlap rather than an outage.
+//!
+//! ```toml
+//! [[organisation]]
+//! id = "ggz-delfland"
+//! name = "GGZ Delfland"
+//! type = "v_ggz"
+//! certificate_sha256 = ["3f1a…"]
+//! ```
+
+use gezinsdossier_ledger::actor::OrganisationType;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A registered organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organisation {
+    pub id: String,
+    pub name: String,
+    pub organisation_type: OrganisationType,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OrganisationRegistry {
+    by_id: HashMap<String, Organisation>,
+    by_fingerprint: HashMap<[u8; 32], String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read organisation registry {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("organisation registry is not valid TOML: {0}")]
+    Parse(String),
+    #[error("organisation {id:?}: {problem}")]
+    Entry { id: String, problem: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    organisation: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    id: String,
+    name: String,
+    #[serde(rename = "type")]
+    organisation_type: String,
+    #[serde(default)]
+    certificate_sha256: Vec<String>,
+}
+
+impl OrganisationRegistry {
+    /// # Errors
+    /// [`RegistryError`] when the file cannot be read or an entry is wrong.
+    pub fn load(path: &Path) -> Result<Self, RegistryError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| RegistryError::Read { path: path.display().to_string(), source })?;
+        Self::parse(&text)
+    }
+
+    /// # Errors
+    /// [`RegistryError`] for bad TOML, an unknown type, a bad or reused fingerprint, or a
+    /// repeated id.
+    pub fn parse(text: &str) -> Result<Self, RegistryError> {
+        let file: File = toml::from_str(text).map_err(|e| RegistryError::Parse(e.to_string()))?;
+        let mut registry = Self::default();
+        for entry in file.organisation {
+            let problem = |p: String| RegistryError::Entry { id: entry.id.clone(), problem: p };
+            let organisation_type = OrganisationType::parse(&entry.organisation_type)
+                .ok_or_else(|| problem(format!("unknown type {:?}", entry.organisation_type)))?;
+            if entry.id.trim().is_empty() {
+                return Err(problem("empty id".into()));
+            }
+            for fp in &entry.certificate_sha256 {
+                let bytes =
+                    parse_fingerprint(fp).ok_or_else(|| problem(format!("fingerprint {fp:?} is not 64 hex digits")))?;
+                if registry.by_fingerprint.insert(bytes, entry.id.clone()).is_some() {
+                    return Err(problem(format!("fingerprint {fp} is registered twice")));
+                }
+            }
+            let org = Organisation { id: entry.id.clone(), name: entry.name.clone(), organisation_type };
+            if registry.by_id.insert(entry.id.clone(), org).is_some() {
+                return Err(problem("id is registered twice".into()));
+            }
+        }
+        Ok(registry)
+    }
+
+    /// The organisation a client certificate (DER) belongs to.
+    pub fn by_certificate(&self, der: &[u8]) -> Option<&Organisation> {
+        self.by_fingerprint.get(&fingerprint(der)).and_then(|id| self.by_id.get(id))
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<&Organisation> {
+        self.by_id.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+/// SHA-256 of a certificate's DER bytes.
+pub fn fingerprint(der: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+fn parse_fingerprint(s: &str) -> Option<[u8; 32]> {
+    let cleaned: String = s.chars().filter(|c| *c != ':').collect();
+    hex::decode(cleaned).ok()?.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FP: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    #[test]
+    fn parses_entries_and_refuses_mistakes() {
+        let ok = format!("[[organisation]]\nid='a'\nname='A'\ntype='v_ggz'\ncertificate_sha256=['{FP}']\n");
+        let reg = OrganisationRegistry::parse(&ok).unwrap();
+        assert_eq!(reg.by_id("a").unwrap().organisation_type, OrganisationType::VGgz);
+
+        let bad_type = ok.replace("v_ggz", "bakery");
+        assert!(OrganisationRegistry::parse(&bad_type).unwrap_err().to_string().contains("unknown type"));
+        let twice = format!("{ok}{}", ok.replace("id='a'", "id='b'"));
+        assert!(OrganisationRegistry::parse(&twice).unwrap_err().to_string().contains("registered twice"));
+        let short = ok.replace(FP, "abcd");
+        assert!(OrganisationRegistry::parse(&short).is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! Assembles and runs the gRPC server: identity, services, health, reflection, limits,
+//! graceful shutdown.
+
+use crate::case_service::CaseApi;
+use crate::config::Config;
+use crate::identity::dev_ca::sample_organisations;
+use crate::identity::interceptor::IdentityMode;
+use crate::identity::{Authenticator, OrganisationRegistry};
+use crate::limits::OversizeAsResourceExhausted;
+use gezinsdossier_ledger::clock::SystemClock;
+use gezinsdossier_ledger::families::Families;
+use gezinsdossier_ledger::store::sqlite::SqliteStore;
+use gezinsdossier_proto::v1::case_service_server::CaseServiceServer;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+
+/// Runs the server on `listener` until `shutdown` resolves, then lets in-flight requests
+/// finish and every queued append commit before returning.
+///
+/// # Errors
+/// Start-up failures (store, registry, TLS files) and transport errors.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let mode = if config.insecure_dev { IdentityMode::InsecureDev } else { IdentityMode::MutualTls };
+    let registry = Arc::new(load_registry(&config)?);
+    let store = SqliteStore::open(&config.data_dir)?;
+    let families = Arc::new(Families::new(Arc::new(store.clone()), Arc::new(SystemClock)));
+    let auth = Authenticator::new(registry.clone(), mode);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<CaseServiceServer<CaseApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(gezinsdossier_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let case = CaseServiceServer::new(CaseApi::new(families, config.max_events_per_request))
+        .max_decoding_message_size(config.max_message_bytes);
+
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(crate::identity::tls::server_tls_config(tls)?)?;
+    }
+    if config.insecure_dev {
+        tracing::warn!("INSECURE DEV MODE: no TLS, organisation identity is NOT verified. Never use with real data.");
+        eprintln!("\n  !!! gezinsdossier runs in INSECURE DEV MODE: no TLS, identities are not verified !!!\n");
+    }
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, organisations = registry.len(), data_dir = %config.data_dir.display(), tls = config.tls.is_some(), "serving");
+    println!("gezinsdossier listening on {addr}");
+
+    let result = builder
+        .layer(OversizeAsResourceExhausted)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(InterceptedService::new(case, auth))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+        .await;
+    health.set_not_serving::<CaseServiceServer<CaseApi>>().await;
+    store.shutdown().await;
+    tracing::info!("stopped; every acknowledged append is committed");
+    result.map_err(Into::into)
+}
+
+fn load_registry(config: &Config) -> anyhow::Result<OrganisationRegistry> {
+    match &config.organisations {
+        Some(path) => Ok(OrganisationRegistry::load(path)?),
+        None if config.insecure_dev => {
+            let mut text = String::new();
+            for org in sample_organisations() {
+                text.push_str(&format!(
+                    "[[organisation]]\nid = {:?}\nname = {:?}\ntype = {:?}\n",
+                    org.id,
+                    org.name,
+                    org.organisation_type.as_str()
+                ));
+            }
+            Ok(OrganisationRegistry::parse(&text)?)
+        }
+        None => anyhow::bail!("an organisation registry is required"),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
