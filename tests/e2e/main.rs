@@ -1,1 +1,8 @@
-fn main() {}
+//! End-to-end tests: the real server on a loopback port, real gRPC clients, real TLS.
+//! One test binary for all of them (one link instead of many).
+
+mod support;
+
+mod case_append;
+mod durability;
+mod identity;

@@ -1,0 +1,291 @@
+//! Test support shared by every end-to-end test: a real server on a free loopback port,
+//! real gRPC clients with real certificates, and request builders.
+
+use gezinsdossier_ledger::actor::OrganisationType;
+use gezinsdossier_proto::v1::case_service_client::CaseServiceClient;
+use gezinsdossier_proto::v1::{self as pb};
+use gezinsdossier_services::config::{Config, LogFormat};
+use gezinsdossier_services::identity::dev_ca::{self, DevOrganisation, DevPki};
+use gezinsdossier_services::identity::tls::TlsFiles;
+use gezinsdossier_services::server;
+use std::path::Path;
+use std::time::Duration;
+use tempfile::TempDir;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+pub const VGGZ: &str = "ggz-delfland";
+pub const YOUTH_CARE: &str = "jeugdhulp-haaglanden";
+pub const GI: &str = "jeugdbescherming-west";
+/// Signed by the test CA but absent from the registry.
+pub const UNREGISTERED: &str = "rogue-clinic";
+
+pub fn organisations() -> Vec<DevOrganisation> {
+    let org = |id: &str, t| DevOrganisation { id: id.into(), name: id.to_uppercase(), organisation_type: t };
+    vec![
+        org(VGGZ, OrganisationType::VGgz),
+        org(YOUTH_CARE, OrganisationType::Jeugdhulpaanbieder),
+        org(GI, OrganisationType::CertifiedInstitution),
+    ]
+}
+
+/// A server running in this process on a free port, with TLS and its own data directory.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub pki: DevPki,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with the default test configuration, adjusted by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = dev_ca::generate(&dir.path().join("pki"), &organisations(), &[UNREGISTERED]).expect("dev pki");
+        let mut config = Config {
+            data_dir: dir.path().join("data"),
+            tls: Some(TlsFiles {
+                cert: pki.server_cert.clone(),
+                key: pki.server_key.clone(),
+                client_ca: pki.ca_cert.clone(),
+            }),
+            organisations: Some(pki.registry.clone()),
+            log_format: LogFormat::Pretty,
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(config, listener, async {
+            let _ = rx.await;
+        }));
+        let server = Self { addr, pki, shutdown: Some(tx), task: Some(task), _dir: dir };
+        server.wait_until_serving().await;
+        server
+    }
+
+    /// Polls gRPC health (no client certificate needed) until SERVING.
+    pub async fn wait_until_serving(&self) {
+        wait_for_health(self.endpoint(), Some(&self.pki.ca_cert)).await;
+    }
+
+    fn endpoint(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    /// A channel with `organisation`'s client certificate (or none).
+    pub async fn channel(&self, organisation: Option<&str>) -> Channel {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(&self.pki.ca_cert)))
+            .domain_name("localhost");
+        if let Some(org) = organisation {
+            let (cert, key) = self.pki.client(org);
+            tls = tls.identity(Identity::from_pem(read(&cert), read(&key)));
+        }
+        Endpoint::from_shared(self.endpoint())
+            .expect("endpoint")
+            .tls_config(tls)
+            .expect("tls")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// A CaseService client acting as `professional` with `role` at `organisation`.
+    pub async fn case_client(&self, organisation: &str, professional: &str, role: &str) -> CaseClient {
+        CaseServiceClient::with_interceptor(
+            self.channel(Some(organisation)).await,
+            Professional::new(professional, role),
+        )
+        .max_encoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Polls gRPC health until SERVING; `ca` is the server's CA for `https` endpoints.
+pub async fn wait_for_health(endpoint: String, ca: Option<&Path>) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let tls =
+        ca.map(|ca| ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca))).domain_name("localhost"));
+    for _ in 0..200 {
+        let mut ep = Endpoint::from_shared(endpoint.clone()).expect("endpoint");
+        if let Some(tls) = &tls {
+            ep = ep.tls_config(tls.clone()).expect("tls");
+        }
+        if let Ok(channel) = ep.connect().await {
+            let status = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
+            if status.is_ok_and(|s| s.into_inner().status == ServingStatus::Serving as i32) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server at {endpoint} never reported SERVING");
+}
+
+/// Adds the professional metadata an EPD asserts on every call.
+#[derive(Clone)]
+pub struct Professional {
+    id: String,
+    role: String,
+    organisation: Option<String>,
+}
+
+impl Professional {
+    pub fn new(id: &str, role: &str) -> Self {
+        Self { id: id.into(), role: role.into(), organisation: None }
+    }
+
+    /// For `--insecure-dev`: also claims an organisation in metadata.
+    pub fn claiming(mut self, organisation: &str) -> Self {
+        self.organisation = Some(organisation.into());
+        self
+    }
+}
+
+impl Interceptor for Professional {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let md = req.metadata_mut();
+        if !self.id.is_empty() {
+            md.insert("x-professional-id", self.id.parse().expect("ascii"));
+        }
+        if !self.role.is_empty() {
+            md.insert("x-professional-role", self.role.parse().expect("ascii"));
+        }
+        if let Some(org) = &self.organisation {
+            md.insert("x-organisation-id", org.parse().expect("ascii"));
+        }
+        Ok(req)
+    }
+}
+
+pub type CaseClient = CaseServiceClient<InterceptedService<Channel, Professional>>;
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// Request builders.
+pub mod build {
+    use super::pb;
+    use pb::case_event::Kind;
+
+    pub fn id() -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
+    pub fn at() -> prost_types::Timestamp {
+        prost_types::Timestamp { seconds: 1_760_000_000, nanos: 0 }
+    }
+
+    pub fn date(year: i32, month: i32, day: i32) -> pb::CalendarDate {
+        pb::CalendarDate { year, month, day }
+    }
+
+    pub fn event(subjects: &[&str], categories: &[pb::InformationCategory], kind: Kind) -> pb::CaseEvent {
+        pb::CaseEvent {
+            event_id: id(),
+            occurred_at: Some(at()),
+            subject_member_ids: subjects.iter().map(|s| s.to_string()).collect(),
+            categories: categories.iter().map(|c| *c as i32).collect(),
+            kind: Some(kind),
+        }
+    }
+
+    pub fn parent(member_id: &str) -> pb::CaseEvent {
+        event(
+            &[],
+            &[pb::InformationCategory::Identity],
+            Kind::MemberAdded(pb::MemberAdded {
+                member_id: member_id.into(),
+                role: pb::MemberRole::Parent as i32,
+                display_name: "Ouder".into(),
+                ..Default::default()
+            }),
+        )
+    }
+
+    pub fn child(member_id: &str, born: pb::CalendarDate, gezag: &[&str]) -> pb::CaseEvent {
+        event(
+            &[],
+            &[pb::InformationCategory::Identity],
+            Kind::MemberAdded(pb::MemberAdded {
+                member_id: member_id.into(),
+                role: pb::MemberRole::Child as i32,
+                display_name: "Kind".into(),
+                birth_date: Some(born),
+                gezag: Some(pb::Gezag {
+                    holder_member_ids: gezag.iter().map(|s| s.to_string()).collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        )
+    }
+
+    pub fn note(subject: &str, text: &str) -> pb::CaseEvent {
+        event(&[subject], &[pb::InformationCategory::TreatmentNotes], Kind::Note(pb::Note { text: text.into() }))
+    }
+
+    /// Registration, a mother, a father and a 13-year-old with joint gezag.
+    pub fn new_family() -> Vec<pb::CaseEvent> {
+        vec![
+            parent("mother"),
+            parent("father"),
+            child("child", date(2013, 5, 1), &["mother", "father"]),
+            event(
+                &["mother", "child"],
+                &[pb::InformationCategory::Involvement],
+                Kind::Registration(pb::Registration {
+                    referral_route: pb::ReferralRoute::Huisarts as i32,
+                    reason: "zorgen over opvoeding".into(),
+                }),
+            ),
+        ]
+    }
+
+    pub fn any() -> Option<pb::ExpectedRevision> {
+        Some(pb::ExpectedRevision { expectation: Some(pb::expected_revision::Expectation::Any(())) })
+    }
+
+    pub fn no_stream() -> Option<pb::ExpectedRevision> {
+        Some(pb::ExpectedRevision { expectation: Some(pb::expected_revision::Expectation::NoStream(())) })
+    }
+
+    pub fn exact(n: u64) -> Option<pb::ExpectedRevision> {
+        Some(pb::ExpectedRevision { expectation: Some(pb::expected_revision::Expectation::Exact(n)) })
+    }
+
+    pub fn append(
+        family: &str,
+        expected: Option<pb::ExpectedRevision>,
+        events: Vec<pb::CaseEvent>,
+    ) -> pb::AppendEventsRequest {
+        pb::AppendEventsRequest { family_id: family.into(), expected_revision: expected, events }
+    }
+}
