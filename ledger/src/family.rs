@@ -141,10 +141,10 @@ impl FamilyState {
             }
             CaseEventKind::Correction(c) => {
                 // A corrected member or gezag fact replaces the old one.
-                if let Some(replacement) = &c.replacement {
-                    if matches!(**replacement, CaseEventKind::MemberAdded(_) | CaseEventKind::GezagChanged { .. }) {
-                        self.apply_kind(replacement);
-                    }
+                if let Some(replacement) = &c.replacement
+                    && matches!(**replacement, CaseEventKind::MemberAdded(_) | CaseEventKind::GezagChanged { .. })
+                {
+                    self.apply_kind(replacement);
                 }
             }
             _ => {}

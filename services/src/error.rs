@@ -1,6 +1,7 @@
 //! Every error a handler can return, and the one exhaustive mapping to `tonic::Status`.
 //! Internals are logged here; clients get what they can act on.
 
+use crate::identity::interceptor::AuthError;
 use gezinsdossier_ledger::case::validate::ValidationError;
 use gezinsdossier_ledger::store::StoreError;
 use gezinsdossier_proto::convert::FieldError;
@@ -21,8 +22,8 @@ pub enum ServiceError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The caller's identity could not be established.
-    #[error("{0}")]
-    Unauthenticated(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// A fault in this service itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -33,7 +34,13 @@ impl From<ServiceError> for Status {
         let (code, message) = match &e {
             ServiceError::Field(_) | ServiceError::Validation(_) => (Code::InvalidArgument, e.to_string()),
             ServiceError::TooLarge { .. } => (Code::ResourceExhausted, e.to_string()),
-            ServiceError::Unauthenticated(_) => (Code::Unauthenticated, e.to_string()),
+            ServiceError::Auth(AuthError::BadMetadata { .. }) => (Code::InvalidArgument, e.to_string()),
+            ServiceError::Auth(
+                AuthError::NoClientCertificate
+                | AuthError::UnregisteredCertificate
+                | AuthError::UnknownOrganisation(_)
+                | AuthError::MissingMetadata(_),
+            ) => (Code::Unauthenticated, e.to_string()),
             ServiceError::Store(store) => store_status(store),
             ServiceError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

@@ -5,7 +5,7 @@
 //!
 //! ## Layout
 //! - [`server`]: assembles the gRPC server (services, health, reflection, limits, shutdown).
-//! - [`case_service`]: `CaseService.AppendEvents`.
+//! - [`case_service`]: the CaseService (`AppendEvents`).
 //! - [`identity`]: mTLS organisation registry, the authentication interceptor, dev CA.
 //! - [`error`]: service errors and their single mapping to gRPC status codes.
 //! - [`limits`]: oversized requests reported as RESOURCE_EXHAUSTED.

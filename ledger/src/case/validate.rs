@@ -132,13 +132,13 @@ fn check_kind(s: &Scratch<'_>, kind: &CaseEventKind, prefix: &str) -> Result<(),
         CaseEventKind::MdoHeld { participants, .. } if participants.is_empty() => {
             return fail("mdo_held.participants", "an MDO has participants".into());
         }
-        CaseEventKind::CoordinatorAssigned { coordinator, .. } => {
-            if coordinator.organisation_id.as_deref().is_none_or(|o| o.trim().is_empty()) {
-                return fail(
-                    "coordinator_assigned.coordinator.organisation_id",
-                    "the coordinator's organisation is required".into(),
-                );
-            }
+        CaseEventKind::CoordinatorAssigned { coordinator, .. }
+            if coordinator.organisation_id.as_deref().is_none_or(|o| o.trim().is_empty()) =>
+        {
+            return fail(
+                "coordinator_assigned.coordinator.organisation_id",
+                "the coordinator's organisation is required".into(),
+            );
         }
         CaseEventKind::MeasureImposed(m) => {
             match s.member(&m.child) {

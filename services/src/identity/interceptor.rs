@@ -1,6 +1,7 @@
 //! Authentication of every call to the gezinsdossier services, in one interceptor.
 
 use super::registry::OrganisationRegistry;
+use crate::error::ServiceError;
 use gezinsdossier_ledger::actor::{Actor, ProfessionalRole};
 use std::sync::Arc;
 use tonic::service::Interceptor;
@@ -14,6 +15,21 @@ pub const PROFESSIONAL_ROLE: &str = "x-professional-role";
 pub const DEV_ORGANISATION_ID: &str = "x-organisation-id";
 
 const MAX_PROFESSIONAL_ID_LEN: usize = 128;
+
+/// Why a call could not be tied to a registered organisation and professional.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no client certificate: connect with your organisation's certificate")]
+    NoClientCertificate,
+    #[error("the client certificate is not registered to any organisation")]
+    UnregisteredCertificate,
+    #[error("{DEV_ORGANISATION_ID}: organisation {0:?} is not registered")]
+    UnknownOrganisation(String),
+    #[error("missing request metadata {0}")]
+    MissingMetadata(&'static str),
+    #[error("{key}: {problem}")]
+    BadMetadata { key: &'static str, problem: String },
+}
 
 /// The authenticated caller, placed in each request's extensions for handlers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,34 +59,31 @@ impl Authenticator {
         Self { registry, mode }
     }
 
-    fn authenticate<T>(&self, request: &Request<T>) -> Result<Requester, Status> {
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<Requester, AuthError> {
         let organisation = match self.mode {
             IdentityMode::MutualTls => {
-                let certs = request.peer_certs().ok_or_else(|| {
-                    Status::unauthenticated("no client certificate: connect with your organisation's certificate")
-                })?;
-                let leaf = certs.first().ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
-                self.registry.by_certificate(leaf.as_ref()).ok_or_else(|| {
-                    Status::unauthenticated("the client certificate is not registered to any organisation")
-                })?
+                let certs = request.peer_certs().ok_or(AuthError::NoClientCertificate)?;
+                let leaf = certs.first().ok_or(AuthError::NoClientCertificate)?;
+                self.registry.by_certificate(leaf.as_ref()).ok_or(AuthError::UnregisteredCertificate)?
             }
             IdentityMode::InsecureDev => {
                 let id = metadata(request, DEV_ORGANISATION_ID)?;
                 tracing::warn!(organisation_id = id, "INSECURE DEV MODE: organisation taken from metadata, not proven");
-                self.registry.by_id(id).ok_or_else(|| {
-                    Status::unauthenticated(format!("{DEV_ORGANISATION_ID}: organisation {id:?} is not registered"))
-                })?
+                self.registry.by_id(id).ok_or_else(|| AuthError::UnknownOrganisation(id.to_owned()))?
             }
         };
         let professional_id = metadata(request, PROFESSIONAL_ID)?;
-        if professional_id.len() > MAX_PROFESSIONAL_ID_LEN || professional_id.chars().any(char::is_control) {
-            return Err(Status::invalid_argument(format!(
-                "{PROFESSIONAL_ID}: at most {MAX_PROFESSIONAL_ID_LEN} printable characters"
-            )));
+        if professional_id.len() > MAX_PROFESSIONAL_ID_LEN {
+            return Err(AuthError::BadMetadata {
+                key: PROFESSIONAL_ID,
+                problem: format!("at most {MAX_PROFESSIONAL_ID_LEN} characters"),
+            });
         }
         let role_name = metadata(request, PROFESSIONAL_ROLE)?;
-        let role = ProfessionalRole::parse(role_name)
-            .ok_or_else(|| Status::invalid_argument(format!("{PROFESSIONAL_ROLE}: unknown role {role_name:?}")))?;
+        let role = ProfessionalRole::parse(role_name).ok_or_else(|| AuthError::BadMetadata {
+            key: PROFESSIONAL_ROLE,
+            problem: format!("unknown role {role_name:?}"),
+        })?;
         Ok(Requester {
             actor: Actor {
                 organisation_id: organisation.id.clone(),
@@ -85,20 +98,17 @@ impl Authenticator {
 
 impl Interceptor for Authenticator {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let requester = self.authenticate(&request)?;
+        let requester = self.authenticate(&request).map_err(ServiceError::from)?;
         request.extensions_mut().insert(requester);
         Ok(request)
     }
 }
 
-fn metadata<'a, T>(request: &'a Request<T>, key: &str) -> Result<&'a str, Status> {
-    let value = request
-        .metadata()
-        .get(key)
-        .ok_or_else(|| Status::unauthenticated(format!("missing request metadata {key}")))?;
-    let value = value.to_str().map_err(|_| Status::invalid_argument(format!("{key}: not printable ASCII")))?;
+fn metadata<'a, T>(request: &'a Request<T>, key: &'static str) -> Result<&'a str, AuthError> {
+    let value = request.metadata().get(key).ok_or(AuthError::MissingMetadata(key))?;
+    let value = value.to_str().map_err(|_| AuthError::BadMetadata { key, problem: "not printable ASCII".into() })?;
     if value.trim().is_empty() {
-        return Err(Status::unauthenticated(format!("empty request metadata {key}")));
+        return Err(AuthError::MissingMetadata(key));
     }
     Ok(value)
 }
@@ -106,10 +116,12 @@ fn metadata<'a, T>(request: &'a Request<T>, key: &str) -> Result<&'a str, Status
 /// The requester the interceptor attached to this call.
 ///
 /// # Errors
-/// `Internal` when a service was mounted without the interceptor: a wiring fault.
-pub fn requester<T>(request: &Request<T>) -> Result<Requester, Status> {
-    request.extensions().get::<Requester>().cloned().ok_or_else(|| {
-        tracing::error!("service reached without authentication");
-        Status::internal("internal error; the incident is logged")
-    })
+/// [`ServiceError::Internal`] when a service was mounted without the interceptor: a wiring
+/// fault, never the caller's.
+pub fn requester<T>(request: &Request<T>) -> Result<Requester, ServiceError> {
+    request
+        .extensions()
+        .get::<Requester>()
+        .cloned()
+        .ok_or_else(|| ServiceError::Internal("service reached without authentication".into()))
 }
