@@ -1,1 +1,51 @@
-fn main() {}
+//! Durable append throughput and latency of the embedded SQLite store alone.
+//!
+//! `cargo bench -p gezinsdossier-ledger --bench store_append [-- --seconds 3 --repeats 3]`
+
+mod harness;
+
+use gezinsdossier_ledger::envelope::{ExpectedRevision, ProposedEvent, StreamId};
+use gezinsdossier_ledger::store::EventStore;
+use gezinsdossier_ledger::store::sqlite::SqliteStore;
+use harness::{Settings, measure, median, print_header, print_row};
+use std::sync::Arc;
+
+fn main() {
+    let settings = Settings::from_args();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        print_header("SQLite store: one ~500-byte event per append, synchronous=FULL", &settings);
+        for hot in [false, true] {
+            for appenders in [1, 8, 64, 256] {
+                let mut samples = Vec::new();
+                for _ in 0..settings.repeats {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let store = Arc::new(SqliteStore::open(dir.path()).expect("open"));
+                    let body = Arc::new(format!("{{\"note\":\"{}\"}}", harness::payload(490)).into_bytes());
+                    let s = store.clone();
+                    let sample = measure(&settings, appenders, 1, move |a, i| {
+                        let store = s.clone();
+                        let body = body.clone();
+                        async move {
+                            let stream = if hot { "family-hot".to_string() } else { format!("family-{a}-{}", i % 16) };
+                            let event = ProposedEvent {
+                                event_id: uuid::Uuid::new_v4(),
+                                event_type: "bench.note".into(),
+                                recorded_at_micros: 0,
+                                payload: body.to_vec(),
+                            };
+                            store
+                                .append(&StreamId::new(stream).expect("stream"), ExpectedRevision::Any, vec![event])
+                                .await
+                                .expect("append");
+                        }
+                    })
+                    .await;
+                    store.shutdown().await;
+                    samples.push(sample);
+                }
+                print_row(if hot { "one hot stream" } else { "distinct" }, appenders, &median(&samples));
+            }
+        }
+    });
+}

@@ -108,16 +108,21 @@ impl SqliteStore {
         lock.try_lock().map_err(|_| backend(format!("data dir {} is in use by another process", dir.display())))?;
         let path = dir.join(DB_FILE);
         let conn = Connection::open(&path).map_err(sql)?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;")
-            .map_err(sql)?;
+        // Checkpoints run on their own thread (see `checkpointer`), never in a commit.
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; \
+             PRAGMA cache_size=-16384; PRAGMA wal_autocheckpoint=0;",
+        )
+        .map_err(sql)?;
         ensure_schema(&conn)?;
         let next_position: i64 =
             conn.query_row("SELECT COALESCE(MAX(position) + 1, 0) FROM events", [], |r| r.get(0)).map_err(sql)?;
         let next_position = to_u64(next_position)?;
 
         let (head_tx, head_rx) = watch::channel(next_position);
+        let checkpoints = checkpointer(&path, head_rx.clone())?;
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
-        let writer = Writer { conn, heads: HashMap::new(), next_position, head: head_tx };
+        let writer = Writer { conn, heads: HashMap::new(), next_position, head: head_tx, _checkpoints: checkpoints };
         let max_batch = options.max_batch.max(1);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -216,6 +221,8 @@ struct Writer {
     heads: HashMap<StreamId, Option<Head>>,
     next_position: u64,
     head: watch::Sender<u64>,
+    // Dropped with the writer, which stops the checkpointer.
+    _checkpoints: std::sync::mpsc::Sender<()>,
 }
 
 impl Writer {
@@ -438,6 +445,39 @@ fn load_head(conn: &Connection, stream: &str) -> Result<Option<Head>, StoreError
         })
     })
     .transpose()
+}
+
+/// How often the checkpointer looks for new commits to copy into the database file.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Copies the WAL into the database file from a connection of its own, so that checkpoint
+/// I/O never sits inside a commit. PASSIVE checkpoints do not block the writer or readers.
+/// Stops when the returned sender is dropped.
+fn checkpointer(path: &Path, mut head: watch::Receiver<u64>) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+    let conn = Connection::open(path).map_err(sql)?;
+    conn.execute_batch("PRAGMA busy_timeout=5000;").map_err(sql)?;
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            let mut last = *head.borrow_and_update();
+            loop {
+                match stop_rx.recv_timeout(CHECKPOINT_INTERVAL) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+                let now = *head.borrow_and_update();
+                if now == last {
+                    continue;
+                }
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "wal checkpoint failed; will retry");
+                }
+                last = now;
+            }
+        })
+        .map_err(|e| backend(format!("start checkpoint thread: {e}")))?;
+    Ok(stop_tx)
 }
 
 fn ensure_schema(conn: &Connection) -> Result<(), StoreError> {
