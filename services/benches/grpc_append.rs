@@ -1,1 +1,153 @@
-fn main() {}
+//! Durable append throughput and latency through the whole service: TLS, gRPC, identity,
+//! validation, family state, the SQLite store. Client and server share this 2-core machine.
+//!
+//! `cargo bench -p gezinsdossier-services --bench grpc_append [-- --seconds 3 --repeats 3]`
+
+#[path = "../../ledger/benches/harness.rs"]
+mod harness;
+
+use gezinsdossier_ledger::actor::OrganisationType;
+use gezinsdossier_proto::v1 as pb;
+use gezinsdossier_proto::v1::case_service_client::CaseServiceClient;
+use gezinsdossier_services::config::{Config, LogFormat};
+use gezinsdossier_services::identity::dev_ca::{self, DevOrganisation};
+use gezinsdossier_services::identity::tls::TlsFiles;
+use harness::{Settings, measure, median, print_header, print_row};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+const ORG: &str = "bench-ggz";
+const MAX_CHANNELS: usize = 64;
+
+fn main() {
+    let settings = Settings::from_args();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        print_header("gRPC AppendEvents over mTLS: one ~500-byte note per request", &settings);
+        for hot in [false, true] {
+            for appenders in [1, 8, 64, 256] {
+                let mut samples = Vec::new();
+                for _ in 0..settings.repeats {
+                    samples.push(run(&settings, appenders, hot).await);
+                }
+                print_row(if hot { "one hot stream" } else { "distinct" }, appenders, &median(&samples));
+            }
+        }
+    });
+}
+
+async fn run(settings: &Settings, appenders: usize, hot: bool) -> harness::Sample {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let org = DevOrganisation { id: ORG.into(), name: "Bench".into(), organisation_type: OrganisationType::VGgz };
+    let pki = dev_ca::generate(&dir.path().join("pki"), &[org], &[]).expect("pki");
+    let config = Config {
+        data_dir: dir.path().join("data"),
+        tls: Some(TlsFiles {
+            cert: pki.server_cert.clone(),
+            key: pki.server_key.clone(),
+            client_ca: pki.ca_cert.clone(),
+        }),
+        organisations: Some(pki.registry.clone()),
+        log_format: LogFormat::Json,
+        ..Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gezinsdossier_services::server::serve(config, listener, async {
+        let _ = stopped.await;
+    }));
+
+    let (cert, key) = pki.client(ORG);
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(std::fs::read(&pki.ca_cert).expect("ca")))
+        .identity(Identity::from_pem(std::fs::read(cert).expect("cert"), std::fs::read(key).expect("key")))
+        .domain_name("localhost");
+    let mut channels: Vec<Channel> = Vec::new();
+    for _ in 0..appenders.min(MAX_CHANNELS) {
+        let endpoint = Endpoint::from_shared(format!("https://localhost:{port}"))
+            .expect("endpoint")
+            .tls_config(tls.clone())
+            .expect("tls");
+        channels.push(connect(endpoint).await);
+    }
+    let family = move |a: usize| if hot { "bench-hot".to_string() } else { format!("bench-{a}") };
+    let families = if hot { 1 } else { appenders };
+    for a in 0..families {
+        let mut client = client(channels[a % channels.len()].clone());
+        client.append_events(request(&family(a), member_added())).await.expect("create family");
+    }
+    let text = harness::payload(450);
+    let sample = measure(settings, appenders, 1, move |a, _| {
+        let mut client = client(channels[a % channels.len()].clone());
+        let request = request(&family(a), note(&text));
+        async move {
+            client.append_events(request).await.expect("append");
+        }
+    })
+    .await;
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server");
+    sample
+}
+
+async fn connect(endpoint: Endpoint) -> Channel {
+    for _ in 0..100 {
+        if let Ok(c) = endpoint.connect().await {
+            return c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("server did not come up");
+}
+
+type Client = CaseServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        Channel,
+        fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+    >,
+>;
+
+fn client(channel: Channel) -> Client {
+    CaseServiceClient::with_interceptor(channel, professional as fn(_) -> _)
+}
+
+fn professional(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    req.metadata_mut().insert("x-professional-id", "bench".parse().expect("ascii"));
+    req.metadata_mut().insert("x-professional-role", "regiebehandelaar".parse().expect("ascii"));
+    Ok(req)
+}
+
+fn request(family: &str, event: pb::CaseEvent) -> pb::AppendEventsRequest {
+    pb::AppendEventsRequest {
+        family_id: family.into(),
+        expected_revision: Some(pb::ExpectedRevision {
+            expectation: Some(pb::expected_revision::Expectation::Any(())),
+        }),
+        events: vec![event],
+    }
+}
+
+fn event(kind: pb::case_event::Kind, category: pb::InformationCategory) -> pb::CaseEvent {
+    pb::CaseEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        occurred_at: Some(prost_types::Timestamp { seconds: 1_760_000_000, nanos: 0 }),
+        subject_member_ids: vec!["m".into()],
+        categories: vec![category as i32],
+        kind: Some(kind),
+    }
+}
+
+fn member_added() -> pb::CaseEvent {
+    event(
+        pb::case_event::Kind::MemberAdded(pb::MemberAdded {
+            member_id: "m".into(),
+            role: pb::MemberRole::Parent as i32,
+            ..Default::default()
+        }),
+        pb::InformationCategory::Identity,
+    )
+}
+
+fn note(text: &str) -> pb::CaseEvent {
+    event(pb::case_event::Kind::Note(pb::Note { text: text.into() }), pb::InformationCategory::TreatmentNotes)
+}
