@@ -41,21 +41,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         family_id: family.clone(),
         expected_revision: Some(ExpectedRevision { expectation: Some(Expectation::NoStream(())) }),
         events: vec![
-            event(&[], InformationCategory::Identity, Kind::MemberAdded(MemberAdded {
-                member_id: "moeder".into(),
-                role: MemberRole::Parent as i32,
-                display_name: "Moeder".into(),
-                ..Default::default()
-            })),
-            event(&[], InformationCategory::Identity, Kind::MemberAdded(MemberAdded {
-                member_id: "kind-1".into(),
-                role: MemberRole::Child as i32,
-                display_name: "Kind".into(),
-                birth_date: Some(CalendarDate { year: 2013, month: 5, day: 1 }),
-                gezag: Some(Gezag { holder_member_ids: vec!["moeder".into()], ..Default::default() }),
-                ..Default::default()
-            })),
-            event(&["moeder"], InformationCategory::TreatmentNotes, Kind::Note(Note { text: "Intakegesprek gepland.".into() })),
+            event(
+                &[],
+                InformationCategory::Identity,
+                Kind::MemberAdded(MemberAdded {
+                    member_id: "moeder".into(),
+                    role: MemberRole::Parent as i32,
+                    display_name: "Moeder".into(),
+                    ..Default::default()
+                }),
+            ),
+            event(
+                &[],
+                InformationCategory::Identity,
+                Kind::MemberAdded(MemberAdded {
+                    member_id: "kind-1".into(),
+                    role: MemberRole::Child as i32,
+                    display_name: "Kind".into(),
+                    birth_date: Some(CalendarDate { year: 2013, month: 5, day: 1 }),
+                    gezag: Some(Gezag { holder_member_ids: vec!["moeder".into()], ..Default::default() }),
+                    ..Default::default()
+                }),
+            ),
+            event(
+                &["moeder"],
+                InformationCategory::TreatmentNotes,
+                Kind::Note(Note { text: "Intakegesprek gepland.".into() }),
+            ),
         ],
     };
     let response = client.append_events(request.clone()).await?.into_inner();

@@ -190,7 +190,8 @@ mod tests {
     fn the_example_config_in_deploy_is_valid() {
         figment::Jail::expect_with(|_| {
             let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/gezinsdossier.example.toml");
-            let c = Config::load(&ConfigFlags { config: Some(file), ..ConfigFlags::default() }).map_err(|e| e.to_string())?;
+            let c = Config::load(&ConfigFlags { config: Some(file), ..ConfigFlags::default() })
+                .map_err(|e| e.to_string())?;
             assert_eq!(c.listen.port(), 50051);
             assert!(c.tls.is_some() && c.organisations.is_some());
             Ok(())
