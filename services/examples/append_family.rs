@@ -16,18 +16,24 @@ use gezinsdossier_proto::v1::{
     MemberRole, Note, expected_revision::Expectation,
 };
 
+/// The identity an EPD asserts on every call. In `--insecure-dev` the organisation is
+/// claimed here too; under mTLS the certificate decides and `x-organisation-id` is ignored.
+// tonic's interceptor signature fixes the error type.
+#[allow(clippy::result_large_err)]
+fn dev_identity(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    let md = req.metadata_mut();
+    md.insert("x-organisation-id", tonic::metadata::MetadataValue::from_static("ggz-delfland"));
+    md.insert("x-professional-id", tonic::metadata::MetadataValue::from_static("epd-user-4711"));
+    md.insert("x-professional-role", tonic::metadata::MetadataValue::from_static("regiebehandelaar"));
+    Ok(req)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "http://127.0.0.1:50051".into());
     let mut client = CaseServiceClient::with_interceptor(
         tonic::transport::Endpoint::from_shared(addr)?.connect().await?,
-        |mut req: tonic::Request<()>| {
-            let md = req.metadata_mut();
-            md.insert("x-organisation-id", "ggz-delfland".parse().expect("ascii"));
-            md.insert("x-professional-id", "epd-user-4711".parse().expect("ascii"));
-            md.insert("x-professional-role", "regiebehandelaar".parse().expect("ascii"));
-            Ok(req)
-        },
+        dev_identity,
     );
     let family = uuid::Uuid::new_v4().to_string();
     let event = |subjects: &[&str], category: InformationCategory, kind: Kind| CaseEvent {
