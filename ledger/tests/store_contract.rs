@@ -335,11 +335,15 @@ mod sqlite_specific {
     }
 
     #[tokio::test]
-    async fn a_second_open_of_the_same_directory_is_refused() {
+    async fn a_second_open_of_the_same_directory_is_refused_until_shutdown() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = SqliteStore::open(dir.path()).unwrap();
+        let first = SqliteStore::open(dir.path()).unwrap();
         let err = SqliteStore::open(dir.path()).err().expect("second open must fail");
         assert!(err.to_string().contains("in use"), "{err}");
+        // A live subscription keeps a handle, but shutdown releases the directory anyway.
+        let _subscription = first.subscribe_all(0);
+        first.shutdown().await;
+        assert!(SqliteStore::open(dir.path()).is_ok());
     }
 
     #[tokio::test]

@@ -25,18 +25,24 @@ struct Binary(Child);
 impl Binary {
     /// Starts `gezinsdossier serve` on a free port and returns it with its address.
     fn start(data_dir: &Path) -> (Self, String) {
+        // Logs go to a file: a pipe nobody reads could fill up and stall the server.
+        let log = data_dir.with_extension("log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_gezinsdossier"))
             .args(["serve", "--insecure-dev", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("start binary");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read address");
         let addr = line.trim().rsplit(' ').next().expect("address").to_owned();
-        assert!(addr.starts_with("127.0.0.1:"), "unexpected first line {line:?}");
+        assert!(
+            addr.starts_with("127.0.0.1:"),
+            "server did not start (first line {line:?}); its log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         (Self(child), format!("http://{addr}"))
     }
 
@@ -56,8 +62,9 @@ impl Drop for Binary {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_during_concurrent_appends_loses_no_acknowledged_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut server, endpoint) = Binary::start(dir.path());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (mut server, endpoint) = Binary::start(&dir);
     crate::support::wait_for_health(endpoint.clone(), None).await;
     let channel = tonic::transport::Endpoint::from_shared(endpoint).unwrap().connect().await.unwrap();
     let client = CaseServiceClient::with_interceptor(
@@ -97,7 +104,7 @@ async fn sigkill_during_concurrent_appends_loses_no_acknowledged_event() {
     let acked = acked.lock().unwrap().clone();
 
     // Inspect the files directly, as a recovering process would.
-    let store = SqliteStore::open(dir.path()).expect("reopen after SIGKILL");
+    let store = SqliteStore::open(&dir).expect("reopen after SIGKILL");
     let mut stored: BTreeMap<usize, HashSet<String>> = BTreeMap::new();
     for f in 0..FAMILIES {
         let stream = StreamId::new(format!("family-fam-{f}")).unwrap();
@@ -118,11 +125,11 @@ async fn sigkill_during_concurrent_appends_loses_no_acknowledged_event() {
     for position in 0..total as u64 {
         assert_eq!(all.next().await.unwrap().unwrap().position, position, "global log has a gap");
     }
+    drop(all);
     store.shutdown().await;
-    drop(store);
 
     // The binary starts again on the same directory and continues the log.
-    let (_server, endpoint) = Binary::start(dir.path());
+    let (_server, endpoint) = Binary::start(&dir);
     crate::support::wait_for_health(endpoint.clone(), None).await;
     let channel = tonic::transport::Endpoint::from_shared(endpoint).unwrap().connect().await.unwrap();
     let mut client = CaseServiceClient::with_interceptor(

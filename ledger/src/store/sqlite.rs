@@ -71,8 +71,8 @@ struct Inner {
     writer: mpsc::Sender<WriterMsg>,
     readers: ReaderPool,
     head: watch::Receiver<u64>,
-    // Held for the store's lifetime: the OS lock keeps other processes out.
-    _lock: File,
+    /// The OS lock that keeps other processes out; released by [`SqliteStore::shutdown`].
+    lock: Mutex<Option<File>>,
 }
 
 enum WriterMsg {
@@ -129,16 +129,25 @@ impl SqliteStore {
             .spawn(move || writer.run(rx, max_batch))
             .map_err(|e| backend(format!("start writer thread: {e}")))?;
 
-        Ok(Self { inner: Arc::new(Inner { writer: tx, readers: ReaderPool::new(path), head: head_rx, _lock: lock }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer: tx,
+                readers: ReaderPool::new(path),
+                head: head_rx,
+                lock: Mutex::new(Some(lock)),
+            }),
+        })
     }
 
-    /// Lets every queued append commit, then stops the writer. Later appends fail with
-    /// [`StoreError::Closed`].
+    /// Lets every queued append commit, then stops the writer and releases the data
+    /// directory to other processes, even while clones of this handle live on. Later
+    /// appends fail with [`StoreError::Closed`].
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
         if self.inner.writer.send(WriterMsg::Shutdown(tx)).await.is_ok() {
             let _ = rx.await;
         }
+        self.inner.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     async fn read<T: Send + 'static>(
