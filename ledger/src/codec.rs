@@ -2,12 +2,16 @@
 //! payload is, the payload is JSON.
 
 use crate::case::CaseRecord;
+use crate::consent::ConsentRecord;
 use crate::envelope::RecordedEvent;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// Anything stored in a family stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FamilyEvent {
     Case(CaseRecord),
+    Consent(ConsentRecord),
 }
 
 /// A stored payload that this build cannot read.
@@ -21,9 +25,17 @@ pub enum DecodeError {
 
 /// The event type and payload under which a case record is stored.
 pub fn encode_case(record: &CaseRecord) -> (String, Vec<u8>) {
-    // Serialising plain data structs into a Vec cannot fail.
-    let payload = serde_json::to_vec(record).unwrap_or_default();
-    (record.event.kind.event_type().to_owned(), payload)
+    (record.event.kind.event_type().to_owned(), to_json(record))
+}
+
+/// The event type and payload under which a consent-ledger record is stored.
+pub fn encode_consent(record: &ConsentRecord) -> (String, Vec<u8>) {
+    (record.event.event_type().to_owned(), to_json(record))
+}
+
+/// Serialises plain data; our types (string-keyed maps, no floats) cannot fail to encode.
+pub fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
 }
 
 /// Reads a family-stream event.
@@ -31,21 +43,32 @@ pub fn encode_case(record: &CaseRecord) -> (String, Vec<u8>) {
 /// # Errors
 /// [`DecodeError`] for an unknown type or an unreadable payload.
 pub fn decode(event: &RecordedEvent) -> Result<FamilyEvent, DecodeError> {
-    let bad = |e: serde_json::Error| DecodeError::BadPayload {
-        event_type: event.event_type.clone(),
-        revision: event.revision,
-        detail: e.to_string(),
-    };
     if event.event_type.starts_with("case.") {
-        let record: CaseRecord = serde_json::from_slice(&event.payload).map_err(bad)?;
-        if record.event.kind.event_type() != event.event_type {
-            return Err(DecodeError::BadPayload {
-                event_type: event.event_type.clone(),
-                revision: event.revision,
-                detail: format!("payload holds a {}", record.event.kind.event_type()),
-            });
-        }
-        return Ok(FamilyEvent::Case(record));
+        return decode_as(event, |r: &CaseRecord| r.event.kind.event_type()).map(FamilyEvent::Case);
+    }
+    if event.event_type.starts_with("consent.") {
+        return decode_as(event, |r: &ConsentRecord| r.event.event_type()).map(FamilyEvent::Consent);
     }
     Err(DecodeError::UnknownType(event.event_type.clone()))
+}
+
+/// Parses the payload as `T` and checks that it is the kind its event type says.
+///
+/// # Errors
+/// [`DecodeError::BadPayload`] when it does not parse or holds another kind.
+pub fn decode_as<T: DeserializeOwned>(
+    event: &RecordedEvent,
+    type_of: fn(&T) -> &'static str,
+) -> Result<T, DecodeError> {
+    let bad = |detail: String| DecodeError::BadPayload {
+        event_type: event.event_type.clone(),
+        revision: event.revision,
+        detail,
+    };
+    let record: T = serde_json::from_slice(&event.payload).map_err(|e| bad(e.to_string()))?;
+    let holds = type_of(&record);
+    if holds != event.event_type {
+        return Err(bad(format!("payload holds a {holds}")));
+    }
+    Ok(record)
 }

@@ -1,13 +1,16 @@
 //! A family as rebuilt from its stream: who the members are, who holds gezag, which events
 //! exist. Append-time checks and (later) the dossier projection start from this state.
 
-use crate::case::{CaseEventKind, CaseRecord, Gezag, MemberAdded, MemberId, MemberRole};
+use crate::actor::Actor;
+use crate::case::{CaseEvent, CaseEventKind, CaseRecord, Gezag, MeasureKind, MemberAdded, MemberId, MemberRole};
 use crate::chain::EventHash;
 use crate::codec::{self, DecodeError, FamilyEvent};
+use crate::consent::{ConsentEvent, ConsentRecord, ConsentState, LegalBasis};
 use crate::envelope::{EventId, RecordedEvent, StreamId};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest family id accepted.
 pub const MAX_FAMILY_ID_LEN: usize = 64;
@@ -80,13 +83,50 @@ pub struct EventRef {
     pub hash: EventHash,
 }
 
+/// A case event as the dossier needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseItem {
+    pub event_id: EventId,
+    pub revision: u64,
+    pub recorded_at: DateTime<Utc>,
+    pub author: Actor,
+    pub event: CaseEvent,
+}
+
+/// A legal basis as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegalBasisState {
+    pub basis: LegalBasis,
+    pub recorded_at: DateTime<Utc>,
+    pub event_id: EventId,
+    pub event_hash: EventHash,
+}
+
+/// A child protection measure as imposed (and perhaps ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeasureState {
+    pub kind: MeasureKind,
+    pub child: MemberId,
+    pub certified_institution_id: String,
+    pub valid_from: NaiveDate,
+    pub valid_until: Option<NaiveDate>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
 /// The family state after applying its stream up to `revision`.
 #[derive(Debug, Clone, Default)]
 pub struct FamilyState {
     /// Revision of the last applied event; `None` before the first.
     pub revision: Option<u64>,
+    /// Recording time of the last applied event.
+    pub last_recorded_at: Option<DateTime<Utc>>,
     pub members: BTreeMap<MemberId, Member>,
     pub events: HashMap<EventId, EventRef>,
+    /// Case events in stream order (shared, so snapshots are cheap to clone).
+    pub items: Vec<Arc<CaseItem>>,
+    pub consents: BTreeMap<String, ConsentState>,
+    pub legal_bases: BTreeMap<String, LegalBasisState>,
+    pub measures: BTreeMap<String, MeasureState>,
 }
 
 /// An event that does not fit the state it is applied to.
@@ -108,8 +148,10 @@ impl FamilyState {
         if event.revision != expected {
             return Err(ApplyError::OutOfOrder { expected: self.revision, found: event.revision });
         }
+        let recorded_at = DateTime::from_timestamp_micros(event.recorded_at_micros).unwrap_or_default();
         match codec::decode(event)? {
-            FamilyEvent::Case(record) => self.apply_case(&record),
+            FamilyEvent::Case(record) => self.apply_case(event, recorded_at, record),
+            FamilyEvent::Consent(record) => self.apply_consent(event, recorded_at, record),
         }
         self.events.insert(
             event.event_id,
@@ -121,11 +163,92 @@ impl FamilyState {
             },
         );
         self.revision = Some(event.revision);
+        self.last_recorded_at = Some(recorded_at);
         Ok(())
     }
 
-    fn apply_case(&mut self, record: &CaseRecord) {
+    fn apply_case(&mut self, event: &RecordedEvent, recorded_at: DateTime<Utc>, record: CaseRecord) {
         self.apply_kind(&record.event.kind);
+        match &record.event.kind {
+            CaseEventKind::MeasureImposed(m) => {
+                self.measures.insert(
+                    m.measure_id.clone(),
+                    MeasureState {
+                        kind: m.measure,
+                        child: m.child.clone(),
+                        certified_institution_id: m.certified_institution_id.clone(),
+                        valid_from: m.valid_from,
+                        valid_until: m.valid_until,
+                        ended_at: None,
+                    },
+                );
+            }
+            CaseEventKind::MeasureEnded { measure_id, .. } => {
+                if let Some(m) = self.measures.get_mut(measure_id) {
+                    m.ended_at.get_or_insert(recorded_at);
+                }
+            }
+            _ => {}
+        }
+        self.items.push(Arc::new(CaseItem {
+            event_id: event.event_id,
+            revision: event.revision,
+            recorded_at,
+            author: record.author,
+            event: record.event,
+        }));
+    }
+
+    fn apply_consent(&mut self, event: &RecordedEvent, recorded_at: DateTime<Utc>, record: ConsentRecord) {
+        match record.event {
+            ConsentEvent::Granted(grant) => {
+                let agreements =
+                    grant.given_by.iter().map(|m| (m.clone(), (recorded_at, grant.method.clone()))).collect();
+                self.consents.insert(
+                    grant.consent_id.clone(),
+                    ConsentState {
+                        grant,
+                        given_at: recorded_at,
+                        event_id: event.event_id,
+                        event_hash: event.hash,
+                        agreements,
+                        refusals: Vec::new(),
+                        withdrawn: None,
+                    },
+                );
+            }
+            ConsentEvent::AgreementAdded { consent_id, given_by, method } => {
+                if let Some(c) = self.consents.get_mut(&consent_id) {
+                    c.agreements.entry(given_by).or_insert((recorded_at, method));
+                }
+            }
+            ConsentEvent::Refused { consent_id, refused_by, reason } => {
+                if let Some(c) = self.consents.get_mut(&consent_id) {
+                    c.refusals.push((refused_by, recorded_at, reason));
+                }
+            }
+            ConsentEvent::Withdrawn { consent_id, withdrawn_by, reason } => {
+                if let Some(c) = self.consents.get_mut(&consent_id) {
+                    c.withdrawn.get_or_insert((withdrawn_by, recorded_at, reason));
+                }
+            }
+            ConsentEvent::LegalBasis(basis) => {
+                self.legal_bases.insert(
+                    basis.basis_id.clone(),
+                    LegalBasisState { basis, recorded_at, event_id: event.event_id, event_hash: event.hash },
+                );
+            }
+        }
+    }
+
+    /// Whether a child protection measure is in force at `at`.
+    pub fn measure_in_force(&self, measure_id: &str, at: DateTime<Utc>) -> bool {
+        self.measures.get(measure_id).is_some_and(|m| {
+            let day = at.date_naive();
+            m.ended_at.is_none_or(|ended| at < ended)
+                && m.valid_from <= day
+                && m.valid_until.is_none_or(|until| day <= until)
+        })
     }
 
     /// The effect of one case event on members and gezag.

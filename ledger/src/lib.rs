@@ -9,6 +9,8 @@
 //! - [`store`]: the [`store::EventStore`] trait and its backends ([`store::sqlite`]).
 //! - [`case`]: the case events of a family's life (registration … case closed), their
 //!   information categories, and how they are checked against the family so far.
+//! - [`consent`]: the consent ledger, legal bases, who may consent, and the access
+//!   decision (basis or reasons).
 //! - [`family`]: the family as rebuilt from its stream (members, gezag, events by id).
 //! - [`families`]: the checked write path of family streams over a store.
 //! - [`actor`]: organisations, professionals and roles.
@@ -20,6 +22,7 @@ pub mod case;
 pub mod chain;
 pub mod clock;
 pub mod codec;
+pub mod consent;
 pub mod envelope;
 pub mod families;
 pub mod family;
