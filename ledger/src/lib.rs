@@ -11,6 +11,8 @@
 //!   information categories, and how they are checked against the family so far.
 //! - [`consent`]: the consent ledger, legal bases, who may consent, and the access
 //!   decision (basis or reasons).
+//! - [`dossier`]: one requester's view of a family, filtered per subject and category.
+//! - [`disclosure`]: the access log (disclosures, refusals, checks, investigations).
 //! - [`family`]: the family as rebuilt from its stream (members, gezag, events by id).
 //! - [`families`]: the checked write path of family streams over a store.
 //! - [`actor`]: organisations, professionals and roles.
@@ -23,6 +25,8 @@ pub mod chain;
 pub mod clock;
 pub mod codec;
 pub mod consent;
+pub mod disclosure;
+pub mod dossier;
 pub mod envelope;
 pub mod families;
 pub mod family;

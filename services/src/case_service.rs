@@ -2,7 +2,7 @@
 
 use crate::error::ServiceError;
 use crate::identity::interceptor::requester;
-use gezinsdossier_ledger::families::{CaseAppend, Families, FamilyError};
+use gezinsdossier_ledger::families::{CaseAppend, Families};
 use gezinsdossier_ledger::family::FamilyId;
 use gezinsdossier_proto::convert::{self, FieldError};
 use gezinsdossier_proto::v1::case_service_server::CaseService;
@@ -66,11 +66,7 @@ impl CaseService for CaseApi {
             .families
             .append_case_events(CaseAppend { family, expected, author: who.actor, events })
             .await
-            .map_err(|e| match e {
-                FamilyError::Validation(v) => ServiceError::Validation(v),
-                FamilyError::Store(s) => ServiceError::Store(s),
-                FamilyError::Unreadable(u) => ServiceError::Internal(u.to_string()),
-            })?;
+            .map_err(ServiceError::from)?;
         tracing::info!(revision = outcome.stream_revision, deduplicated = outcome.deduplicated, "events appended");
         Ok(Response::new(AppendEventsResponse {
             stream_revision: outcome.stream_revision,

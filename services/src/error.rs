@@ -2,7 +2,8 @@
 //! Internals are logged here; clients get what they can act on.
 
 use crate::identity::interceptor::AuthError;
-use gezinsdossier_ledger::case::validate::ValidationError;
+use gezinsdossier_ledger::consent::validate::ConsentRuleError;
+use gezinsdossier_ledger::families::FamilyError;
 use gezinsdossier_ledger::store::StoreError;
 use gezinsdossier_proto::convert::FieldError;
 use tonic::{Code, Status};
@@ -12,9 +13,12 @@ pub enum ServiceError {
     /// A request field is missing or malformed (the message names it).
     #[error("{0}")]
     Field(#[from] FieldError),
-    /// An event breaks a rule against the family as it stands.
+    /// The family's rules refused the request, or its stream failed.
+    #[error(transparent)]
+    Family(#[from] FamilyError),
+    /// The caller's role may not use this call.
     #[error("{0}")]
-    Validation(#[from] ValidationError),
+    PermissionDenied(String),
     /// The request is larger than this server accepts.
     #[error("{what}: {got} given, at most {max} per request")]
     TooLarge { what: &'static str, got: usize, max: usize },
@@ -32,7 +36,9 @@ pub enum ServiceError {
 impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Self {
         let (code, message) = match &e {
-            ServiceError::Field(_) | ServiceError::Validation(_) => (Code::InvalidArgument, e.to_string()),
+            ServiceError::Field(_) => (Code::InvalidArgument, e.to_string()),
+            ServiceError::PermissionDenied(_) => (Code::PermissionDenied, e.to_string()),
+            ServiceError::Family(family) => family_status(family),
             ServiceError::TooLarge { .. } => (Code::ResourceExhausted, e.to_string()),
             ServiceError::Auth(AuthError::BadMetadata { .. }) => (Code::InvalidArgument, e.to_string()),
             ServiceError::Auth(
@@ -48,6 +54,23 @@ impl From<ServiceError> for Status {
             }
         };
         Status::new(code, message)
+    }
+}
+
+fn family_status(e: &FamilyError) -> (Code, String) {
+    match e {
+        FamilyError::Validation(_) | FamilyError::Consent(ConsentRuleError::Invalid { .. }) => {
+            (Code::InvalidArgument, e.to_string())
+        }
+        FamilyError::Consent(ConsentRuleError::NotAllowed(_)) | FamilyError::Denied(_) => {
+            (Code::PermissionDenied, e.to_string())
+        }
+        FamilyError::UnknownFamily => (Code::NotFound, e.to_string()),
+        FamilyError::Store(store) => store_status(store),
+        FamilyError::Unreadable(detail) => {
+            tracing::error!(error = %detail, "family stream unreadable");
+            (Code::Internal, "a family stream could not be read; the incident is logged".to_owned())
+        }
     }
 }
 

@@ -1,0 +1,88 @@
+//! The access log: every disclosure, refusal, dry-run check and investigation, as events
+//! in the family's `disclosures-<family>` stream. A disclosure is committed before any data
+//! leaves; if it cannot be, nothing is shown.
+
+use crate::actor::Actor;
+use crate::case::{InformationCategory, MemberId};
+use crate::consent::{Basis, DenialReason, Purpose};
+use crate::envelope::StreamId;
+use crate::family::FamilyId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The stream that logs access to a family's data.
+pub fn stream(family: &FamilyId) -> StreamId {
+    StreamId::new(format!("disclosures-{}", family.as_str()))
+        .unwrap_or_else(|_| unreachable!("family ids are valid stream ids"))
+}
+
+/// What one request saw, pinned to the family revision and the bases used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disclosure {
+    pub requester: Actor,
+    pub purpose: Purpose,
+    pub at: DateTime<Utc>,
+    pub family_revision: Option<u64>,
+    /// Per subject, per category shown, the basis that allowed it.
+    pub shown: BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>>,
+    /// How many of the requester's own records were in the view (not a disclosure).
+    pub own_records: usize,
+    /// The reason given when break-the-glass was invoked for this request.
+    pub break_the_glass: Option<String>,
+    /// A legal basis was used: waits for a privacy officer's review.
+    pub review_required: bool,
+}
+
+/// A request that was refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub requester: Actor,
+    pub purpose: Purpose,
+    pub at: DateTime<Utc>,
+    pub family_revision: Option<u64>,
+    pub reasons: Vec<DenialReason>,
+}
+
+/// A dry run of the rules: what would happen, with nothing disclosed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessCheck {
+    pub requester: Actor,
+    pub purpose: Purpose,
+    pub at: DateTime<Utc>,
+    pub subject: MemberId,
+    pub category: InformationCategory,
+    pub granted: Option<Basis>,
+}
+
+/// A privacy officer rebuilt what a requester could see at a past time. Not a disclosure
+/// to that requester.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Investigation {
+    pub privacy_officer: Actor,
+    pub at: DateTime<Utc>,
+    pub as_of: DateTime<Utc>,
+    pub investigated: Actor,
+    pub purpose: Purpose,
+    pub family_revision: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AccessLogEvent {
+    Disclosed(Disclosure),
+    Refused(Refusal),
+    Checked(AccessCheck),
+    Investigated(Investigation),
+}
+
+impl AccessLogEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::Disclosed(_) => "access.disclosed",
+            Self::Refused(_) => "access.refused",
+            Self::Checked(_) => "access.checked",
+            Self::Investigated(_) => "access.investigated",
+        }
+    }
+}
