@@ -4,7 +4,12 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["gezinsdossier/v1/common.proto", "gezinsdossier/v1/case.proto"];
+    let files = [
+        "gezinsdossier/v1/common.proto",
+        "gezinsdossier/v1/case.proto",
+        "gezinsdossier/v1/consent.proto",
+        "gezinsdossier/v1/dossier.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }

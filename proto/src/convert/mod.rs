@@ -3,6 +3,9 @@
 //! Field paths use the `.proto` field names, relative to the message being converted
 //! (`member_added.birth_date`); the caller adds the outer prefix (`events[2].`).
 
+pub mod consent;
+pub mod outbound;
+
 use crate::v1 as pb;
 use chrono::{DateTime, NaiveDate, Utc};
 use gezinsdossier_ledger::actor::{OrganisationType, ProfessionalRole};
@@ -30,7 +33,7 @@ impl FieldError {
     }
 }
 
-type Result<T> = std::result::Result<T, FieldError>;
+pub type Result<T> = std::result::Result<T, FieldError>;
 
 /// Reads a client-chosen event id.
 ///
@@ -336,7 +339,9 @@ pub fn professional_role(raw: i32, field: &str) -> Result<ProfessionalRole> {
         .ok_or_else(|| FieldError::new(field, format!("unknown or unspecified professional role {raw}")))
 }
 
-fn timestamp(raw: Option<prost_types::Timestamp>, field: &str) -> Result<DateTime<Utc>> {
+/// # Errors
+/// When missing or out of range.
+pub fn timestamp(raw: Option<prost_types::Timestamp>, field: &str) -> Result<DateTime<Utc>> {
     let ts = raw.ok_or_else(|| FieldError::new(field, "required"))?;
     u32::try_from(ts.nanos)
         .ok()
@@ -355,7 +360,9 @@ fn date(raw: Option<pb::CalendarDate>, field: &str) -> Result<Option<NaiveDate>>
     .transpose()
 }
 
-fn required(s: String, field: &str) -> Result<String> {
+/// # Errors
+/// When empty or blank.
+pub fn required(s: String, field: &str) -> Result<String> {
     if s.trim().is_empty() { Err(FieldError::new(field, "required")) } else { Ok(s) }
 }
 
@@ -377,6 +384,61 @@ mod tests {
     }
 
     #[test]
+    fn case_events_survive_the_round_trip_through_the_wire() {
+        use gezinsdossier_ledger::case::*;
+        let d = chrono::NaiveDate::from_ymd_opt(2014, 3, 9).unwrap();
+        let kinds = vec![
+            CaseEventKind::MemberAdded(MemberAdded {
+                member_id: "k".into(),
+                role: MemberRole::Child,
+                display_name: "K".into(),
+                birth_date: Some(d),
+                expected_birth_date: None,
+                gezag: Some(Gezag { holders: ["m".to_string()].into(), guardian_organisation_id: None }),
+                contact_restricted: true,
+            }),
+            CaseEventKind::PlanAgreed(PlanAgreed {
+                plan_kind: PlanKind::Veiligheidsplan,
+                plan_id: "p".into(),
+                summary: "s".into(),
+                goals: vec!["g".into()],
+                warning_signs: vec!["w".into()],
+                actions: vec![SafetyAction { who: "a".into(), what: "b".into(), when: "c".into() }],
+            }),
+            CaseEventKind::MeasureImposed(MeasureImposed {
+                measure_id: "ots".into(),
+                measure: MeasureKind::Ots,
+                child: "k".into(),
+                certified_institution_id: "gi".into(),
+                valid_from: d,
+                valid_until: None,
+            }),
+            CaseEventKind::Correction(Correction {
+                corrects: uuid::Uuid::nil(),
+                reason: "r".into(),
+                replacement: Some(Box::new(CaseEventKind::Note { text: "t".into() })),
+            }),
+            CaseEventKind::ReferralOut {
+                to_organisation_type: OrganisationType::VGgz,
+                to_organisation_id: None,
+                reason: "r".into(),
+                warm_handover: true,
+            },
+        ];
+        for kind in kinds {
+            let event = CaseEvent {
+                occurred_at: chrono::DateTime::from_timestamp(1_700_000_000, 5).unwrap(),
+                subjects: ["k".to_string()].into(),
+                categories: [InformationCategory::Plan, InformationCategory::Identity].into(),
+                kind,
+            };
+            let id = uuid::Uuid::new_v4();
+            let wire = outbound::case_event(&id, &event);
+            assert_eq!(case_event(wire).unwrap(), (id, event));
+        }
+    }
+
+    #[test]
     fn every_wire_enum_maps_to_a_ledger_value() {
         for t in 1..=11 {
             assert!(organisation_type(t, "t").is_ok(), "{t}");
@@ -385,5 +447,14 @@ mod tests {
             assert!(professional_role(r, "r").is_ok(), "{r}");
         }
         assert!(organisation_type(0, "t").is_err());
+        for t in OrganisationType::ALL {
+            assert_eq!(organisation_type(outbound::organisation_type(t), "t").unwrap(), t);
+        }
+        for r in ProfessionalRole::ALL {
+            assert_eq!(professional_role(outbound::role(r), "r").unwrap(), r);
+        }
+        for p in gezinsdossier_ledger::consent::Purpose::ALL {
+            assert_eq!(consent::purpose(outbound::purpose(p), "p").unwrap(), p);
+        }
     }
 }
