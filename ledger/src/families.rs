@@ -59,6 +59,13 @@ pub struct DossierRequest {
     pub break_the_glass: Option<String>,
 }
 
+/// Where an access-log event was committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Logged {
+    pub event_id: EventId,
+    pub position: u64,
+}
+
 /// How long an inline break-the-glass basis stays in force.
 const BREAK_THE_GLASS_HOURS: i64 = 1;
 
@@ -230,7 +237,7 @@ impl Families {
     /// [`FamilyError::UnknownFamily`]; [`FamilyError::Denied`] (after committing a refusal)
     /// when no basis covers anything and the requester has no records of its own; a store
     /// failure, in which case nothing is returned.
-    pub async fn dossier(&self, request: DossierRequest) -> Result<(DossierView, AppendOutcome), FamilyError> {
+    pub async fn dossier(&self, request: DossierRequest) -> Result<(DossierView, Logged), FamilyError> {
         let slot = self.loaded_slot(&request.family).await?;
         let view = {
             let mut slot = slot.lock().await;
@@ -369,14 +376,16 @@ impl Families {
     }
 
     /// Commits one access-log event; nothing may be shown unless this succeeds.
-    async fn log(&self, family: &FamilyId, event: AccessLogEvent) -> Result<AppendOutcome, FamilyError> {
+    async fn log(&self, family: &FamilyId, event: AccessLogEvent) -> Result<Logged, FamilyError> {
+        let event_id = Uuid::new_v4();
         let proposed = ProposedEvent {
-            event_id: Uuid::new_v4(),
+            event_id,
             event_type: event.event_type().to_owned(),
             recorded_at_micros: self.clock.now().timestamp_micros(),
             payload: crate::codec::to_json(&event),
         };
-        Ok(self.store.append(&disclosure::stream(family), ExpectedRevision::Any, vec![proposed]).await?)
+        let outcome = self.store.append(&disclosure::stream(family), ExpectedRevision::Any, vec![proposed]).await?;
+        Ok(Logged { event_id, position: outcome.positions.first().copied().unwrap_or_default() })
     }
 
     async fn loaded_slot(&self, family: &FamilyId) -> Result<Arc<tokio::sync::Mutex<Slot>>, FamilyError> {

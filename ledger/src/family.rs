@@ -208,6 +208,7 @@ impl FamilyState {
                     grant.consent_id.clone(),
                     ConsentState {
                         grant,
+                        recorded_by: record.recorded_by,
                         given_at: recorded_at,
                         event_id: event.event_id,
                         event_hash: event.hash,

@@ -6,6 +6,8 @@
 //! ## Layout
 //! - [`server`]: assembles the gRPC server (services, health, reflection, limits, shutdown).
 //! - [`case_service`]: the CaseService (`AppendEvents`).
+//! - [`consent_service`]: the ConsentService (consents, legal bases, `CheckAccess`).
+//! - [`dossier_service`]: the DossierService (`GetDossier`, `InvestigateDossier`).
 //! - [`identity`]: mTLS organisation registry, the authentication interceptor, dev CA.
 //! - [`error`]: service errors and their single mapping to gRPC status codes.
 //! - [`limits`]: oversized requests reported as RESOURCE_EXHAUSTED.
@@ -14,6 +16,8 @@
 
 pub mod case_service;
 pub mod config;
+pub mod consent_service;
+pub mod dossier_service;
 pub mod error;
 pub mod identity;
 pub mod limits;

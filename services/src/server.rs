@@ -3,14 +3,19 @@
 
 use crate::case_service::CaseApi;
 use crate::config::Config;
+use crate::consent_service::ConsentApi;
+use crate::dossier_service::DossierApi;
 use crate::identity::dev_ca::sample_organisations;
 use crate::identity::interceptor::IdentityMode;
 use crate::identity::{Authenticator, OrganisationRegistry};
 use crate::limits::OversizeAsResourceExhausted;
-use gezinsdossier_ledger::clock::SystemClock;
+use gezinsdossier_ledger::clock::{Clock, SystemClock};
 use gezinsdossier_ledger::families::Families;
+use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
 use gezinsdossier_proto::v1::case_service_server::CaseServiceServer;
+use gezinsdossier_proto::v1::consent_service_server::ConsentServiceServer;
+use gezinsdossier_proto::v1::dossier_service_server::DossierServiceServer;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -18,8 +23,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 
-/// Runs the server on `listener` until `shutdown` resolves, then lets in-flight requests
-/// finish and every queued append commit before returning.
+/// Runs the server on the embedded store in `config.data_dir` until `shutdown` resolves,
+/// then lets in-flight requests finish and every queued append commit before returning.
 ///
 /// # Errors
 /// Start-up failures (store, registry, TLS files) and transport errors.
@@ -28,21 +33,45 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&config.data_dir)?;
+    let result = serve_on(config, Arc::new(store.clone()), listener, shutdown).await;
+    store.shutdown().await;
+    tracing::info!("stopped; every acknowledged append is committed");
+    result
+}
+
+/// Runs the server over any event store (the caller owns the store's lifetime).
+///
+/// # Errors
+/// Start-up failures (registry, TLS files) and transport errors.
+pub async fn serve_on(
+    config: Config,
+    store: Arc<dyn EventStore>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let mode = if config.insecure_dev { IdentityMode::InsecureDev } else { IdentityMode::MutualTls };
     let registry = Arc::new(load_registry(&config)?);
-    let store = SqliteStore::open(&config.data_dir)?;
-    let families = Arc::new(Families::new(Arc::new(store.clone()), Arc::new(SystemClock)));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let families = Arc::new(Families::new(store, clock.clone()));
     let auth = Authenticator::new(registry.clone(), mode);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<CaseServiceServer<CaseApi>>().await;
+    health.set_serving::<ConsentServiceServer<ConsentApi>>().await;
+    health.set_serving::<DossierServiceServer<DossierApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(gezinsdossier_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    let case = CaseServiceServer::new(CaseApi::new(families, config.max_events_per_request))
+    let case = CaseServiceServer::new(CaseApi::new(families.clone(), config.max_events_per_request))
         .max_decoding_message_size(config.max_message_bytes);
+    let consent = ConsentServiceServer::new(ConsentApi::new(families.clone(), clock))
+        .max_decoding_message_size(config.max_message_bytes);
+    let dossier = DossierServiceServer::new(DossierApi::new(families, registry.clone()))
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(usize::MAX);
 
     let mut builder = Server::builder();
     if let Some(tls) = &config.tls {
@@ -60,15 +89,17 @@ pub async fn serve(
         .layer(OversizeAsResourceExhausted)
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(InterceptedService::new(case, auth))
+        .add_service(InterceptedService::new(case, auth.clone()))
+        .add_service(InterceptedService::new(consent, auth.clone()))
+        .add_service(InterceptedService::new(dossier, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
         })
         .await;
     health.set_not_serving::<CaseServiceServer<CaseApi>>().await;
-    store.shutdown().await;
-    tracing::info!("stopped; every acknowledged append is committed");
+    health.set_not_serving::<ConsentServiceServer<ConsentApi>>().await;
+    health.set_not_serving::<DossierServiceServer<DossierApi>>().await;
     result.map_err(Into::into)
 }
 

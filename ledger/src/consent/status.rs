@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentState {
     pub grant: ConsentGranted,
+    /// The professional (and organisation) who recorded the grant.
+    pub recorded_by: crate::actor::Actor,
     /// When the grant was recorded: the day of the consent, for the age rule.
     pub given_at: DateTime<Utc>,
     pub event_id: EventId,

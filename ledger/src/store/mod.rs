@@ -4,9 +4,11 @@
 //! - [`EventStore`]: append with an expected revision, idempotent retry by event id, read a
 //!   stream, read the global log, subscribe to the global log (catch-up, then live).
 //! - [`sqlite`]: the embedded default (WAL, `synchronous=FULL`, one writer with group commit).
+//! - [`faulty`]: a fault-injecting wrapper for tests (fail before or after writing).
 //! - [`subscription`]: catch-up-then-live built on `read_all` plus a head signal, shared by
 //!   backends.
 
+pub mod faulty;
 pub mod sqlite;
 pub mod subscription;
 

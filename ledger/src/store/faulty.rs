@@ -1,0 +1,80 @@
+//! A fault-injecting wrapper around any store, for tests that must prove derived state and
+//! the log stay in step when the store fails: before writing, or after writing but
+//! reporting an error ("wrote it, but said it failed").
+
+use super::{AppendOutcome, EventStore, StoreError};
+use crate::envelope::{ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use std::sync::Mutex;
+
+/// When an injected fault strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Refuse the append; nothing is written.
+    BeforeWrite,
+    /// Write, then report a failure anyway.
+    AfterWrite,
+}
+
+/// Wraps a store; appends to streams whose name starts with a chosen prefix fail.
+pub struct FaultyStore<S> {
+    inner: S,
+    rule: Mutex<Option<(String, Fault)>>,
+}
+
+impl<S> FaultyStore<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner, rule: Mutex::new(None) }
+    }
+
+    /// Makes appends to streams starting with `prefix` fail as `fault`, until cleared.
+    pub fn fail_appends(&self, prefix: &str, fault: Fault) {
+        *self.rule.lock().unwrap_or_else(|e| e.into_inner()) = Some((prefix.to_owned(), fault));
+    }
+
+    pub fn clear(&self) {
+        *self.rule.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn fault_for(&self, stream: &StreamId) -> Option<Fault> {
+        let rule = self.rule.lock().unwrap_or_else(|e| e.into_inner());
+        rule.as_ref().filter(|(prefix, _)| stream.as_str().starts_with(prefix.as_str())).map(|(_, f)| *f)
+    }
+}
+
+#[async_trait]
+impl<S: EventStore> EventStore for FaultyStore<S> {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedRevision,
+        events: Vec<ProposedEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let injected = || StoreError::Backend("injected fault".into());
+        match self.fault_for(stream) {
+            Some(Fault::BeforeWrite) => Err(injected()),
+            Some(Fault::AfterWrite) => {
+                self.inner.append(stream, expected, events).await?;
+                Err(injected())
+            }
+            None => self.inner.append(stream, expected, events).await,
+        }
+    }
+
+    async fn read_stream(&self, stream: &StreamId, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_stream(stream, from, limit).await
+    }
+
+    async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_all(from, limit).await
+    }
+
+    async fn stream_revision(&self, stream: &StreamId) -> Result<Option<u64>, StoreError> {
+        self.inner.stream_revision(stream).await
+    }
+
+    fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
+        self.inner.subscribe_all(from)
+    }
+}

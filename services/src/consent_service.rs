@@ -1,0 +1,244 @@
+//! `ConsentService`: decode, hand to the ledger, encode. The rules live in
+//! `gezinsdossier_ledger::consent`.
+
+use crate::error::ServiceError;
+use crate::identity::interceptor::requester;
+use gezinsdossier_ledger::actor::ProfessionalRole;
+use gezinsdossier_ledger::consent::{ConsentEvent, ConsentGranted, Decision, LegalBasis, Recipient};
+use gezinsdossier_ledger::families::Families;
+use gezinsdossier_ledger::family::FamilyId;
+use gezinsdossier_ledger::store::AppendOutcome;
+use gezinsdossier_proto::convert::consent::{legal_basis_kind, method, optional_timestamp, purpose, recipients};
+use gezinsdossier_proto::convert::{self, FieldError, outbound, required};
+use gezinsdossier_proto::v1 as pb;
+use gezinsdossier_proto::v1::consent_service_server::ConsentService;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct ConsentApi {
+    families: Arc<Families>,
+    clock: Arc<dyn gezinsdossier_ledger::clock::Clock>,
+}
+
+impl ConsentApi {
+    pub fn new(families: Arc<Families>, clock: Arc<dyn gezinsdossier_ledger::clock::Clock>) -> Self {
+        Self { families, clock }
+    }
+
+    async fn record(
+        &self,
+        request_family: &str,
+        request_event_id: &str,
+        who: &crate::identity::Requester,
+        event: ConsentEvent,
+    ) -> Result<Response<pb::ConsentRecorded>, Status> {
+        let family = family_id(request_family)?;
+        let event_id = convert::event_id(request_event_id, "event_id").map_err(ServiceError::from)?;
+        let outcome = self
+            .families
+            .append_consent_event(&family, who.actor.clone(), event_id, event)
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(recorded(&outcome)))
+    }
+}
+
+pub(crate) fn family_id(raw: &str) -> Result<FamilyId, ServiceError> {
+    FamilyId::new(raw).map_err(|e| FieldError::new("family_id", e.to_string()).into())
+}
+
+fn recorded(outcome: &AppendOutcome) -> pb::ConsentRecorded {
+    pb::ConsentRecorded {
+        stream_revision: outcome.stream_revision,
+        global_position: outcome.positions.first().copied().unwrap_or_default(),
+        deduplicated: outcome.deduplicated,
+    }
+}
+
+fn categories(
+    raw: &[i32],
+) -> Result<std::collections::BTreeSet<gezinsdossier_ledger::case::InformationCategory>, ServiceError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, c)| convert::category(*c, &format!("categories[{i}]")).map_err(ServiceError::from))
+        .collect()
+}
+
+#[tonic::async_trait]
+impl ConsentService for ConsentApi {
+    #[tracing::instrument(name = "GrantConsent", skip_all)]
+    async fn grant_consent(
+        &self,
+        request: Request<pb::GrantConsentRequest>,
+    ) -> Result<Response<pb::ConsentRecorded>, Status> {
+        let who = requester(&request)?;
+        let r = request.into_inner();
+        let grant = ConsentGranted {
+            consent_id: required(r.consent_id, "consent_id").map_err(ServiceError::from)?,
+            subject: required(r.subject_member_id, "subject_member_id").map_err(ServiceError::from)?,
+            categories: categories(&r.categories)?,
+            recipients: recipients(r.recipients, "recipients").map_err(ServiceError::from)?,
+            purpose: purpose(r.purpose, "purpose").map_err(ServiceError::from)?,
+            valid_from: optional_timestamp(r.valid_from, "valid_from")
+                .map_err(ServiceError::from)?
+                .unwrap_or_else(|| self.clock.now()),
+            valid_until: optional_timestamp(r.valid_until, "valid_until").map_err(ServiceError::from)?,
+            given_by: r.given_by_member_ids.into_iter().collect(),
+            method: method(r.method, "method").map_err(ServiceError::from)?,
+            requested_reason: r.requested_reason,
+        };
+        self.record(&r.family_id, &r.event_id, &who, ConsentEvent::Granted(grant)).await
+    }
+
+    #[tracing::instrument(name = "AddAgreement", skip_all)]
+    async fn add_agreement(
+        &self,
+        request: Request<pb::AddAgreementRequest>,
+    ) -> Result<Response<pb::ConsentRecorded>, Status> {
+        let who = requester(&request)?;
+        let r = request.into_inner();
+        let event = ConsentEvent::AgreementAdded {
+            consent_id: required(r.consent_id, "consent_id").map_err(ServiceError::from)?,
+            given_by: required(r.given_by_member_id, "given_by_member_id").map_err(ServiceError::from)?,
+            method: method(r.method, "method").map_err(ServiceError::from)?,
+        };
+        self.record(&r.family_id, &r.event_id, &who, event).await
+    }
+
+    #[tracing::instrument(name = "RecordRefusal", skip_all)]
+    async fn record_refusal(
+        &self,
+        request: Request<pb::RecordRefusalRequest>,
+    ) -> Result<Response<pb::ConsentRecorded>, Status> {
+        let who = requester(&request)?;
+        let r = request.into_inner();
+        let event = ConsentEvent::Refused {
+            consent_id: required(r.consent_id, "consent_id").map_err(ServiceError::from)?,
+            refused_by: required(r.refused_by_member_id, "refused_by_member_id").map_err(ServiceError::from)?,
+            reason: r.reason,
+        };
+        self.record(&r.family_id, &r.event_id, &who, event).await
+    }
+
+    #[tracing::instrument(name = "WithdrawConsent", skip_all)]
+    async fn withdraw_consent(
+        &self,
+        request: Request<pb::WithdrawConsentRequest>,
+    ) -> Result<Response<pb::ConsentRecorded>, Status> {
+        let who = requester(&request)?;
+        let r = request.into_inner();
+        let event = ConsentEvent::Withdrawn {
+            consent_id: required(r.consent_id, "consent_id").map_err(ServiceError::from)?,
+            withdrawn_by: required(r.withdrawn_by_member_id, "withdrawn_by_member_id").map_err(ServiceError::from)?,
+            reason: r.reason,
+        };
+        self.record(&r.family_id, &r.event_id, &who, event).await
+    }
+
+    #[tracing::instrument(name = "ListConsents", skip_all)]
+    async fn list_consents(
+        &self,
+        request: Request<pb::ListConsentsRequest>,
+    ) -> Result<Response<pb::ListConsentsResponse>, Status> {
+        let who = requester(&request)?;
+        let r = request.into_inner();
+        let family = family_id(&r.family_id)?;
+        let at = optional_timestamp(r.at, "at").map_err(ServiceError::from)?.unwrap_or_else(|| self.clock.now());
+        let officer = who.actor.role == ProfessionalRole::PrivacyOfficer;
+        let consents = self
+            .families
+            .with_fresh_state(&family, |state| {
+                state
+                    .consents
+                    .values()
+                    .filter(|c| r.subject_member_id.is_empty() || c.grant.subject == r.subject_member_id)
+                    .filter(|c| {
+                        // Consents name organisations; only those involved see them.
+                        officer
+                            || c.recorded_by.organisation_id == who.actor.organisation_id
+                            || c.grant.recipients.iter().any(|rcp: &Recipient| rcp.covers(&who.actor))
+                    })
+                    .filter_map(|c| {
+                        let subject = state.members.get(&c.grant.subject)?;
+                        let status = c.status_at(subject, at);
+                        let must = match &status {
+                            gezinsdossier_ledger::consent::ConsentStatus::Incomplete { missing } => missing.clone(),
+                            gezinsdossier_ledger::consent::ConsentStatus::AgeRuleChanged { must_consent, .. } => {
+                                must_consent.clone()
+                            }
+                            _ => Default::default(),
+                        };
+                        Some(pb::ConsentSummary {
+                            consent_id: c.grant.consent_id.clone(),
+                            subject_member_id: c.grant.subject.clone(),
+                            categories: c.grant.categories.iter().map(|x| outbound::category(*x)).collect(),
+                            recipients: c.grant.recipients.iter().map(outbound::recipient).collect(),
+                            purpose: outbound::purpose(c.grant.purpose),
+                            valid_from: Some(outbound::timestamp(c.grant.valid_from)),
+                            valid_until: c.grant.valid_until.map(outbound::timestamp),
+                            agreed_member_ids: c.agreements.keys().cloned().collect(),
+                            status: status.as_str().to_owned(),
+                            explanation: status.explain(),
+                            must_consent_member_ids: must.into_iter().collect(),
+                            grant_event_id: c.event_id.to_string(),
+                        })
+                    })
+                    .collect()
+            })
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(pb::ListConsentsResponse { consents }))
+    }
+
+    #[tracing::instrument(name = "RecordLegalBasis", skip_all)]
+    async fn record_legal_basis(
+        &self,
+        request: Request<pb::RecordLegalBasisRequest>,
+    ) -> Result<Response<pb::ConsentRecorded>, Status> {
+        let who = requester(&request)?;
+        let r = request.into_inner();
+        let basis = LegalBasis {
+            basis_id: required(r.basis_id, "basis_id").map_err(ServiceError::from)?,
+            kind: legal_basis_kind(r.kind, "kind").map_err(ServiceError::from)?,
+            justification: r.justification,
+            responsible: who.actor.clone(),
+            measure_id: if r.measure_id.trim().is_empty() { None } else { Some(r.measure_id) },
+            subjects: r.subject_member_ids.into_iter().collect(),
+            categories: categories(&r.categories)?,
+            recipients: recipients(r.recipients, "recipients").map_err(ServiceError::from)?,
+            valid_from: optional_timestamp(r.valid_from, "valid_from")
+                .map_err(ServiceError::from)?
+                .unwrap_or_else(|| self.clock.now()),
+            valid_until: optional_timestamp(r.valid_until, "valid_until").map_err(ServiceError::from)?,
+        };
+        self.record(&r.family_id, &r.event_id, &who, ConsentEvent::LegalBasis(basis)).await
+    }
+
+    #[tracing::instrument(name = "CheckAccess", skip_all)]
+    async fn check_access(
+        &self,
+        request: Request<pb::CheckAccessRequest>,
+    ) -> Result<Response<pb::CheckAccessResponse>, Status> {
+        let who = requester(&request)?;
+        let r = request.into_inner();
+        let family = family_id(&r.family_id)?;
+        let subject = required(r.subject_member_id, "subject_member_id").map_err(ServiceError::from)?;
+        let category = convert::category(r.category, "category").map_err(ServiceError::from)?;
+        let purpose = purpose(r.purpose, "purpose").map_err(ServiceError::from)?;
+        let decision = self
+            .families
+            .check_access(&family, &who.actor, purpose, &subject, category)
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(match decision {
+            Decision::Granted(basis) => {
+                pb::CheckAccessResponse { granted: true, basis: Some(outbound::basis(&basis)), reasons: vec![] }
+            }
+            Decision::Denied(reasons) => pb::CheckAccessResponse {
+                granted: false,
+                basis: None,
+                reasons: reasons.iter().map(outbound::denial_reason).collect(),
+            },
+        }))
+    }
+}
