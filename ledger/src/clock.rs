@@ -7,6 +7,11 @@ use std::sync::Mutex;
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
+
+    /// Today's date (UTC).
+    fn now_date(&self) -> chrono::NaiveDate {
+        self.now().date_naive()
+    }
 }
 
 /// The wall clock.

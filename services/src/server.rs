@@ -34,25 +34,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let store = SqliteStore::open(&config.data_dir)?;
-    let result = serve_on(config, Arc::new(store.clone()), listener, shutdown).await;
+    let result = serve_on(config, Arc::new(store.clone()), Arc::new(SystemClock), listener, shutdown).await;
     store.shutdown().await;
     tracing::info!("stopped; every acknowledged append is committed");
     result
 }
 
-/// Runs the server over any event store (the caller owns the store's lifetime).
+/// Runs the server over any event store and clock (the caller owns the store's lifetime).
 ///
 /// # Errors
 /// Start-up failures (registry, TLS files) and transport errors.
 pub async fn serve_on(
     config: Config,
     store: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let mode = if config.insecure_dev { IdentityMode::InsecureDev } else { IdentityMode::MutualTls };
     let registry = Arc::new(load_registry(&config)?);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let families = Arc::new(Families::new(store, clock.clone()));
     let auth = Authenticator::new(registry.clone(), mode);
 

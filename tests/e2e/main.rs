@@ -4,5 +4,6 @@
 mod support;
 
 mod case_append;
+mod consent_dossier;
 mod durability;
 mod identity;

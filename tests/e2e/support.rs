@@ -2,13 +2,22 @@
 //! real gRPC clients with real certificates, and request builders.
 
 use gezinsdossier_ledger::actor::OrganisationType;
+use gezinsdossier_ledger::clock::{Clock, ManualClock};
+use gezinsdossier_ledger::disclosure::{self, AccessLogEvent};
+use gezinsdossier_ledger::family::FamilyId;
+use gezinsdossier_ledger::store::EventStore;
+use gezinsdossier_ledger::store::faulty::FaultyStore;
+use gezinsdossier_ledger::store::sqlite::SqliteStore;
 use gezinsdossier_proto::v1::case_service_client::CaseServiceClient;
+use gezinsdossier_proto::v1::consent_service_client::ConsentServiceClient;
+use gezinsdossier_proto::v1::dossier_service_client::DossierServiceClient;
 use gezinsdossier_proto::v1::{self as pb};
 use gezinsdossier_services::config::{Config, LogFormat};
 use gezinsdossier_services::identity::dev_ca::{self, DevOrganisation, DevPki};
 use gezinsdossier_services::identity::tls::TlsFiles;
 use gezinsdossier_services::server;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
 use tonic::service::Interceptor;
@@ -31,9 +40,13 @@ pub fn organisations() -> Vec<DevOrganisation> {
 }
 
 /// A server running in this process on a free port, with TLS and its own data directory.
+/// Its store can be told to fail, and its clock is moved by hand.
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
     pub pki: DevPki,
+    pub store: Arc<FaultyStore<SqliteStore>>,
+    pub clock: Arc<ManualClock>,
+    sqlite: SqliteStore,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: TempDir,
@@ -63,10 +76,13 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(config, listener, async {
+        let sqlite = SqliteStore::open(&config.data_dir).expect("store");
+        let store = Arc::new(FaultyStore::new(sqlite.clone()));
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let task = tokio::spawn(server::serve_on(config, store.clone(), clock.clone(), listener, async {
             let _ = rx.await;
         }));
-        let server = Self { addr, pki, shutdown: Some(tx), task: Some(task), _dir: dir };
+        let server = Self { addr, pki, store, clock, sqlite, shutdown: Some(tx), task: Some(task), _dir: dir };
         server.wait_until_serving().await;
         server
     }
@@ -115,6 +131,40 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             task.await.expect("server task").expect("server result");
         }
+        self.sqlite.shutdown().await;
+    }
+
+    /// Moves the server's clock.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.clock.set(self.clock.now() + by);
+    }
+
+    /// The decoded access-log events of a family, oldest first.
+    pub async fn access_log(&self, family: &str) -> Vec<AccessLogEvent> {
+        let family = FamilyId::new(family).expect("family id");
+        let events = self.store.read_stream(&disclosure::stream(&family), 0, 10_000).await.expect("read log");
+        events.iter().map(|e| serde_json::from_slice(&e.payload).expect("access-log payload")).collect()
+    }
+
+    /// The raw events of a family stream.
+    pub async fn family_events(&self, family: &str) -> Vec<gezinsdossier_ledger::envelope::RecordedEvent> {
+        let family = FamilyId::new(family).expect("family id");
+        self.store.read_stream(&family.stream(), 0, 100_000).await.expect("read family")
+    }
+
+    pub async fn consent_client(&self, organisation: &str, professional: &str, role: &str) -> ConsentClient {
+        ConsentServiceClient::with_interceptor(
+            self.channel(Some(organisation)).await,
+            Professional::new(professional, role),
+        )
+    }
+
+    pub async fn dossier_client(&self, organisation: &str, professional: &str, role: &str) -> DossierClient {
+        DossierServiceClient::with_interceptor(
+            self.channel(Some(organisation)).await,
+            Professional::new(professional, role),
+        )
+        .max_decoding_message_size(usize::MAX)
     }
 }
 
@@ -185,6 +235,8 @@ impl Interceptor for Professional {
 }
 
 pub type CaseClient = CaseServiceClient<InterceptedService<Channel, Professional>>;
+pub type ConsentClient = ConsentServiceClient<InterceptedService<Channel, Professional>>;
+pub type DossierClient = DossierServiceClient<InterceptedService<Channel, Professional>>;
 
 fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
