@@ -81,14 +81,22 @@ impl Builder {
     }
 }
 
+/// (author organisation, author role, subject indices, category indices)
+type ItemSpec = (usize, usize, Vec<usize>, Vec<usize>);
+/// (subject, categories, recipient organisation, purpose, mask of members agreeing,
+/// validity in days, withdrawn)
+type ConsentSpec = (usize, Vec<usize>, usize, usize, u8, Option<i64>, bool);
+/// (recipient organisation, categories, subjects)
+type BasisSpec = (usize, Vec<usize>, Vec<usize>);
+
 #[derive(Debug, Clone)]
 struct Scenario {
     parents: usize,
     child_ages_days: Vec<i64>,
     gezag_mask: Vec<u8>,
-    items: Vec<(usize, usize, Vec<usize>, Vec<usize>)>,
-    consents: Vec<(usize, Vec<usize>, usize, usize, u8, Option<i64>, bool)>,
-    bases: Vec<(usize, Vec<usize>, Vec<usize>)>,
+    items: Vec<ItemSpec>,
+    consents: Vec<ConsentSpec>,
+    bases: Vec<BasisSpec>,
     requester: (usize, usize),
     purpose: usize,
     days_later: i64,
