@@ -20,12 +20,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Why one item is in the view.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shown {
     /// The requester's own organisation wrote it.
     OwnRecord,
-    /// Disclosed under these bases, one per (subject, category) it carries.
-    Disclosed(BTreeMap<(MemberId, InformationCategory), Basis>),
+    /// Disclosed: every (subject, category) it carries has its basis in
+    /// [`DossierView::disclosed`].
+    Disclosed,
 }
 
 #[derive(Debug, Clone)]
@@ -76,32 +77,53 @@ impl DossierView {
     }
 }
 
-/// Precomputed decisions for every (subject, category) of a family, for one requester.
+/// Precomputed decisions for every (subject, category) of a family, for one requester:
+/// the rules run once per pair, not once per item.
 pub struct Grants {
-    granted: HashMap<(MemberId, InformationCategory), Basis>,
+    /// Per subject, indexed by the category's place in [`InformationCategory::ALL`].
+    granted: HashMap<MemberId, [Option<Basis>; InformationCategory::ALL.len()]>,
+    any: bool,
 }
 
 impl Grants {
     pub fn compute(family: &FamilyState, requester: &Actor, purpose: Purpose, at: DateTime<Utc>) -> Self {
-        let mut granted = HashMap::new();
+        let mut granted = HashMap::with_capacity(family.members.len());
+        let mut any = false;
         for subject in family.members.keys() {
-            for category in InformationCategory::ALL {
+            let row = InformationCategory::ALL.map(|category| {
                 let query = AccessQuery { requester, purpose, subject, category, at };
-                if let Decision::Granted(basis) = decide(family, query) {
-                    granted.insert((subject.clone(), category), basis);
+                match decide(family, query) {
+                    Decision::Granted(basis) => {
+                        any = true;
+                        Some(basis)
+                    }
+                    Decision::Denied(_) => None,
                 }
-            }
+            });
+            granted.insert(subject.clone(), row);
         }
-        Self { granted }
+        Self { granted, any }
     }
 
     pub fn get(&self, subject: &str, category: InformationCategory) -> Option<&Basis> {
-        // A tuple key of borrowed parts would need a custom Borrow; members are few.
-        self.granted.get(&(subject.to_owned(), category))
+        self.granted.get(subject).and_then(|row| row[category as usize].as_ref())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.granted.is_empty()
+        !self.any
+    }
+}
+
+/// Notes that `category` of `subject` was shown, under its granted basis (once per pair).
+fn record_disclosure(
+    disclosed: &mut BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>>,
+    grants: &Grants,
+    subject: &str,
+    category: InformationCategory,
+) {
+    let seen = disclosed.get(subject).is_some_and(|c| c.contains_key(&category));
+    if !seen && let Some(basis) = grants.get(subject, category) {
+        disclosed.entry(subject.to_owned()).or_default().insert(category, basis.clone());
     }
 }
 
@@ -119,31 +141,23 @@ pub fn build(family: &FamilyState, requester: &Actor, purpose: Purpose, at: Date
         let shown = if own {
             Shown::OwnRecord
         } else {
-            let mut bases = BTreeMap::new();
-            let covered = item.event.subjects.iter().all(|s| {
-                item.event.categories.iter().all(|c| match grants.get(s, *c) {
-                    Some(b) => {
-                        bases.insert((s.clone(), *c), b.clone());
-                        true
-                    }
-                    None => false,
-                })
-            });
+            let covered =
+                item.event.subjects.iter().all(|s| item.event.categories.iter().all(|c| grants.get(s, *c).is_some()));
             if !covered {
                 continue;
             }
-            for ((s, c), b) in &bases {
-                disclosed.entry(s.clone()).or_default().insert(*c, b.clone());
+            for s in &item.event.subjects {
+                for c in &item.event.categories {
+                    record_disclosure(&mut disclosed, &grants, s, *c);
+                }
             }
-            Shown::Disclosed(bases)
+            Shown::Disclosed
         };
         let show_author =
             own || item.event.subjects.iter().all(|s| grants.get(s, InformationCategory::Involvement).is_some());
         if show_author && !own {
             for s in &item.event.subjects {
-                if let Some(b) = grants.get(s, InformationCategory::Involvement) {
-                    disclosed.entry(s.clone()).or_default().insert(InformationCategory::Involvement, b.clone());
-                }
+                record_disclosure(&mut disclosed, &grants, s, InformationCategory::Involvement);
             }
         }
         if let CaseEventKind::Correction(c) = &item.event.kind

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 /// What kind of information an event carries. Consent is given per category.
+/// The discriminants are the positions in [`InformationCategory::ALL`].
+#[repr(usize)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InformationCategory {
@@ -40,4 +42,16 @@ impl InformationCategory {
         Self::DomesticViolence,
         Self::SocialContext,
     ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InformationCategory;
+
+    #[test]
+    fn discriminants_are_positions_in_all() {
+        for (i, c) in InformationCategory::ALL.into_iter().enumerate() {
+            assert_eq!(c as usize, i);
+        }
+    }
 }

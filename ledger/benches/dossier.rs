@@ -1,0 +1,182 @@
+//! Dossier rebuild plus the durable disclosure commit, for a family of 10,000 events and 50
+//! consents, on the SQLite store. Also: the first request after a restart (the family is
+//! loaded lazily, so start-up itself does no replay).
+//!
+//! `cargo bench -p gezinsdossier-ledger --bench dossier [-- --requests 500]`
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use gezinsdossier_ledger::actor::{Actor, OrganisationType, ProfessionalRole};
+use gezinsdossier_ledger::case::*;
+use gezinsdossier_ledger::clock::{Clock, ManualClock};
+use gezinsdossier_ledger::consent::*;
+use gezinsdossier_ledger::envelope::ExpectedRevision;
+use gezinsdossier_ledger::families::{CaseAppend, DossierRequest, Families};
+use gezinsdossier_ledger::family::FamilyId;
+use gezinsdossier_ledger::store::sqlite::SqliteStore;
+use std::sync::Arc;
+use std::time::Instant;
+
+const EVENTS: usize = 10_000;
+const CONSENTS: usize = 50;
+
+fn actor(org: &str, t: OrganisationType, role: ProfessionalRole) -> Actor {
+    Actor { organisation_id: org.into(), organisation_type: t, professional_id: "p".into(), role }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let requests: usize = args
+        .iter()
+        .position(|a| a == "--requests")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async move {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let start: DateTime<Utc> = DateTime::from_timestamp(1_790_000_000, 0).expect("time");
+        let clock = Arc::new(ManualClock::new(start));
+        let family = FamilyId::new("bench").expect("id");
+        let youth = actor("youth", OrganisationType::Jeugdhulpaanbieder, ProfessionalRole::Casusregisseur);
+        let vggz = actor("vggz", OrganisationType::VGgz, ProfessionalRole::Psychiater);
+        let gi = actor("gi", OrganisationType::CertifiedInstitution, ProfessionalRole::Gezinsvoogd);
+        let members = ["ma", "pa", "kid1", "kid2"];
+        {
+            let store = SqliteStore::open(dir.path()).expect("open");
+            let families = Families::new(Arc::new(store.clone()), clock.clone());
+            let member = |id: &str, role, born: Option<NaiveDate>| {
+                (
+                    uuid::Uuid::new_v4(),
+                    CaseEvent {
+                        occurred_at: start,
+                        subjects: [id.to_string()].into(),
+                        categories: [InformationCategory::Identity].into(),
+                        kind: CaseEventKind::MemberAdded(MemberAdded {
+                            member_id: id.into(),
+                            role,
+                            display_name: id.into(),
+                            birth_date: born,
+                            expected_birth_date: None,
+                            gezag: born.map(|_| Gezag {
+                                holders: ["ma".into(), "pa".into()].into(),
+                                guardian_organisation_id: None,
+                            }),
+                            contact_restricted: false,
+                        }),
+                    },
+                )
+            };
+            families
+                .append_case_events(CaseAppend {
+                    family: family.clone(),
+                    expected: ExpectedRevision::NoStream,
+                    author: youth.clone(),
+                    events: vec![
+                        member("ma", MemberRole::Parent, None),
+                        member("pa", MemberRole::Parent, None),
+                        member("kid1", MemberRole::Child, NaiveDate::from_ymd_opt(2018, 3, 1)),
+                        member("kid2", MemberRole::Child, NaiveDate::from_ymd_opt(2020, 7, 9)),
+                    ],
+                })
+                .await
+                .expect("members");
+            let text = "Gesprek met het gezin over de afspraken uit het gezinsplan. ".repeat(4);
+            for batch in 0..(EVENTS - 4) / 100 {
+                let events = (0..100)
+                    .map(|i| {
+                        let n = batch * 100 + i;
+                        let category = [
+                            InformationCategory::Plan,
+                            InformationCategory::TreatmentNotes,
+                            InformationCategory::SocialContext,
+                        ][n % 3];
+                        (
+                            uuid::Uuid::new_v4(),
+                            CaseEvent {
+                                occurred_at: start,
+                                subjects: [members[n % 4].to_string()].into(),
+                                categories: [category].into(),
+                                kind: CaseEventKind::Note { text: text.clone() },
+                            },
+                        )
+                    })
+                    .collect();
+                let author = if batch % 2 == 0 { youth.clone() } else { vggz.clone() };
+                families
+                    .append_case_events(CaseAppend {
+                        family: family.clone(),
+                        expected: ExpectedRevision::Any,
+                        author,
+                        events,
+                    })
+                    .await
+                    .expect("notes");
+            }
+            for c in 0..CONSENTS {
+                let subject = members[c % 4];
+                let given_by = if subject.starts_with("kid") {
+                    ["ma", "pa"].map(String::from).into()
+                } else {
+                    [subject.to_string()].into()
+                };
+                let grant = ConsentGranted {
+                    consent_id: format!("c{c}"),
+                    subject: subject.into(),
+                    categories: [InformationCategory::Plan, InformationCategory::SocialContext].into(),
+                    recipients: vec![Recipient::Organisation {
+                        organisation_id: if c % 5 == 0 { "gi".into() } else { "other".into() },
+                    }],
+                    purpose: Purpose::Care,
+                    valid_from: start,
+                    valid_until: Some(start + Duration::days(365)),
+                    given_by,
+                    method: ConsentMethod::SignedForm { document_reference: "f".into() },
+                    requested_reason: "r".into(),
+                };
+                families
+                    .append_consent_event(&family, gi.clone(), uuid::Uuid::new_v4(), ConsentEvent::Granted(grant))
+                    .await
+                    .expect("consent");
+            }
+            store.shutdown().await;
+        }
+
+        // Restart: opening the store does no replay; the first request loads the family.
+        let t = Instant::now();
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let open_ms = t.elapsed().as_secs_f64() * 1e3;
+        let families = Families::new(Arc::new(store.clone()), clock.clone());
+        let request = DossierRequest {
+            family: family.clone(),
+            requester: gi.clone(),
+            purpose: Purpose::Care,
+            break_the_glass: None,
+        };
+        let t = Instant::now();
+        let (view, _) = families.dossier(request.clone()).await.expect("first dossier");
+        let first_ms = t.elapsed().as_secs_f64() * 1e3;
+
+        let mut latencies = Vec::with_capacity(requests);
+        for _ in 0..requests {
+            clock.set(clock.now() + Duration::seconds(1));
+            let t = Instant::now();
+            let (v, _) = families.dossier(request.clone()).await.expect("dossier");
+            latencies.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(v.timeline.len(), view.timeline.len());
+        }
+        latencies.sort_by(f64::total_cmp);
+        let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "\n### Dossier: {EVENTS} events, {CONSENTS} consents, SQLite, disclosure committed (synchronous=FULL)\n"
+        );
+        println!("visible items per view: {}", view.timeline.len());
+        println!("store open after restart: {open_ms:.1} ms; first dossier (loads the family): {first_ms:.1} ms");
+        println!(
+            "{requests} sequential requests: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            pct(0.5),
+            pct(0.99),
+            pct(1.0)
+        );
+        store.shutdown().await;
+    });
+}
