@@ -406,7 +406,7 @@ async fn the_cached_state_equals_a_full_rebuild_from_the_store() {
     }
     let full = dossier::build(&rebuilt, &gi, Purpose::Care, clock.now());
     let ids = |v: &dossier::DossierView| {
-        v.timeline.iter().map(|i| (i.item.event_id, i.shown.clone(), i.show_author)).collect::<Vec<_>>()
+        v.timeline.iter().map(|i| (i.item.event_id, i.shown, i.show_author)).collect::<Vec<_>>()
     };
     assert!(!cached.timeline.is_empty());
     assert_eq!(ids(&cached), ids(&full));
