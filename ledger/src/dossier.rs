@@ -12,7 +12,7 @@
 
 use crate::actor::Actor;
 use crate::case::{CaseEventKind, InformationCategory, MemberId, Participant, PlanKind};
-use crate::consent::{AccessQuery, Basis, Decision, Purpose, decide};
+use crate::consent::{AccessQuery, Basis, ConsentStatus, Decision, DenialReason, Purpose, decide};
 use crate::envelope::EventId;
 use crate::family::{CaseItem, FamilyState, Member};
 use chrono::{DateTime, Utc};
@@ -63,6 +63,9 @@ pub struct DossierView {
     pub disclosed: BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>>,
     /// Whether any basis, consent or legal, covers anything at all for this requester.
     pub any_basis: bool,
+    /// Consents meant for this requester and purpose that grant nothing now, and why: for
+    /// example a child turned 12 or 16 and others must consent now.
+    pub notices: Vec<DenialReason>,
 }
 
 impl DossierView {
@@ -112,6 +115,29 @@ impl Grants {
     pub fn is_empty(&self) -> bool {
         !self.any
     }
+}
+
+/// Consents addressed to this requester and purpose that are not in force, explained.
+fn notices(family: &FamilyState, requester: &Actor, purpose: Purpose, at: DateTime<Utc>) -> Vec<DenialReason> {
+    family
+        .consents
+        .values()
+        .filter(|c| c.grant.purpose == purpose && c.grant.recipients.iter().any(|r| r.covers(requester)))
+        .filter_map(|c| {
+            let status = c.status_at(family.members.get(&c.grant.subject)?, at);
+            let must_consent = match &status {
+                ConsentStatus::Active => return None,
+                ConsentStatus::Incomplete { missing } => missing.clone(),
+                ConsentStatus::AgeRuleChanged { must_consent, .. } => must_consent.clone(),
+                _ => BTreeSet::new(),
+            };
+            Some(DenialReason {
+                consent_id: Some(c.grant.consent_id.clone()),
+                explanation: format!("consent {}: {}", c.grant.consent_id, status.explain()),
+                must_consent,
+            })
+        })
+        .collect()
 }
 
 /// Notes that `category` of `subject` was shown, under its granted basis (once per pair).
@@ -200,6 +226,7 @@ pub fn build(family: &FamilyState, requester: &Actor, purpose: Purpose, at: Date
         }
     }
     DossierView {
+        notices: notices(family, requester, purpose, at),
         family_revision: family.revision,
         members: members.into_values().collect(),
         plans: plans.into_values().collect(),

@@ -260,13 +260,18 @@ impl Families {
                 purpose: request.purpose,
                 at,
                 family_revision: view.family_revision,
-                reasons: vec![DenialReason {
-                    consent_id: None,
-                    explanation: "no consent or legal basis in force covers any data of this family for this \
-                                  organisation, role and purpose"
-                        .into(),
-                    must_consent: Default::default(),
-                }],
+                reasons: view
+                    .notices
+                    .iter()
+                    .cloned()
+                    .chain(std::iter::once(DenialReason {
+                        consent_id: None,
+                        explanation: "no consent or legal basis in force covers any data of this family for this \
+                                      organisation, role and purpose"
+                            .into(),
+                        must_consent: Default::default(),
+                    }))
+                    .collect(),
             };
             self.log(&request.family, AccessLogEvent::Refused(refusal.clone())).await?;
             return Err(FamilyError::Denied(refusal.reasons));

@@ -142,5 +142,6 @@ fn dossier(family_id: &str, view: &DossierView, disclosure_event_id: String) -> 
             })
             .collect(),
         review_required: view.needs_review(),
+        notices: view.notices.iter().map(outbound::denial_reason).collect(),
     }
 }

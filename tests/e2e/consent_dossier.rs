@@ -269,6 +269,13 @@ async fn when_the_child_turns_16_the_parents_earlier_consent_stops_working() {
     let reason = answer.reasons.iter().find(|r| r.consent_id == "c-young").expect("reason about c-young");
     assert!(reason.explanation.contains("young_person_16_plus"), "{reason:?}");
     assert_eq!(reason.must_consent_member_ids, vec!["young"]);
+    let refused = dossier.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().contains("young_person_16_plus rule applies now: young must consent"),
+        "{}",
+        refused.message()
+    );
     assert_eq!(
         dossier.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap_err().code(),
         Code::PermissionDenied
@@ -282,7 +289,11 @@ async fn when_the_child_turns_16_the_parents_earlier_consent_stops_working() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().starts_with("given_by_member_ids:"), "{}", err.message());
     consent.grant_consent(grant("c-own", "young", &[C::Plan], GI, pb::Purpose::Care, &["young"])).await.unwrap();
-    assert!(dossier.get_dossier(dossier_request(pb::Purpose::Care)).await.is_ok());
+    let d = dossier.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner();
+    assert_eq!(texts(&d), vec!["Toekomstplan"]);
+    // The dossier itself says the parents' consent stopped working and why.
+    let notice = d.notices.iter().find(|n| n.consent_id == "c-young").expect("a notice about c-young");
+    assert_eq!(notice.must_consent_member_ids, vec!["young"]);
     server.stop().await;
 }
 
