@@ -44,27 +44,16 @@ fn main() {
         {
             let store = SqliteStore::open(dir.path()).expect("open");
             let families = Families::new(Arc::new(store.clone()), clock.clone());
-            let member = |id: &str, role, born: Option<NaiveDate>| {
-                (
-                    uuid::Uuid::new_v4(),
-                    CaseEvent {
-                        occurred_at: start,
-                        subjects: [id.to_string()].into(),
-                        categories: [InformationCategory::Identity].into(),
-                        kind: CaseEventKind::MemberAdded(MemberAdded {
-                            member_id: id.into(),
-                            role,
-                            display_name: id.into(),
-                            birth_date: born,
-                            expected_birth_date: None,
-                            gezag: born.map(|_| Gezag {
-                                holders: ["ma".into(), "pa".into()].into(),
-                                guardian_organisation_id: None,
-                            }),
-                            contact_restricted: false,
-                        }),
-                    },
-                )
+            let parents = || ["ma".to_string(), "pa".to_string()];
+            let member = |added: MemberAdded| {
+                let subjects = [added.member_id.clone()].into();
+                let event = CaseEvent {
+                    occurred_at: start,
+                    subjects,
+                    categories: [InformationCategory::Identity].into(),
+                    kind: CaseEventKind::MemberAdded(added),
+                };
+                (uuid::Uuid::new_v4(), event)
             };
             families
                 .append_case_events(CaseAppend {
@@ -72,10 +61,18 @@ fn main() {
                     expected: ExpectedRevision::NoStream,
                     author: youth.clone(),
                     events: vec![
-                        member("ma", MemberRole::Parent, None),
-                        member("pa", MemberRole::Parent, None),
-                        member("kid1", MemberRole::Child, NaiveDate::from_ymd_opt(2018, 3, 1)),
-                        member("kid2", MemberRole::Child, NaiveDate::from_ymd_opt(2020, 7, 9)),
+                        member(MemberAdded::adult("ma", MemberRole::Parent)),
+                        member(MemberAdded::adult("pa", MemberRole::Parent)),
+                        member(MemberAdded::child(
+                            "kid1",
+                            NaiveDate::from_ymd_opt(2018, 3, 1).expect("date"),
+                            parents(),
+                        )),
+                        member(MemberAdded::child(
+                            "kid2",
+                            NaiveDate::from_ymd_opt(2020, 7, 9).expect("date"),
+                            parents(),
+                        )),
                     ],
                 })
                 .await

@@ -159,36 +159,19 @@ fn build_family(s: &Scenario) -> FamilyState {
             author.clone(),
             std::slice::from_ref(&id),
             [InformationCategory::Identity].into(),
-            CaseEventKind::MemberAdded(MemberAdded {
-                member_id: id.clone(),
-                role: MemberRole::Parent,
-                display_name: String::new(),
-                birth_date: None,
-                expected_birth_date: None,
-                gezag: None,
-                contact_restricted: false,
-            }),
+            CaseEventKind::MemberAdded(MemberAdded::adult(&id, MemberRole::Parent)),
         );
         members.push(id);
     }
     for (i, age_days) in s.child_ages_days.iter().enumerate() {
         let id = format!("child{i}");
-        let holders =
-            (0..s.parents).filter(|p| s.gezag_mask[i] & (1 << p) != 0).map(|p| format!("parent{p}")).collect();
+        let holders = (0..s.parents).filter(|p| s.gezag_mask[i] & (1 << p) != 0).map(|p| format!("parent{p}"));
         let born: NaiveDate = (now() - Duration::days(*age_days)).date_naive();
         b.case(
             author.clone(),
             std::slice::from_ref(&id),
             [InformationCategory::Identity].into(),
-            CaseEventKind::MemberAdded(MemberAdded {
-                member_id: id.clone(),
-                role: MemberRole::Child,
-                display_name: String::new(),
-                birth_date: Some(born),
-                expected_birth_date: None,
-                gezag: Some(Gezag { holders, guardian_organisation_id: None }),
-                contact_restricted: false,
-            }),
+            CaseEventKind::MemberAdded(MemberAdded::child(&id, born, holders)),
         );
         members.push(id);
     }
@@ -311,27 +294,15 @@ async fn the_cached_state_equals_a_full_rebuild_from_the_store() {
     let family = FamilyId::new("cache").unwrap();
     let youth = actor(1, 1);
     let gi = actor(2, 2);
-    let member = |id: &str, role, born: Option<NaiveDate>, holders: &[&str]| {
-        (
-            uuid::Uuid::new_v4(),
-            CaseEvent {
-                occurred_at: now(),
-                subjects: [id.to_string()].into(),
-                categories: [InformationCategory::Identity].into(),
-                kind: CaseEventKind::MemberAdded(MemberAdded {
-                    member_id: id.into(),
-                    role,
-                    display_name: id.into(),
-                    birth_date: born,
-                    expected_birth_date: None,
-                    gezag: born.map(|_| Gezag {
-                        holders: holders.iter().map(|h| h.to_string()).collect(),
-                        guardian_organisation_id: None,
-                    }),
-                    contact_restricted: false,
-                }),
-            },
-        )
+    let member = |added: MemberAdded| {
+        let subjects = [added.member_id.clone()].into();
+        let event = CaseEvent {
+            occurred_at: now(),
+            subjects,
+            categories: [InformationCategory::Identity].into(),
+            kind: CaseEventKind::MemberAdded(added),
+        };
+        (uuid::Uuid::new_v4(), event)
     };
     let note = |subject: &str, cat| {
         (
@@ -350,8 +321,8 @@ async fn the_cached_state_equals_a_full_rebuild_from_the_store() {
             expected: ExpectedRevision::NoStream,
             author: youth.clone(),
             events: vec![
-                member("ma", MemberRole::Parent, None, &[]),
-                member("kid", MemberRole::Child, NaiveDate::from_ymd_opt(2019, 4, 1), &["ma"]),
+                member(MemberAdded::adult("ma", MemberRole::Parent)),
+                member(MemberAdded::child("kid", NaiveDate::from_ymd_opt(2019, 4, 1).unwrap(), ["ma".to_string()])),
             ],
         })
         .await

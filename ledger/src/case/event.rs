@@ -151,6 +151,30 @@ pub struct MemberAdded {
     pub contact_restricted: bool,
 }
 
+impl MemberAdded {
+    /// A parent or carer with nothing else recorded.
+    pub fn adult(member_id: &str, role: MemberRole) -> Self {
+        Self {
+            member_id: member_id.to_owned(),
+            role,
+            display_name: String::new(),
+            birth_date: None,
+            expected_birth_date: None,
+            gezag: None,
+            contact_restricted: false,
+        }
+    }
+
+    /// A child born on `born`, with gezag held by `holders`.
+    pub fn child(member_id: &str, born: NaiveDate, holders: impl IntoIterator<Item = MemberId>) -> Self {
+        Self {
+            birth_date: Some(born),
+            gezag: Some(Gezag { holders: holders.into_iter().collect(), guardian_organisation_id: None }),
+            ..Self::adult(member_id, MemberRole::Child)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberRole {
