@@ -4,11 +4,14 @@
 //! - [`EventStore`]: append with an expected revision, idempotent retry by event id, read a
 //!   stream, read the global log, subscribe to the global log (catch-up, then live).
 //! - [`sqlite`]: the embedded default (WAL, `synchronous=FULL`, one writer with group commit).
+//! - [`postgres`]: PostgreSQL for several replicas (gapless commit-ordered log under a
+//!   row lock, group commit, versioned migrations).
 //! - [`faulty`]: a fault-injecting wrapper for tests (fail before or after writing).
 //! - [`subscription`]: catch-up-then-live built on `read_all` plus a head signal, shared by
 //!   backends.
 
 pub mod faulty;
+pub mod postgres;
 pub mod sqlite;
 pub mod subscription;
 

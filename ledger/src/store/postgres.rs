@@ -1,0 +1,529 @@
+//! The PostgreSQL store, for several stateless replicas over one shared database.
+//!
+//! **Gapless, commit-ordered log.** Positions come from a single-row `log_head` table that
+//! every appending transaction locks (`SELECT … FOR UPDATE`) and advances before it
+//! commits. The lock is held until commit, so no transaction can take position p+1 before
+//! the one holding p has committed or rolled back (a rollback undoes its advance too). A
+//! reader following `position > n` therefore never sees a later event before an earlier
+//! one: the "late commit skipped by the follower" bug of sequence-based logs cannot occur.
+//!
+//! **Group commit.** Each replica runs one writer task that drains its queued appends into
+//! one transaction, so one `log_head` lock and one WAL flush serve many appends. Commits use
+//! `synchronous_commit = on`: acknowledged means flushed.
+//!
+//! **Migrations** are versioned and run at open under a transaction-scoped advisory lock,
+//! so replicas starting together apply each migration once.
+//!
+//! **Live subscriptions** learn of this replica's commits at once and of other replicas'
+//! commits by polling `log_head` (a cheap single-row read).
+
+use super::{AppendOutcome, EventStore, StoreError, check_batch, resolve_retry, revision_matches, subscription};
+use crate::chain::{EventHash, hash_event};
+use crate::envelope::{CanonicalFields, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures::stream::BoxStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+
+/// Every migration, in order; the index + 1 is the schema version it brings.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE log_head (
+    id            BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id),
+    next_position BIGINT  NOT NULL
+);
+INSERT INTO log_head (id, next_position) VALUES (TRUE, 0);
+CREATE TABLE events (
+    position    BIGINT PRIMARY KEY,
+    stream      TEXT   NOT NULL,
+    revision    BIGINT NOT NULL,
+    event_id    UUID   NOT NULL UNIQUE,
+    event_type  TEXT   NOT NULL,
+    recorded_at BIGINT NOT NULL,
+    payload     BYTEA  NOT NULL,
+    prev_hash   BYTEA  NOT NULL,
+    hash        BYTEA  NOT NULL,
+    UNIQUE (stream, revision)
+);"];
+
+/// Key of the advisory lock that serialises migrations across replicas.
+const MIGRATION_LOCK: i64 = 0x475A_4431_4D49_4752;
+const COLUMNS: &str = "position, stream, revision, event_id, event_type, recorded_at, payload, prev_hash, hash";
+/// How often other replicas' commits are looked for.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How to reach the database.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresOptions {
+    /// e.g. `postgres://gezinsdossier@db.example:5432/gezinsdossier`.
+    pub url: String,
+    /// Connections for reads (the writer has its own).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Schema holding the tables; created if missing. Default `public`.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// A PEM CA file: connect with TLS and verify the server against it.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Most appends per transaction.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+fn default_pool_size() -> usize {
+    8
+}
+
+fn default_max_batch() -> usize {
+    1024
+}
+
+impl PostgresOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool_size: default_pool_size(),
+            schema: None,
+            tls_ca_file: None,
+            max_batch: default_max_batch(),
+        }
+    }
+}
+
+/// The PostgreSQL event store. Cheap to clone.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    writer: mpsc::Sender<WriterMsg>,
+    head: watch::Receiver<u64>,
+}
+
+enum WriterMsg {
+    Append(AppendRequest),
+    Shutdown(oneshot::Sender<()>),
+}
+
+struct AppendRequest {
+    stream: StreamId,
+    expected: ExpectedRevision,
+    events: Vec<ProposedEvent>,
+    reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+impl PostgresStore {
+    /// Connects, runs pending migrations, and starts the writer and the head poller.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the database cannot be reached or migrated;
+    /// [`StoreError::Corrupt`] when it holds a newer schema than this build knows.
+    pub async fn open(options: PostgresOptions) -> Result<Self, StoreError> {
+        if let Some(schema) = &options.schema
+            && !schema.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(StoreError::Backend(format!("schema name {schema:?} must be letters, digits and _")));
+        }
+        let mut config: tokio_postgres::Config =
+            options.url.parse().map_err(|e| StoreError::Backend(format!("postgres url: {e}")))?;
+        if let Some(schema) = &options.schema {
+            config.options(format!("-c search_path={schema}"));
+        }
+        let pool = build_pool(config, &options)?;
+        let mut writer_conn = pool.get().await.map_err(pool_err)?;
+        writer_conn.batch_execute("SET synchronous_commit = on").await.map_err(pg)?;
+        migrate(&mut writer_conn, options.schema.as_deref()).await?;
+        let next = read_head(&writer_conn).await?;
+
+        let (head_tx, head_rx) = watch::channel(next);
+        let (tx, rx) = mpsc::channel(16_384);
+        let head_tx = Arc::new(head_tx);
+        tokio::spawn(writer(writer_conn, rx, head_tx.clone(), options.max_batch.max(1)));
+        tokio::spawn(poll_head(pool.clone(), head_tx));
+        Ok(Self { inner: Arc::new(Inner { pool, writer: tx, head: head_rx }) })
+    }
+
+    /// Lets queued appends commit, then stops the writer.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.writer.send(WriterMsg::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    async fn query_events(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.inner.pool.get().await.map_err(pool_err)?;
+        let stmt = client.prepare_cached(sql).await.map_err(pg)?;
+        client.query(&stmt, params).await.map_err(pg)?.iter().map(row_to_event).collect()
+    }
+}
+
+fn build_pool(config: tokio_postgres::Config, options: &PostgresOptions) -> Result<Pool, StoreError> {
+    let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+    let manager = match &options.tls_ca_file {
+        None => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
+        Some(ca) => {
+            let pem = std::fs::read(ca).map_err(|e| StoreError::Backend(format!("read {}: {e}", ca.display())))?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let cert = cert.map_err(|e| StoreError::Backend(format!("CA file: {e}")))?;
+                roots.add(cert).map_err(|e| StoreError::Backend(format!("CA file: {e}")))?;
+            }
+            let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| StoreError::Backend(format!("tls: {e}")))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Manager::from_config(config, tokio_postgres_rustls::MakeRustlsConnect::new(tls), manager_config)
+        }
+    };
+    // One extra connection: the writer keeps its own for its lifetime.
+    Pool::builder(manager)
+        .max_size(options.pool_size.max(1) + 1)
+        .build()
+        .map_err(|e| StoreError::Backend(format!("postgres pool: {e}")))
+}
+
+async fn migrate(client: &mut deadpool_postgres::Object, schema: Option<&str>) -> Result<(), StoreError> {
+    let txn = client.transaction().await.map_err(pg)?;
+    txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(pg)?;
+    if let Some(schema) = schema {
+        txn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await.map_err(pg)?;
+    }
+    txn.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(pg)?;
+    let current: i32 =
+        txn.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await.map_err(pg)?.get(0);
+    let known = MIGRATIONS.len() as i32;
+    if current > known {
+        return Err(StoreError::Corrupt(format!("database schema version {current}, this build knows up to {known}")));
+    }
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        txn.batch_execute(migration).await.map_err(pg)?;
+        txn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&(i as i32 + 1)]).await.map_err(pg)?;
+        tracing::info!(version = i + 1, "postgres migration applied");
+    }
+    txn.commit().await.map_err(pg)
+}
+
+async fn read_head(client: &impl GenericClient) -> Result<u64, StoreError> {
+    let next: i64 = client.query_one("SELECT next_position FROM log_head", &[]).await.map_err(pg)?.get(0);
+    to_u64(next)
+}
+
+/// Publishes other replicas' commits to local subscribers. Ends when the store is dropped.
+async fn poll_head(pool: Pool, head: Arc<watch::Sender<u64>>) {
+    loop {
+        tokio::select! {
+            () = head.closed() => return,
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
+        let Ok(client) = pool.get().await else { continue };
+        if let Ok(next) = read_head(&client).await {
+            head.send_if_modified(|current| {
+                let moved = next > *current;
+                if moved {
+                    *current = next;
+                }
+                moved
+            });
+        }
+    }
+}
+
+async fn writer(
+    mut conn: deadpool_postgres::Object,
+    mut rx: mpsc::Receiver<WriterMsg>,
+    head: Arc<watch::Sender<u64>>,
+    max_batch: usize,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.recv().await {
+        let mut shutdown = None;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                WriterMsg::Append(req) => batch.push(req),
+                WriterMsg::Shutdown(ack) => {
+                    shutdown = Some(ack);
+                    break;
+                }
+            }
+            if batch.len() < max_batch {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            match commit_batch(&mut conn, &batch).await {
+                Ok((results, next_position)) => {
+                    head.send_if_modified(|current| {
+                        let moved = next_position > *current;
+                        if moved {
+                            *current = next_position;
+                        }
+                        moved
+                    });
+                    for (req, result) in batch.drain(..).zip(results) {
+                        let _ = req.reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, appends = batch.len(), "postgres group commit failed; nothing was written");
+                    for req in batch.drain(..) {
+                        let _ = req.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        if let Some(ack) = shutdown {
+            let _ = ack.send(());
+            return;
+        }
+    }
+}
+
+/// One transaction for the whole batch, under the `log_head` lock. Each request is isolated
+/// by a savepoint, so one refused append does not undo the others.
+async fn commit_batch(
+    conn: &mut deadpool_postgres::Object,
+    batch: &[AppendRequest],
+) -> Result<(Vec<Result<AppendOutcome, StoreError>>, u64), StoreError> {
+    let txn = conn.transaction().await.map_err(pg)?;
+    let mut next: u64 =
+        to_u64(txn.query_one("SELECT next_position FROM log_head FOR UPDATE", &[]).await.map_err(pg)?.get(0))?;
+    let mut results = Vec::with_capacity(batch.len());
+    for req in batch {
+        txn.batch_execute("SAVEPOINT append").await.map_err(pg)?;
+        match apply_append(&txn, req, next).await {
+            Ok(outcome) => {
+                txn.batch_execute("RELEASE SAVEPOINT append").await.map_err(pg)?;
+                if !outcome.deduplicated {
+                    next += req.events.len() as u64;
+                }
+                results.push(Ok(outcome));
+            }
+            Err(e) => {
+                txn.batch_execute("ROLLBACK TO SAVEPOINT append; RELEASE SAVEPOINT append").await.map_err(pg)?;
+                // After the rollback the retry check reads the committed state again.
+                let resolved = match e {
+                    InsertError::DuplicateId => existing_retry(&txn, req)
+                        .await?
+                        .ok_or(StoreError::EventIdConflict { event_id: req.events[0].event_id }),
+                    InsertError::Store(e) => Err(e),
+                };
+                results.push(resolved);
+            }
+        }
+    }
+    txn.execute("UPDATE log_head SET next_position = $1", &[&to_i64(next)?]).await.map_err(pg)?;
+    txn.commit().await.map_err(pg)?;
+    Ok((results, next))
+}
+
+enum InsertError {
+    DuplicateId,
+    Store(StoreError),
+}
+
+impl From<StoreError> for InsertError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+async fn apply_append(
+    txn: &impl GenericClient,
+    req: &AppendRequest,
+    first_position: u64,
+) -> Result<AppendOutcome, InsertError> {
+    let head = txn
+        .query_opt(
+            "SELECT revision, hash FROM events WHERE stream = $1 ORDER BY revision DESC LIMIT 1",
+            &[&req.stream.as_str()],
+        )
+        .await
+        .map_err(pg)?
+        .map(|row| -> Result<(u64, EventHash), StoreError> { Ok((to_u64(row.get(0))?, hash_of(&row, 1)?)) })
+        .transpose()?;
+    if !revision_matches(req.expected, head.map(|h| h.0)) {
+        if let Some(outcome) = existing_retry(txn, req).await? {
+            return Ok(outcome);
+        }
+        return Err(StoreError::WrongExpectedRevision {
+            stream: req.stream.clone(),
+            expected: req.expected,
+            actual: head.map(|h| h.0),
+        }
+        .into());
+    }
+    let insert = txn
+        .prepare_cached(
+            "INSERT INTO events (position, stream, revision, event_id, event_type, recorded_at, payload, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .await
+        .map_err(pg)?;
+    let first_prev_hash = head.map_or(EventHash::GENESIS, |h| h.1);
+    let mut prev_hash = first_prev_hash;
+    let mut revision = head.map_or(0, |h| h.0 + 1);
+    let (mut positions, mut hashes) = (Vec::new(), Vec::new());
+    for (i, event) in req.events.iter().enumerate() {
+        let position = first_position + i as u64;
+        let hash = hash_event(&CanonicalFields {
+            stream: &req.stream,
+            revision,
+            event_id: &event.event_id,
+            event_type: &event.event_type,
+            recorded_at_micros: event.recorded_at_micros,
+            payload: &event.payload,
+            prev_hash: &prev_hash,
+        });
+        let inserted = txn
+            .execute(
+                &insert,
+                &[
+                    &to_i64(position)?,
+                    &req.stream.as_str(),
+                    &to_i64(revision)?,
+                    &event.event_id,
+                    &event.event_type,
+                    &event.recorded_at_micros,
+                    &event.payload,
+                    &prev_hash.as_bytes().as_slice(),
+                    &hash.as_bytes().as_slice(),
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Err(InsertError::DuplicateId),
+            Err(e) => return Err(pg(e).into()),
+        }
+        positions.push(position);
+        hashes.push(hash);
+        prev_hash = hash;
+        revision += 1;
+    }
+    Ok(AppendOutcome {
+        stream_revision: revision - 1,
+        positions,
+        hashes,
+        prev_hash: first_prev_hash,
+        deduplicated: false,
+    })
+}
+
+async fn existing_retry(txn: &impl GenericClient, req: &AppendRequest) -> Result<Option<AppendOutcome>, StoreError> {
+    let ids: Vec<uuid::Uuid> = req.events.iter().map(|e| e.event_id).collect();
+    let rows =
+        txn.query(&format!("SELECT {COLUMNS} FROM events WHERE event_id = ANY($1)"), &[&ids]).await.map_err(pg)?;
+    let found: Vec<RecordedEvent> = rows.iter().map(row_to_event).collect::<Result<_, _>>()?;
+    let stored: Vec<Option<RecordedEvent>> =
+        ids.iter().map(|id| found.iter().find(|e| e.event_id == *id).cloned()).collect();
+    if stored.first().is_none_or(Option::is_none) {
+        return Ok(None);
+    }
+    resolve_retry(&req.stream, &req.events, &stored).map(Some)
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedRevision,
+        events: Vec<ProposedEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        check_batch(&events)?;
+        let (reply, rx) = oneshot::channel();
+        let request = AppendRequest { stream: stream.clone(), expected, events, reply };
+        self.inner.writer.send(WriterMsg::Append(request)).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(&self, stream: &StreamId, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.query_events(
+            &format!("SELECT {COLUMNS} FROM events WHERE stream = $1 AND revision >= $2 ORDER BY revision LIMIT $3"),
+            &[&stream.as_str(), &to_i64(from)?, &to_i64(limit as u64)?],
+        )
+        .await
+    }
+
+    async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.query_events(
+            &format!("SELECT {COLUMNS} FROM events WHERE position >= $1 ORDER BY position LIMIT $2"),
+            &[&to_i64(from)?, &to_i64(limit as u64)?],
+        )
+        .await
+    }
+
+    async fn stream_revision(&self, stream: &StreamId) -> Result<Option<u64>, StoreError> {
+        let client = self.inner.pool.get().await.map_err(pool_err)?;
+        let row = client
+            .query_opt("SELECT MAX(revision) FROM events WHERE stream = $1", &[&stream.as_str()])
+            .await
+            .map_err(pg)?;
+        row.and_then(|r| r.get::<_, Option<i64>>(0)).map(to_u64).transpose()
+    }
+
+    fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
+        let me = self.clone();
+        let read_all: subscription::ReadAll = Arc::new(move |from, limit| {
+            let me = me.clone();
+            Box::pin(async move { me.read_all(from, limit).await })
+        });
+        subscription::catch_up_then_live(read_all, self.inner.head.clone(), from)
+    }
+}
+
+fn row_to_event(row: &Row) -> Result<RecordedEvent, StoreError> {
+    let stream: String = row.try_get(1).map_err(pg)?;
+    Ok(RecordedEvent {
+        position: to_u64(row.try_get(0).map_err(pg)?)?,
+        stream: StreamId::new(stream).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        revision: to_u64(row.try_get(2).map_err(pg)?)?,
+        event_id: row.try_get(3).map_err(pg)?,
+        event_type: row.try_get(4).map_err(pg)?,
+        recorded_at_micros: row.try_get(5).map_err(pg)?,
+        payload: row.try_get(6).map_err(pg)?,
+        prev_hash: hash_of(row, 7)?,
+        hash: hash_of(row, 8)?,
+    })
+}
+
+fn hash_of(row: &Row, i: usize) -> Result<EventHash, StoreError> {
+    let bytes: Vec<u8> = row.try_get(i).map_err(pg)?;
+    EventHash::try_from_slice(&bytes).map_err(|len| StoreError::Corrupt(format!("stored hash has {len} bytes")))
+}
+
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Backend(format!("postgres: {e}"))
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Backend(format!("postgres pool: {e}"))
+}
+
+fn to_i64(n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::InvalidAppend(format!("{n} is beyond the store's range")))
+}
+
+fn to_u64(n: i64) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative position or revision {n}")))
+}
