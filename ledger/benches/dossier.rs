@@ -12,6 +12,7 @@ use gezinsdossier_ledger::consent::*;
 use gezinsdossier_ledger::envelope::ExpectedRevision;
 use gezinsdossier_ledger::families::{CaseAppend, DossierRequest, Families};
 use gezinsdossier_ledger::family::FamilyId;
+use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
 use std::sync::Arc;
 use std::time::Instant;

@@ -5,6 +5,7 @@
 use crate::identity::tls::TlsFiles;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use gezinsdossier_ledger::store::postgres::PostgresOptions;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub struct Config {
     pub max_events_per_request: usize,
     /// `json` (one object per line) or `pretty`.
     pub log_format: LogFormat,
+    /// Run on PostgreSQL instead of the embedded store (several replicas may share it).
+    pub postgres: Option<PostgresOptions>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -54,6 +57,7 @@ impl Default for Config {
             max_message_bytes: 4 * 1024 * 1024,
             max_events_per_request: 500,
             log_format: LogFormat::Json,
+            postgres: None,
         }
     }
 }
@@ -105,6 +109,26 @@ pub struct ConfigFlags {
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// Run on PostgreSQL at this URL instead of the embedded store.
+    #[arg(long, value_name = "URL")]
+    #[serde(skip)]
+    pub postgres_url: Option<String>,
+    /// PostgreSQL schema for the tables (created if missing).
+    #[arg(long, value_name = "NAME", requires = "postgres_url")]
+    #[serde(skip)]
+    pub postgres_schema: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PostgresOverride {
+    postgres: PostgresUrlOverride,
+}
+
+#[derive(Serialize)]
+struct PostgresUrlOverride {
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -129,6 +153,10 @@ impl Config {
         if let (Some(cert), Some(key), Some(client_ca)) = (&flags.tls_cert, &flags.tls_key, &flags.tls_client_ca) {
             let tls = TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: client_ca.clone() };
             figment = figment.merge(Serialized::defaults(TlsOverride { tls }));
+        }
+        if let Some(url) = &flags.postgres_url {
+            let postgres = PostgresUrlOverride { url: url.clone(), schema: flags.postgres_schema.clone() };
+            figment = figment.merge(Serialized::defaults(PostgresOverride { postgres }));
         }
         let config: Config = figment.extract().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         config.check()?;
@@ -182,6 +210,7 @@ mod tests {
             assert_eq!(c.listen.port(), 3);
             assert!(c.insecure_dev);
             assert_eq!(c.max_message_bytes, Config::default().max_message_bytes);
+            assert!(c.postgres.is_none());
             Ok(())
         });
     }
@@ -194,6 +223,28 @@ mod tests {
                 .map_err(|e| e.to_string())?;
             assert_eq!(c.listen.port(), 50051);
             assert!(c.tls.is_some() && c.organisations.is_some());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn postgres_comes_from_the_file_and_the_url_flag_overrides_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("g.toml", "insecure_dev = true\n[postgres]\nurl = \"postgres://file/db\"\npool_size = 3")?;
+            let file = ConfigFlags { config: Some("g.toml".into()), ..ConfigFlags::default() };
+            let c = Config::load(&file).map_err(|e| e.to_string())?;
+            let pg = c.postgres.expect("postgres from file");
+            assert_eq!((pg.url.as_str(), pg.pool_size), ("postgres://file/db", 3));
+            let flags = ConfigFlags {
+                postgres_url: Some("postgres://flag/db".into()),
+                postgres_schema: Some("replicas".into()),
+                ..file
+            };
+            let pg = Config::load(&flags).map_err(|e| e.to_string())?.postgres.expect("postgres");
+            assert_eq!(
+                (pg.url.as_str(), pg.schema.as_deref(), pg.pool_size),
+                ("postgres://flag/db", Some("replicas"), 3)
+            );
             Ok(())
         });
     }

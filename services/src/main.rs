@@ -20,8 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gRPC service on the embedded store.
-    Serve(ConfigFlags),
+    /// Run the gRPC service (on the embedded store, or on PostgreSQL when configured).
+    Serve(Box<ConfigFlags>),
     /// Create a development CA, a server certificate, organisation client certificates and
     /// a matching organisation registry.
     DevCa {

@@ -12,6 +12,7 @@ use crate::limits::OversizeAsResourceExhausted;
 use gezinsdossier_ledger::clock::{Clock, SystemClock};
 use gezinsdossier_ledger::families::Families;
 use gezinsdossier_ledger::store::EventStore;
+use gezinsdossier_ledger::store::postgres::PostgresStore;
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
 use gezinsdossier_proto::v1::case_service_server::CaseServiceServer;
 use gezinsdossier_proto::v1::consent_service_server::ConsentServiceServer;
@@ -23,8 +24,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 
-/// Runs the server on the embedded store in `config.data_dir` until `shutdown` resolves,
-/// then lets in-flight requests finish and every queued append commit before returning.
+/// Runs the server until `shutdown` resolves, on PostgreSQL when configured and otherwise
+/// on the embedded store in `config.data_dir`; then lets in-flight requests finish and
+/// every queued append commit before returning.
 ///
 /// # Errors
 /// Start-up failures (store, registry, TLS files) and transport errors.
@@ -33,8 +35,14 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&config.data_dir)?;
-    let result = serve_on(config, Arc::new(store.clone()), Arc::new(SystemClock), listener, shutdown).await;
+    let store: Arc<dyn EventStore> = match config.postgres.clone() {
+        Some(options) => {
+            tracing::info!(pool_size = options.pool_size, tls = options.tls_ca_file.is_some(), "store: postgresql");
+            Arc::new(PostgresStore::open(options).await?)
+        }
+        None => Arc::new(SqliteStore::open(&config.data_dir)?),
+    };
+    let result = serve_on(config, store.clone(), Arc::new(SystemClock), listener, shutdown).await;
     store.shutdown().await;
     tracing::info!("stopped; every acknowledged append is committed");
     result

@@ -77,4 +77,8 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
     fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
         self.inner.subscribe_all(from)
     }
+
+    async fn shutdown(&self) {
+        self.inner.shutdown().await;
+    }
 }

@@ -98,6 +98,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// Every event from global position `from` on: first those already stored, then each new
     /// one as it commits, without gaps or repeats.
     fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>>;
+
+    /// Lets every queued append commit, then stops accepting appends (they fail with
+    /// [`StoreError::Closed`]) and releases what the store holds.
+    async fn shutdown(&self);
 }
 
 /// Checks the shape of a batch before any backend sees it.

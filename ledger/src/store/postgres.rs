@@ -152,14 +152,6 @@ impl PostgresStore {
         Ok(Self { inner: Arc::new(Inner { pool, writer: tx, head: head_rx }) })
     }
 
-    /// Lets queued appends commit, then stops the writer.
-    pub async fn shutdown(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.inner.writer.send(WriterMsg::Shutdown(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
-    }
-
     async fn query_events(
         &self,
         sql: &str,
@@ -489,6 +481,13 @@ impl EventStore for PostgresStore {
             Box::pin(async move { me.read_all(from, limit).await })
         });
         subscription::catch_up_then_live(read_all, self.inner.head.clone(), from)
+    }
+
+    async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.writer.send(WriterMsg::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
     }
 }
 

@@ -139,17 +139,6 @@ impl SqliteStore {
         })
     }
 
-    /// Lets every queued append commit, then stops the writer and releases the data
-    /// directory to other processes, even while clones of this handle live on. Later
-    /// appends fail with [`StoreError::Closed`].
-    pub async fn shutdown(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.inner.writer.send(WriterMsg::Shutdown(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
-        self.inner.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
-    }
-
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -213,6 +202,14 @@ impl EventStore for SqliteStore {
             Box::pin(async move { me.read_all(from, limit).await })
         });
         subscription::catch_up_then_live(read_all, self.inner.head.clone(), from)
+    }
+
+    async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.writer.send(WriterMsg::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        self.inner.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 
