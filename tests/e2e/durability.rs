@@ -2,8 +2,8 @@
 //! then check every acknowledged event is there, every chain verifies, and nothing
 //! half-written appears.
 
-use crate::support::Professional;
 use crate::support::build::{self, any, append};
+use crate::support::{Binary, Professional};
 use futures::StreamExt;
 use gezinsdossier_ledger::chain::verify_stream;
 use gezinsdossier_ledger::codec;
@@ -12,59 +12,16 @@ use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
 use gezinsdossier_proto::v1::case_service_client::CaseServiceClient;
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 const FAMILIES: usize = 4;
 const WRITERS: usize = 16;
 
-struct Binary(Child);
-
-impl Binary {
-    /// Starts `gezinsdossier serve` on a free port and returns it with its address.
-    fn start(data_dir: &Path) -> (Self, String) {
-        // Logs go to a file: a pipe nobody reads could fill up and stall the server.
-        let log = data_dir.with_extension("log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gezinsdossier"))
-            .args(["serve", "--insecure-dev", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
-            .arg(data_dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start binary");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read address");
-        let addr = line.trim().rsplit(' ').next().expect("address").to_owned();
-        assert!(
-            addr.starts_with("127.0.0.1:"),
-            "server did not start (first line {line:?}); its log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        (Self(child), format!("http://{addr}"))
-    }
-
-    fn kill(&mut self) {
-        // SIGKILL: no chance to flush or shut down.
-        self.0.kill().expect("kill");
-        self.0.wait().expect("reap");
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_during_concurrent_appends_loses_no_acknowledged_event() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let (mut server, endpoint) = Binary::start(&dir);
+    let (mut server, endpoint) = Binary::start(&["--data-dir", dir.to_str().unwrap()], &dir.with_extension("log"));
     crate::support::wait_for_health(endpoint.clone(), None).await;
     let channel = tonic::transport::Endpoint::from_shared(endpoint).unwrap().connect().await.unwrap();
     let client = CaseServiceClient::with_interceptor(
@@ -129,7 +86,7 @@ async fn sigkill_during_concurrent_appends_loses_no_acknowledged_event() {
     store.shutdown().await;
 
     // The binary starts again on the same directory and continues the log.
-    let (_server, endpoint) = Binary::start(&dir);
+    let (_server, endpoint) = Binary::start(&["--data-dir", dir.to_str().unwrap()], &dir.with_extension("log"));
     crate::support::wait_for_health(endpoint.clone(), None).await;
     let channel = tonic::transport::Endpoint::from_shared(endpoint).unwrap().connect().await.unwrap();
     let mut client = CaseServiceClient::with_interceptor(

@@ -7,3 +7,4 @@ mod case_append;
 mod consent_dossier;
 mod durability;
 mod identity;
+mod replicas;

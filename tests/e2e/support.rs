@@ -341,3 +341,44 @@ pub mod build {
         pb::AppendEventsRequest { family_id: family.into(), expected_revision: expected, events }
     }
 }
+
+/// The real `gezinsdossier` binary, serving in insecure dev mode on a free port.
+pub struct Binary(std::process::Child);
+
+impl Binary {
+    /// Starts `gezinsdossier serve --insecure-dev` with `args` and returns it with its
+    /// endpoint. Logs go to `log`: a pipe nobody reads could fill up and stall the server.
+    pub fn start(args: &[&str], log: &Path) -> (Self, String) {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gezinsdossier"))
+            .args(["serve", "--insecure-dev", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("start binary");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read address");
+        let addr = line.trim().rsplit(' ').next().expect("address").to_owned();
+        assert!(
+            addr.starts_with("127.0.0.1:"),
+            "server did not start (first line {line:?}); its log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        (Self(child), format!("http://{addr}"))
+    }
+
+    /// SIGKILL: no chance to flush or shut down.
+    pub fn kill(&mut self) {
+        self.0.kill().expect("kill");
+        self.0.wait().expect("reap");
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
