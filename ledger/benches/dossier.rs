@@ -2,7 +2,10 @@
 //! consents, on the SQLite store. Also: the first request after a restart (the family is
 //! loaded lazily, so start-up itself does no replay).
 //!
-//! `cargo bench -p gezinsdossier-ledger --bench dossier [-- --requests 500]`
+//! `cargo bench -p gezinsdossier-ledger --bench dossier [-- --requests 500] [--postgres URL]`
+//!
+//! With `--postgres URL` the same runs against PostgreSQL, in a schema of its own that is
+//! dropped afterwards.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use gezinsdossier_ledger::actor::{Actor, OrganisationType, ProfessionalRole};
@@ -13,6 +16,7 @@ use gezinsdossier_ledger::envelope::ExpectedRevision;
 use gezinsdossier_ledger::families::{CaseAppend, DossierRequest, Families};
 use gezinsdossier_ledger::family::FamilyId;
 use gezinsdossier_ledger::store::EventStore;
+use gezinsdossier_ledger::store::postgres::{PostgresOptions, PostgresStore};
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,15 +30,27 @@ fn actor(org: &str, t: OrganisationType, role: ProfessionalRole) -> Actor {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let requests: usize = args
-        .iter()
-        .position(|a| a == "--requests")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
+    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let requests: usize = value("--requests").and_then(|v| v.parse().ok()).unwrap_or(500);
+    let postgres = value("--postgres");
+    let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async move {
         let dir = tempfile::tempdir().expect("tempdir");
+        let open = || async {
+            let store: Arc<dyn EventStore> = match &postgres {
+                Some(url) => Arc::new(
+                    PostgresStore::open(PostgresOptions {
+                        schema: Some(schema.clone()),
+                        ..PostgresOptions::new(url.clone())
+                    })
+                    .await
+                    .expect("postgres"),
+                ),
+                None => Arc::new(SqliteStore::open(dir.path()).expect("open")),
+            };
+            store
+        };
         let start: DateTime<Utc> = DateTime::from_timestamp(1_790_000_000, 0).expect("time");
         let clock = Arc::new(ManualClock::new(start));
         let family = FamilyId::new("bench").expect("id");
@@ -43,8 +59,8 @@ fn main() {
         let gi = actor("gi", OrganisationType::CertifiedInstitution, ProfessionalRole::Gezinsvoogd);
         let members = ["ma", "pa", "kid1", "kid2"];
         {
-            let store = SqliteStore::open(dir.path()).expect("open");
-            let families = Families::new(Arc::new(store.clone()), clock.clone());
+            let store = open().await;
+            let families = Families::new(store.clone(), clock.clone());
             let parents = || ["ma".to_string(), "pa".to_string()];
             let member = |added: MemberAdded| {
                 let subjects = [added.member_id.clone()].into();
@@ -141,9 +157,9 @@ fn main() {
 
         // Restart: opening the store does no replay; the first request loads the family.
         let t = Instant::now();
-        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let store = open().await;
         let open_ms = t.elapsed().as_secs_f64() * 1e3;
-        let families = Families::new(Arc::new(store.clone()), clock.clone());
+        let families = Families::new(store.clone(), clock.clone());
         let request = DossierRequest {
             family: family.clone(),
             requester: gi.clone(),
@@ -176,5 +192,10 @@ fn main() {
             pct(1.0)
         );
         store.shutdown().await;
+        if let Some(url) = &postgres {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+            tokio::spawn(conn);
+            client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop bench schema");
+        }
     });
 }
