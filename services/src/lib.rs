@@ -11,6 +11,7 @@
 //! - [`identity`]: mTLS organisation registry, the authentication interceptor, dev CA.
 //! - [`error`]: service errors and their single mapping to gRPC status codes.
 //! - [`limits`]: oversized requests reported as RESOURCE_EXHAUSTED.
+//! - [`health`]: the `gezinsdossier health` probe client.
 //! - [`config`]: defaults → TOML file → environment → flags.
 //! - [`telemetry`]: structured logs without personal data.
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod consent_service;
 pub mod dossier_service;
 pub mod error;
+pub mod health;
 pub mod identity;
 pub mod limits;
 pub mod server;

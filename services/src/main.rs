@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 use gezinsdossier_services::config::{Config, ConfigFlags};
 use gezinsdossier_services::identity::dev_ca;
-use gezinsdossier_services::{server, telemetry};
+use gezinsdossier_services::{health, server, telemetry};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -29,6 +29,19 @@ enum Command {
         #[arg(long, default_value = "deploy/dev-certs")]
         out: PathBuf,
     },
+    /// Ask a running server's gRPC health service; exit 0 only when it is SERVING. For
+    /// container health checks and probes.
+    Health {
+        /// `http://host:port`, or `https://host:port` with --ca.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        endpoint: String,
+        /// CA that signed the server certificate (for https).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// TLS server name to expect.
+        #[arg(long, default_value = "localhost")]
+        server_name: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +57,10 @@ fn main() -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
                 server::serve(config, listener, server::shutdown_signal()).await
             })
+        }
+        Command::Health { endpoint, ca, server_name } => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(health::check(&endpoint, ca.as_deref(), &server_name))
         }
         Command::DevCa { out } => {
             let pki = dev_ca::generate(&out, &dev_ca::sample_organisations(), &[])?;

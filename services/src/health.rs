@@ -1,0 +1,32 @@
+//! The client side of gRPC health, for `gezinsdossier health`: container health checks and
+//! probes without a separate probe binary.
+
+use std::path::Path;
+use std::time::Duration;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+/// Succeeds only when the server at `endpoint` reports SERVING.
+///
+/// # Errors
+/// Unreachable, not serving, or a bad CA file; the message says which.
+pub async fn check(endpoint: &str, ca: Option<&Path>, server_name: &str) -> anyhow::Result<()> {
+    let mut ep = Endpoint::from_shared(endpoint.to_owned())?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(3));
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", ca.display()))?;
+        ep =
+            ep.tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)).domain_name(server_name))?;
+    }
+    let channel = ep.connect().await.map_err(|e| anyhow::anyhow!("cannot reach {endpoint}: {e}"))?;
+    let status =
+        HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await?.into_inner().status;
+    if status == ServingStatus::Serving as i32 {
+        println!("SERVING");
+        Ok(())
+    } else {
+        anyhow::bail!("not serving (status {status})")
+    }
+}
