@@ -312,16 +312,15 @@ mod sqlite_backend {
 
 contract_suite!(sqlite, sqlite_backend::open);
 
-/// PostgreSQL at `GEZINSDOSSIER_TEST_POSTGRES_URL` (default: this machine's), each case in a
+/// PostgreSQL at `GZD_TEST_POSTGRES_URL` (default: this machine's), each case in a
 /// schema of its own that is dropped afterwards. Unreachable: the case says SKIPPED, unless
-/// `GEZINSDOSSIER_REQUIRE_POSTGRES=1` (as in CI), when it fails.
+/// `GZD_TEST_REQUIRE_POSTGRES=1` (as in CI), when it fails.
 mod postgres_backend {
     use super::Fixture;
     use gezinsdossier_ledger::store::postgres::{PostgresOptions, PostgresStore};
 
     pub fn url() -> String {
-        std::env::var("GEZINSDOSSIER_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
+        std::env::var("GZD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
     }
 
     /// Drops the case's schema when the case is over.
@@ -357,14 +356,11 @@ mod postgres_backend {
         let options = PostgresOptions { schema: Some(schema.name.clone()), ..PostgresOptions::new(schema.url.clone()) };
         match PostgresStore::open(options).await {
             Ok(store) => Some(store),
-            Err(e) if std::env::var("GEZINSDOSSIER_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
-                panic!("PostgreSQL is required (GEZINSDOSSIER_REQUIRE_POSTGRES=1) but {} failed: {e}", schema.url)
+            Err(e) if std::env::var("GZD_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+                panic!("PostgreSQL is required (GZD_TEST_REQUIRE_POSTGRES=1) but {} failed: {e}", schema.url)
             }
             Err(e) => {
-                eprintln!(
-                    "SKIPPED postgres test: {} is not reachable ({e}); set GEZINSDOSSIER_TEST_POSTGRES_URL",
-                    schema.url
-                );
+                eprintln!("SKIPPED postgres test: {} is not reachable ({e}); set GZD_TEST_POSTGRES_URL", schema.url);
                 None
             }
         }

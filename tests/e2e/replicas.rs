@@ -19,7 +19,7 @@ const YOUTH: &str = "jeugdhulp-haaglanden";
 const GI: &str = "jeugdbescherming-west";
 
 fn url() -> String {
-    std::env::var("GEZINSDOSSIER_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
+    std::env::var("GZD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
 }
 
 /// A schema of this test's own, dropped at the end; `None` (having said SKIPPED) when
@@ -31,8 +31,8 @@ async fn schema() -> Option<Schema> {
             tokio::spawn(conn);
             Some(Schema { client, name })
         }
-        Err(e) if std::env::var("GEZINSDOSSIER_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
-            panic!("PostgreSQL is required (GEZINSDOSSIER_REQUIRE_POSTGRES=1) but {} failed: {e}", url())
+        Err(e) if std::env::var("GZD_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+            panic!("PostgreSQL is required (GZD_TEST_REQUIRE_POSTGRES=1) but {} failed: {e}", url())
         }
         Err(e) => {
             eprintln!("SKIPPED replica tests: PostgreSQL at {} is not reachable ({e})", url());

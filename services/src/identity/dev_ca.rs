@@ -33,7 +33,8 @@ impl DevPki {
     }
 }
 
-/// Writes `ca.crt`, `server.crt`/`server.key` (for `localhost` and 127.0.0.1),
+/// Writes `ca.crt`, `server.crt`/`server.key` (for `localhost`, 127.0.0.1 and the
+/// deploy/ host names),
 /// `<org>.crt`/`<org>.key` per organisation, and `organisations.toml` into `dir`.
 /// `unregistered` names extra certificates that are signed by the CA but left out of the
 /// registry, to show that a valid certificate alone is not enough.
@@ -62,7 +63,18 @@ pub fn generate(dir: &Path, organisations: &[DevOrganisation], unregistered: &[&
 
     let (cert, key, _) = issue(
         "gezinsdossier server",
-        vec!["localhost".into(), "127.0.0.1".into()],
+        // Local use, plus the host names of deploy/compose and the Kubernetes service.
+        [
+            "localhost",
+            "127.0.0.1",
+            "postgres",
+            "gezinsdossier",
+            "gezinsdossier-1",
+            "gezinsdossier-2",
+            "gezinsdossier-3",
+        ]
+        .map(String::from)
+        .to_vec(),
         ExtendedKeyUsagePurpose::ServerAuth,
     )?;
     write(dir, "server.crt", &cert)?;
