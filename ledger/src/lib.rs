@@ -15,6 +15,7 @@
 //! - [`disclosure`]: the access log (disclosures, refusals, checks, investigations).
 //! - [`family`]: the family as rebuilt from its stream (members, gezag, events by id).
 //! - [`families`]: the checked write path of family streams over a store.
+//! - [`merkle`]: the RFC 6962 Merkle log: hashing, compact ranges, proofs, verification.
 //! - [`actor`]: organisations, professionals and roles.
 //! - [`codec`]: domain events to envelope payloads and back.
 //! - [`clock`]: time as a parameter.
@@ -30,4 +31,5 @@ pub mod dossier;
 pub mod envelope;
 pub mod families;
 pub mod family;
+pub mod merkle;
 pub mod store;
