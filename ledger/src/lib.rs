@@ -16,6 +16,8 @@
 //! - [`family`]: the family as rebuilt from its stream (members, gezag, events by id).
 //! - [`families`]: the checked write path of family streams over a store.
 //! - [`merkle`]: the RFC 6962 Merkle log: hashing, compact ranges, proofs, verification.
+//! - [`treehead`]: Ed25519-signed tree heads, published as events.
+//! - [`verify`]: the offline verifier (positions, chains, Merkle roots, signatures).
 //! - [`actor`]: organisations, professionals and roles.
 //! - [`codec`]: domain events to envelope payloads and back.
 //! - [`clock`]: time as a parameter.
@@ -33,3 +35,5 @@ pub mod families;
 pub mod family;
 pub mod merkle;
 pub mod store;
+pub mod treehead;
+pub mod verify;

@@ -594,3 +594,71 @@ fn to_i64(n: u64) -> Result<i64, StoreError> {
 fn to_u64(n: i64) -> Result<u64, StoreError> {
     u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative position or revision {n}")))
 }
+
+/// A read-only view of a store file, for the offline verifier: it takes no lock and writes
+/// nothing, so it can read a copy of a data directory (or a live one) without trusting or
+/// disturbing the server.
+pub struct LogFile {
+    conn: Connection,
+}
+
+/// Events read per page while streaming the whole log.
+const LOG_PAGE: i64 = 10_000;
+
+impl LogFile {
+    /// # Errors
+    /// [`StoreError::Backend`] when the file cannot be opened; [`StoreError::Corrupt`] when it
+    /// is not a gezinsdossier store of this schema version.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(backend(format!("no store file at {}", path.display())));
+        }
+        let conn =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(sql)?;
+        let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(sql)?;
+        if app_id != APPLICATION_ID {
+            return Err(StoreError::Corrupt(format!("not a gezinsdossier store (application_id {app_id:#x})")));
+        }
+        Ok(Self { conn })
+    }
+
+    /// Every event of one stream, in revision order.
+    ///
+    /// # Errors
+    /// A read failure.
+    pub fn stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
+        query_events(
+            &self.conn,
+            &format!("SELECT {COLUMNS} FROM events WHERE stream = ?1 ORDER BY revision"),
+            params![stream.as_str()],
+        )
+    }
+
+    /// The whole log in position order, read page by page.
+    pub fn events(&self) -> impl Iterator<Item = Result<RecordedEvent, StoreError>> + '_ {
+        let mut next: i64 = 0;
+        let mut page = std::collections::VecDeque::new();
+        let mut done = false;
+        std::iter::from_fn(move || {
+            if page.is_empty() && !done {
+                let sql_text = format!("SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2");
+                match query_events(&self.conn, &sql_text, params![next, LOG_PAGE]) {
+                    Ok(rows) => {
+                        done = (rows.len() as i64) < LOG_PAGE;
+                        if let Some(last) = rows.last() {
+                            next = i64::try_from(last.position).unwrap_or(i64::MAX).saturating_add(1);
+                        }
+                        page.extend(rows);
+                    }
+                    Err(e) => {
+                        done = true;
+                        return Some(Err(e));
+                    }
+                }
+            }
+            page.pop_front().map(Ok)
+        })
+    }
+}

@@ -1,0 +1,138 @@
+//! Signed tree heads: (size, root, time) of the Merkle log, signed with Ed25519 (`ring`).
+//! They are published as events of their own stream, so the log carries its own history of
+//! commitments, and a verifier needs nothing but the public key.
+
+use crate::envelope::{RecordedEvent, StreamId};
+use crate::merkle::TreeHash;
+use ring::rand::SystemRandom;
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Event type of a published tree head.
+pub const EVENT_TYPE: &str = "log.tree_head";
+/// Domain separation for what is signed.
+const SIGNING_CONTEXT: &[u8] = b"gezinsdossier tree head v1\n";
+
+/// The stream holding every published tree head, in order.
+pub fn stream() -> StreamId {
+    StreamId::new("log-tree-heads").unwrap_or_else(|_| unreachable!("a valid literal stream id"))
+}
+
+/// A signed commitment to the first `size` events of the global log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTreeHead {
+    pub size: u64,
+    /// Hex of the RFC 6962 root.
+    pub root: String,
+    pub timestamp_micros: i64,
+    /// Hex of the signing key's SHA-256, to name the key without shipping it.
+    pub key_id: String,
+    /// Hex Ed25519 signature over [`SignedTreeHead::signed_bytes`].
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TreeHeadError {
+    #[error("signing key file {path}: {problem}")]
+    Key { path: String, problem: String },
+    #[error("tree head is malformed: {0}")]
+    Malformed(String),
+    #[error("tree head signature does not verify with the given public key")]
+    BadSignature,
+}
+
+impl SignedTreeHead {
+    /// The exact bytes that are signed.
+    pub fn signed_bytes(size: u64, root: &TreeHash, timestamp_micros: i64) -> Vec<u8> {
+        let mut out = SIGNING_CONTEXT.to_vec();
+        out.extend_from_slice(&size.to_be_bytes());
+        out.extend_from_slice(&root.0);
+        out.extend_from_slice(&timestamp_micros.to_be_bytes());
+        out
+    }
+
+    pub fn root_hash(&self) -> Result<TreeHash, TreeHeadError> {
+        TreeHash::from_hex(&self.root).map_err(TreeHeadError::Malformed)
+    }
+
+    /// Checks the signature with `public_key` (32 raw Ed25519 bytes).
+    ///
+    /// # Errors
+    /// [`TreeHeadError::BadSignature`] or [`TreeHeadError::Malformed`].
+    pub fn verify(&self, public_key: &[u8]) -> Result<(), TreeHeadError> {
+        let signature = hex::decode(&self.signature).map_err(|e| TreeHeadError::Malformed(e.to_string()))?;
+        let message = Self::signed_bytes(self.size, &self.root_hash()?, self.timestamp_micros);
+        UnparsedPublicKey::new(&ED25519, public_key)
+            .verify(&message, &signature)
+            .map_err(|_| TreeHeadError::BadSignature)
+    }
+
+    /// Reads a published tree head.
+    ///
+    /// # Errors
+    /// [`TreeHeadError::Malformed`] for another event type or bad JSON.
+    pub fn from_event(event: &RecordedEvent) -> Result<Self, TreeHeadError> {
+        if event.event_type != EVENT_TYPE {
+            return Err(TreeHeadError::Malformed(format!("event type {}", event.event_type)));
+        }
+        serde_json::from_slice(&event.payload).map_err(|e| TreeHeadError::Malformed(e.to_string()))
+    }
+}
+
+/// The Ed25519 key that signs tree heads.
+pub struct TreeHeadSigner {
+    key: Ed25519KeyPair,
+    key_id: String,
+}
+
+impl TreeHeadSigner {
+    /// Loads the PKCS#8 key at `path`, creating it (readable by the owner only) on first start.
+    ///
+    /// # Errors
+    /// [`TreeHeadError::Key`] when it cannot be read, created or parsed.
+    pub fn load_or_create(path: &Path) -> Result<Self, TreeHeadError> {
+        let problem = |p: String| TreeHeadError::Key { path: path.display().to_string(), problem: p };
+        let pkcs8 = if path.exists() {
+            std::fs::read(path).map_err(|e| problem(e.to_string()))?
+        } else {
+            let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|e| problem(e.to_string()))?;
+            write_private(path, doc.as_ref()).map_err(|e| problem(e.to_string()))?;
+            doc.as_ref().to_vec()
+        };
+        Self::from_pkcs8(&pkcs8).map_err(|e| problem(e.to_string()))
+    }
+
+    /// # Errors
+    /// When the bytes are not an Ed25519 PKCS#8 document.
+    pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, TreeHeadError> {
+        let key = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| TreeHeadError::Malformed(e.to_string()))?;
+        let key_id = hex::encode(ring::digest::digest(&ring::digest::SHA256, key.public_key().as_ref()));
+        Ok(Self { key, key_id })
+    }
+
+    /// The 32-byte Ed25519 public key a verifier needs.
+    pub fn public_key(&self) -> &[u8] {
+        self.key.public_key().as_ref()
+    }
+
+    pub fn sign(&self, size: u64, root: &TreeHash, timestamp_micros: i64) -> SignedTreeHead {
+        let signature = self.key.sign(&SignedTreeHead::signed_bytes(size, root, timestamp_micros));
+        SignedTreeHead {
+            size,
+            root: root.to_hex(),
+            timestamp_micros,
+            key_id: self.key_id.clone(),
+            signature: hex::encode(signature.as_ref()),
+        }
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}

@@ -1,0 +1,147 @@
+//! The offline verifier catches tampering with a copy of the data: a flipped byte, a
+//! deleted event, two events swapped, and a forged tree head. Each is named precisely.
+
+use gezinsdossier_ledger::chain::{ChainBreak, EventHash, hash_event};
+use gezinsdossier_ledger::envelope::{CanonicalFields, ExpectedRevision, ProposedEvent, StreamId};
+use gezinsdossier_ledger::merkle::{CompactRange, leaf_hash};
+use gezinsdossier_ledger::store::EventStore;
+use gezinsdossier_ledger::store::sqlite::{LogFile, SqliteStore};
+use gezinsdossier_ledger::treehead::{self, TreeHeadSigner};
+use gezinsdossier_ledger::verify::{Tampering, VerifyReport, verify_log};
+use std::path::Path;
+
+fn event(n: usize) -> ProposedEvent {
+    ProposedEvent {
+        event_id: uuid::Uuid::new_v4(),
+        event_type: "test.note".into(),
+        recorded_at_micros: 1_790_000_000_000_000 + n as i64,
+        payload: format!("{{\"n\":{n}}}").into_bytes(),
+    }
+}
+
+/// Writes 30 events over three families, with a signed tree head after every 10.
+async fn build(dir: &Path, signer: &TreeHeadSigner) {
+    let store = SqliteStore::open(dir).unwrap();
+    let mut range = CompactRange::new();
+    let heads = treehead::stream();
+    for n in 0..30 {
+        let stream = StreamId::new(format!("family-f{}", n % 3)).unwrap();
+        store.append(&stream, ExpectedRevision::Any, vec![event(n)]).await.unwrap();
+        if n % 10 == 9 {
+            // Catch the range up with everything stored, then sign it.
+            for e in store.read_all(range.size(), 1_000).await.unwrap() {
+                range.push(leaf_hash(&e.canonical_bytes()));
+            }
+            let head = signer.sign(range.size(), &range.root(), 1_790_000_000_000_000 + n as i64);
+            let published = ProposedEvent {
+                event_id: uuid::Uuid::new_v4(),
+                event_type: treehead::EVENT_TYPE.into(),
+                recorded_at_micros: head.timestamp_micros,
+                payload: serde_json::to_vec(&head).unwrap(),
+            };
+            store.append(&heads, ExpectedRevision::Any, vec![published]).await.unwrap();
+        }
+    }
+    store.shutdown().await;
+}
+
+fn verify(dir: &Path, public_key: &[u8]) -> Result<VerifyReport, Tampering> {
+    let file = LogFile::open(dir).unwrap();
+    let heads = file.stream(&treehead::stream()).unwrap();
+    verify_log(public_key, &heads, file.events())
+}
+
+fn db(dir: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.join("events.sqlite3")).unwrap()
+}
+
+async fn fixture() -> (tempfile::TempDir, TreeHeadSigner) {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = TreeHeadSigner::load_or_create(&dir.path().join("treehead.key")).unwrap();
+    build(dir.path(), &signer).await;
+    (dir, signer)
+}
+
+#[tokio::test]
+async fn an_untouched_log_verifies() {
+    let (dir, signer) = fixture().await;
+    let report = verify(dir.path(), signer.public_key()).unwrap();
+    assert_eq!((report.events, report.streams, report.tree_heads), (33, 4, 3));
+}
+
+#[tokio::test]
+async fn a_flipped_byte_is_named_by_stream_and_revision() {
+    let (dir, signer) = fixture().await;
+    db(dir.path()).execute("UPDATE events SET payload = CAST('{\"n\":8}' AS BLOB) WHERE position = 5", []).unwrap();
+    let err = verify(dir.path(), signer.public_key()).unwrap_err();
+    assert!(
+        matches!(&err, Tampering::Chain { position: 5, source: ChainBreak::HashMismatch { stream, revision: 1 } } if stream == "family-f2"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_event_is_named_by_its_position() {
+    let (dir, signer) = fixture().await;
+    db(dir.path()).execute("DELETE FROM events WHERE position = 12", []).unwrap();
+    let err = verify(dir.path(), signer.public_key()).unwrap_err();
+    assert_eq!(err, Tampering::PositionGap { expected: 12, found: 13 });
+}
+
+#[tokio::test]
+async fn two_events_swapped_across_streams_break_the_signed_root() {
+    let (dir, signer) = fixture().await;
+    // Each stream's chain stays intact; only the global order changes.
+    let conn = db(dir.path());
+    conn.execute_batch(
+        "UPDATE events SET position = -1 WHERE position = 3;
+         UPDATE events SET position = 3 WHERE position = 4;
+         UPDATE events SET position = 4 WHERE position = -1;",
+    )
+    .unwrap();
+    drop(conn);
+    let err = verify(dir.path(), signer.public_key()).unwrap_err();
+    assert!(matches!(err, Tampering::RootMismatch { index: 0, size: 10, .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_forged_tree_head_is_caught_by_its_signature() {
+    let (dir, signer) = fixture().await;
+    // The forger re-signs the first head with their own key and rewrites the tree-head
+    // stream's chain so that every hash is consistent again.
+    let forger = TreeHeadSigner::from_pkcs8(
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap().as_ref(),
+    )
+    .unwrap();
+    let file = LogFile::open(dir.path()).unwrap();
+    let heads = file.stream(&treehead::stream()).unwrap();
+    drop(file);
+    let original = treehead::SignedTreeHead::from_event(&heads[0]).unwrap();
+    let forged = forger.sign(original.size, &original.root_hash().unwrap(), original.timestamp_micros);
+    let conn = db(dir.path());
+    let mut prev = EventHash::GENESIS;
+    for (i, e) in heads.iter().enumerate() {
+        let payload = if i == 0 { serde_json::to_vec(&forged).unwrap() } else { e.payload.clone() };
+        let hash = hash_event(&CanonicalFields {
+            stream: &e.stream,
+            revision: e.revision,
+            event_id: &e.event_id,
+            event_type: &e.event_type,
+            recorded_at_micros: e.recorded_at_micros,
+            payload: &payload,
+            prev_hash: &prev,
+        });
+        conn.execute(
+            "UPDATE events SET payload = ?1, prev_hash = ?2, hash = ?3 WHERE position = ?4",
+            rusqlite::params![payload, prev.as_bytes().as_slice(), hash.as_bytes().as_slice(), e.position as i64],
+        )
+        .unwrap();
+        prev = hash;
+    }
+    drop(conn);
+    let err = verify(dir.path(), signer.public_key()).unwrap_err();
+    assert_eq!(err, Tampering::BadSignature { index: 0, size: 10 });
+    // Nor does handing the verifier the forger's key help: the other heads carry the real
+    // key's signatures.
+    assert_eq!(verify(dir.path(), forger.public_key()).unwrap_err(), Tampering::BadSignature { index: 1, size: 20 });
+}
