@@ -143,5 +143,5 @@ async fn a_forged_tree_head_is_caught_by_its_signature() {
     assert_eq!(err, Tampering::BadSignature { index: 0, size: 10 });
     // Nor does handing the verifier the forger's key help: the other heads carry the real
     // key's signatures.
-    assert_eq!(verify(dir.path(), forger.public_key()).unwrap_err(), Tampering::BadSignature { index: 1, size: 20 });
+    assert_eq!(verify(dir.path(), forger.public_key()).unwrap_err(), Tampering::BadSignature { index: 1, size: 21 });
 }
