@@ -16,6 +16,7 @@
 //! - [`family`]: the family as rebuilt from its stream (members, gezag, events by id).
 //! - [`families`]: the checked write path of family streams over a store.
 //! - [`merkle`]: the RFC 6962 Merkle log: hashing, compact ranges, proofs, verification.
+//! - [`publisher`]: signs and publishes tree heads while the service runs.
 //! - [`treehead`]: Ed25519-signed tree heads, published as events.
 //! - [`verify`]: the offline verifier (positions, chains, Merkle roots, signatures).
 //! - [`actor`]: organisations, professionals and roles.
@@ -34,6 +35,7 @@ pub mod envelope;
 pub mod families;
 pub mod family;
 pub mod merkle;
+pub mod publisher;
 pub mod store;
 pub mod treehead;
 pub mod verify;

@@ -37,6 +37,13 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Run on PostgreSQL instead of the embedded store (several replicas may share it).
     pub postgres: Option<PostgresOptions>,
+    /// The Ed25519 key (PKCS#8) that signs tree heads; created on first start. Replicas on
+    /// one database must share it. Default: `<data_dir>/treehead.key`.
+    pub signing_key: Option<PathBuf>,
+    /// Publish a signed tree head after this many new events…
+    pub tree_head_every_events: u64,
+    /// …or this many milliseconds, whichever comes first.
+    pub tree_head_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -58,6 +65,9 @@ impl Default for Config {
             max_events_per_request: 500,
             log_format: LogFormat::Json,
             postgres: None,
+            signing_key: None,
+            tree_head_every_events: 1000,
+            tree_head_interval_ms: 10_000,
         }
     }
 }
@@ -117,6 +127,18 @@ pub struct ConfigFlags {
     #[arg(long, value_name = "NAME", requires = "postgres_url")]
     #[serde(skip)]
     pub postgres_schema: Option<String>,
+    /// The tree-head signing key (PKCS#8) [default: <data-dir>/treehead.key].
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<PathBuf>,
+    /// Publish a signed tree head after this many new events.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree_head_every_events: Option<u64>,
+    /// Publish a signed tree head at least this often (milliseconds) while events arrive.
+    #[arg(long, value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree_head_interval_ms: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -181,6 +203,11 @@ impl Config {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Where the tree-head signing key lives.
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.signing_key.clone().unwrap_or_else(|| self.data_dir.join("treehead.key"))
     }
 }
 

@@ -11,9 +11,11 @@ use crate::identity::{Authenticator, OrganisationRegistry};
 use crate::limits::OversizeAsResourceExhausted;
 use gezinsdossier_ledger::clock::{Clock, SystemClock};
 use gezinsdossier_ledger::families::Families;
+use gezinsdossier_ledger::publisher::{self, PublishPolicy};
 use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_ledger::store::postgres::PostgresStore;
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
+use gezinsdossier_ledger::treehead::TreeHeadSigner;
 use gezinsdossier_proto::v1::case_service_server::CaseServiceServer;
 use gezinsdossier_proto::v1::consent_service_server::ConsentServiceServer;
 use gezinsdossier_proto::v1::dossier_service_server::DossierServiceServer;
@@ -61,6 +63,17 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     let mode = if config.insecure_dev { IdentityMode::InsecureDev } else { IdentityMode::MutualTls };
     let registry = Arc::new(load_registry(&config)?);
+    let key_path = config.signing_key_path();
+    if let Some(dir) = key_path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    let signer = Arc::new(TreeHeadSigner::load_or_create(&key_path)?);
+    tracing::info!(public_key = %hex::encode(signer.public_key()), "tree heads are signed with this key");
+    let policy = PublishPolicy {
+        every_events: config.tree_head_every_events.max(1),
+        every: std::time::Duration::from_millis(config.tree_head_interval_ms.max(10)),
+    };
+    let publisher = tokio::spawn(publisher::run(store.clone(), signer, clock.clone(), policy));
     let families = Arc::new(Families::new(store, clock.clone()));
     let auth = Authenticator::new(registry.clone(), mode);
 
@@ -108,6 +121,7 @@ pub async fn serve_on(
     health.set_not_serving::<CaseServiceServer<CaseApi>>().await;
     health.set_not_serving::<ConsentServiceServer<ConsentApi>>().await;
     health.set_not_serving::<DossierServiceServer<DossierApi>>().await;
+    publisher.abort();
     result.map_err(Into::into)
 }
 

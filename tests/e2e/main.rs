@@ -8,3 +8,4 @@ mod consent_dossier;
 mod durability;
 mod identity;
 mod replicas;
+mod verifier;

@@ -63,9 +63,22 @@ async fn three_replicas_on_one_database_keep_revisions_consents_and_chains_consi
     let logs = tempfile::tempdir().unwrap();
     let mut replicas = Vec::new();
     let mut channels = Vec::new();
+    // Replicas on one database share the tree-head signing key.
+    let key = logs.path().join("treehead.key");
     for i in 0..3 {
         let (binary, endpoint) = Binary::start(
-            &["--postgres-url", &url(), "--postgres-schema", &schema.name],
+            &[
+                "--postgres-url",
+                &url(),
+                "--postgres-schema",
+                &schema.name,
+                "--signing-key",
+                key.to_str().unwrap(),
+                "--tree-head-every-events",
+                "10",
+                "--tree-head-interval-ms",
+                "50",
+            ],
             &logs.path().join(format!("replica-{i}.log")),
         );
         channels.push(channel(&endpoint).await);
@@ -170,7 +183,36 @@ async fn three_replicas_on_one_database_keep_revisions_consents_and_chains_consi
     let err = dossier(2).get_dossier(request).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
 
-    store.shutdown().await;
+    // Three publishers, one chain of signed tree heads: the whole shared log verifies.
+    let heads_stream = gezinsdossier_ledger::treehead::stream();
+    let mut heads = Vec::new();
+    for _ in 0..200 {
+        heads = store.read_stream(&heads_stream, 0, 10_000).await.unwrap();
+        if heads.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(heads.len() >= 3, "only {} tree heads were published", heads.len());
     drop(replicas);
+    let mut all = Vec::new();
+    loop {
+        let page = store.read_all(all.len() as u64, 1_000).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        all.extend(page);
+    }
+    let heads = store.read_stream(&heads_stream, 0, 10_000).await.unwrap();
+    let signer = gezinsdossier_ledger::treehead::TreeHeadSigner::from_pkcs8(&std::fs::read(&key).unwrap()).unwrap();
+    let report = gezinsdossier_ledger::verify::verify_log(
+        signer.public_key(),
+        &heads,
+        all.into_iter().map(Ok::<_, std::convert::Infallible>),
+    )
+    .expect("one valid chain of tree heads over the shared log");
+    assert_eq!(report.tree_heads, heads.len());
+
+    store.shutdown().await;
     schema.drop_now().await;
 }
