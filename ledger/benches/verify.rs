@@ -1,0 +1,88 @@
+//! Offline verification throughput: a store of N events (~300-byte payloads over 1,000
+//! streams, a signed tree head every 10,000 events), verified from the file on one thread.
+//!
+//! `cargo bench -p gezinsdossier-ledger --bench verify [-- --events 1000000 --repeats 3]`
+
+use gezinsdossier_ledger::envelope::{ExpectedRevision, ProposedEvent, StreamId};
+use gezinsdossier_ledger::merkle::{CompactRange, leaf_hash};
+use gezinsdossier_ledger::store::EventStore;
+use gezinsdossier_ledger::store::sqlite::{LogFile, SqliteStore};
+use gezinsdossier_ledger::treehead::{self, TreeHeadSigner};
+use gezinsdossier_ledger::verify::verify_log;
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (events, repeats) = (value("--events", 1_000_000), value("--repeats", 3));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signer = TreeHeadSigner::load_or_create(&dir.path().join("treehead.key")).expect("key");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let build_started = Instant::now();
+    runtime.block_on(async {
+        let store = SqliteStore::open(dir.path()).expect("open");
+        let payload = format!("{{\"text\":\"{}\"}}", "x".repeat(290)).into_bytes();
+        let mut range = CompactRange::new();
+        let mut written = 0;
+        while written < events {
+            let batch: Vec<_> = (0..1000)
+                .map(|i| ProposedEvent {
+                    event_id: uuid::Uuid::new_v4(),
+                    event_type: "bench.note".into(),
+                    recorded_at_micros: (written + i) as i64,
+                    payload: payload.clone(),
+                })
+                .collect();
+            let stream = StreamId::new(format!("family-{}", (written / 1000) % 1000)).expect("stream");
+            store.append(&stream, ExpectedRevision::Any, batch).await.expect("append");
+            written += 1000;
+            if written % 10_000 == 0 {
+                for e in store.read_all(range.size(), 20_000).await.expect("read") {
+                    range.push(leaf_hash(&e.canonical_bytes()));
+                }
+                let head = signer.sign(range.size(), &range.root(), written as i64);
+                let event = ProposedEvent {
+                    event_id: uuid::Uuid::new_v4(),
+                    event_type: treehead::EVENT_TYPE.into(),
+                    recorded_at_micros: written as i64,
+                    payload: serde_json::to_vec(&head).expect("json"),
+                };
+                store.append(&treehead::stream(), ExpectedRevision::Any, vec![event]).await.expect("head");
+            }
+        }
+        store.shutdown().await;
+    });
+    println!(
+        "\n### Offline verify: {events} events plus tree heads (built in {:.0} s)\n",
+        build_started.elapsed().as_secs_f64()
+    );
+    let mut rates = Vec::new();
+    for _ in 0..repeats {
+        let started = Instant::now();
+        let file = LogFile::open(dir.path()).expect("log file");
+        let heads = file.stream(&treehead::stream()).expect("heads");
+        let report = verify_log(signer.public_key(), &heads, file.events()).expect("verifies");
+        let secs = started.elapsed().as_secs_f64();
+        rates.push(report.events as f64 / secs);
+        println!(
+            "run: {} events, {} tree heads, {:.2} s, {:.0} events/s",
+            report.events,
+            report.tree_heads,
+            secs,
+            report.events as f64 / secs
+        );
+    }
+    // The same read without any checking: what the file alone costs.
+    let started = Instant::now();
+    let file = LogFile::open(dir.path()).expect("log file");
+    let read = file.events().map(|e| e.expect("read")).count();
+    println!("reading alone: {:.0} events/s", read as f64 / started.elapsed().as_secs_f64());
+    rates.sort_by(f64::total_cmp);
+    println!("median: {:.0} events/s (one thread)", rates[rates.len() / 2]);
+}
