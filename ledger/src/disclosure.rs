@@ -67,6 +67,38 @@ pub struct Investigation {
     pub family_revision: Option<u64>,
 }
 
+/// A privacy officer's review of a disclosure that used a legal basis (or break-the-glass).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub reviewer: Actor,
+    pub at: DateTime<Utc>,
+    /// The reviewed disclosure's event id.
+    pub disclosure_event_id: uuid::Uuid,
+    pub outcome: ReviewOutcome,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewOutcome {
+    /// The use of the basis was justified.
+    Justified,
+    /// It was not; follow-up is recorded elsewhere (incident, data breach register).
+    Unjustified,
+    /// More information is needed before a verdict.
+    NeedsFollowUp,
+}
+
+/// A privacy officer read the access log itself (NEN 7513: access to the log is logged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditAccess {
+    pub privacy_officer: Actor,
+    pub at: DateTime<Utc>,
+    /// What was asked, in words (filters only; never results).
+    pub query: String,
+    pub rows: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AccessLogEvent {
@@ -74,6 +106,8 @@ pub enum AccessLogEvent {
     Refused(Refusal),
     Checked(AccessCheck),
     Investigated(Investigation),
+    Reviewed(Review),
+    Audited(AuditAccess),
 }
 
 impl AccessLogEvent {
@@ -83,6 +117,8 @@ impl AccessLogEvent {
             Self::Refused(_) => "access.refused",
             Self::Checked(_) => "access.checked",
             Self::Investigated(_) => "access.investigated",
+            Self::Reviewed(_) => "access.reviewed",
+            Self::Audited(_) => "access.audited",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! means "catch up and check again", never "write anyway".
 
 use crate::actor::Actor;
+use crate::audit::{self, AuditFilter, AuditRow};
 use crate::case::validate::{ValidationError, validate_batch};
 use crate::case::{CaseEvent, CaseRecord, InformationCategory};
 use crate::clock::Clock;
@@ -16,7 +17,9 @@ use crate::consent::{
     self, AccessQuery, ConsentEvent, ConsentRecord, Decision, DenialReason, LegalBasis, LegalBasisKind, Purpose,
     Recipient, decide,
 };
-use crate::disclosure::{self, AccessCheck, AccessLogEvent, Disclosure, Investigation, Refusal};
+use crate::disclosure::{
+    self, AccessCheck, AccessLogEvent, AuditAccess, Disclosure, Investigation, Refusal, Review, ReviewOutcome,
+};
 use crate::dossier::{self, DossierView, Shown};
 use crate::envelope::{EventId, ExpectedRevision, ProposedEvent};
 use crate::family::{ApplyError, FamilyId, FamilyState};
@@ -43,6 +46,10 @@ pub enum FamilyError {
     Consent(#[from] ConsentRuleError),
     #[error("no such family")]
     UnknownFamily,
+    #[error("no disclosure {0} in this family's access log")]
+    UnknownDisclosure(uuid::Uuid),
+    #[error("disclosure cannot be reviewed: {0}")]
+    NotReviewable(String),
     /// Refused, and the refusal is recorded.
     #[error("access denied: {}", .0.iter().map(|r| r.explanation.as_str()).collect::<Vec<_>>().join("; "))]
     Denied(Vec<DenialReason>),
@@ -360,6 +367,67 @@ impl Families {
         };
         self.log(family, AccessLogEvent::Investigated(investigation)).await?;
         Ok(view)
+    }
+
+    /// The family's disclosures and refusals that `filter` selects, for a privacy officer.
+    /// The query itself is logged (filters and row count, never results).
+    ///
+    /// # Errors
+    /// [`FamilyError::UnknownFamily`] or a store failure.
+    pub async fn audit(
+        &self,
+        family: &FamilyId,
+        officer: &Actor,
+        filter: &AuditFilter,
+        query: String,
+    ) -> Result<Vec<AuditRow>, FamilyError> {
+        self.with_fresh_state(family, |_| ()).await?;
+        let rows = audit::rows(&self.access_log(family).await?, filter);
+        let access =
+            AuditAccess { privacy_officer: officer.clone(), at: self.clock.now(), query, rows: rows.len() as u64 };
+        self.log(family, AccessLogEvent::Audited(access)).await?;
+        Ok(rows)
+    }
+
+    /// Records a privacy officer's review of a disclosure that waits for one.
+    ///
+    /// # Errors
+    /// [`FamilyError::UnknownDisclosure`], [`FamilyError::NotReviewable`] (no legal basis
+    /// used, or already reviewed), or a store failure.
+    pub async fn review(
+        &self,
+        family: &FamilyId,
+        reviewer: &Actor,
+        disclosure_event_id: uuid::Uuid,
+        outcome: ReviewOutcome,
+        note: String,
+    ) -> Result<Logged, FamilyError> {
+        let all = audit::rows(&self.access_log(family).await?, &AuditFilter::default());
+        let row = all
+            .iter()
+            .find(|r| r.event_id == disclosure_event_id)
+            .ok_or(FamilyError::UnknownDisclosure(disclosure_event_id))?;
+        if !row.review_required {
+            return Err(FamilyError::NotReviewable("it used no legal basis".into()));
+        }
+        if let Some(done) = &row.review {
+            return Err(FamilyError::NotReviewable(format!("already reviewed at {}", done.at.to_rfc3339())));
+        }
+        let review = Review { reviewer: reviewer.clone(), at: self.clock.now(), disclosure_event_id, outcome, note };
+        self.log(family, AccessLogEvent::Reviewed(review)).await
+    }
+
+    async fn access_log(&self, family: &FamilyId) -> Result<Vec<crate::envelope::RecordedEvent>, FamilyError> {
+        let stream = disclosure::stream(family);
+        let mut events = Vec::new();
+        loop {
+            let page = self.store.read_stream(&stream, events.len() as u64, CATCH_UP_PAGE).await?;
+            let done = page.len() < CATCH_UP_PAGE;
+            events.extend(page);
+            if done {
+                return Ok(events);
+            }
+        }
     }
 
     /// Runs `f` on the family state after catching up with the store.

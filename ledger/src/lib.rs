@@ -12,6 +12,7 @@
 //! - [`consent`]: the consent ledger, legal bases, who may consent, and the access
 //!   decision (basis or reasons).
 //! - [`dossier`]: one requester's view of a family, filtered per subject and category.
+//! - [`audit`]: the access log as rows for privacy officers (filters, review state).
 //! - [`disclosure`]: the access log (disclosures, refusals, checks, investigations).
 //! - [`family`]: the family as rebuilt from its stream (members, gezag, events by id).
 //! - [`families`]: the checked write path of family streams over a store.
@@ -24,6 +25,7 @@
 //! - [`clock`]: time as a parameter.
 
 pub mod actor;
+pub mod audit;
 pub mod case;
 pub mod chain;
 pub mod clock;

@@ -65,7 +65,8 @@ fn family_status(e: &FamilyError) -> (Code, String) {
         FamilyError::Consent(ConsentRuleError::NotAllowed(_)) | FamilyError::Denied(_) => {
             (Code::PermissionDenied, e.to_string())
         }
-        FamilyError::UnknownFamily => (Code::NotFound, e.to_string()),
+        FamilyError::UnknownFamily | FamilyError::UnknownDisclosure(_) => (Code::NotFound, e.to_string()),
+        FamilyError::NotReviewable(_) => (Code::FailedPrecondition, e.to_string()),
         FamilyError::Store(store) => store_status(store),
         FamilyError::Unreadable(detail) => {
             tracing::error!(error = %detail, "family stream unreadable");

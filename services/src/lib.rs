@@ -5,6 +5,7 @@
 //!
 //! ## Layout
 //! - [`server`]: assembles the gRPC server (services, health, reflection, limits, shutdown).
+//! - [`audit_service`]: the AuditService (access-log queries, review queue).
 //! - [`case_service`]: the CaseService (`AppendEvents`).
 //! - [`consent_service`]: the ConsentService (consents, legal bases, `CheckAccess`).
 //! - [`dossier_service`]: the DossierService (`GetDossier`, `InvestigateDossier`).
@@ -15,6 +16,7 @@
 //! - [`config`]: defaults → TOML file → environment → flags.
 //! - [`telemetry`]: structured logs without personal data.
 
+pub mod audit_service;
 pub mod case_service;
 pub mod config;
 pub mod consent_service;

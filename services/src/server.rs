@@ -1,6 +1,7 @@
 //! Assembles and runs the gRPC server: identity, services, health, reflection, limits,
 //! graceful shutdown.
 
+use crate::audit_service::AuditApi;
 use crate::case_service::CaseApi;
 use crate::config::Config;
 use crate::consent_service::ConsentApi;
@@ -16,6 +17,7 @@ use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_ledger::store::postgres::PostgresStore;
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
 use gezinsdossier_ledger::treehead::TreeHeadSigner;
+use gezinsdossier_proto::v1::audit_service_server::AuditServiceServer;
 use gezinsdossier_proto::v1::case_service_server::CaseServiceServer;
 use gezinsdossier_proto::v1::consent_service_server::ConsentServiceServer;
 use gezinsdossier_proto::v1::dossier_service_server::DossierServiceServer;
@@ -81,6 +83,7 @@ pub async fn serve_on(
     health.set_serving::<CaseServiceServer<CaseApi>>().await;
     health.set_serving::<ConsentServiceServer<ConsentApi>>().await;
     health.set_serving::<DossierServiceServer<DossierApi>>().await;
+    health.set_serving::<AuditServiceServer<AuditApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(gezinsdossier_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -90,6 +93,8 @@ pub async fn serve_on(
         .max_decoding_message_size(config.max_message_bytes);
     let consent = ConsentServiceServer::new(ConsentApi::new(families.clone(), clock))
         .max_decoding_message_size(config.max_message_bytes);
+    let audit =
+        AuditServiceServer::new(AuditApi::new(families.clone())).max_decoding_message_size(config.max_message_bytes);
     let dossier = DossierServiceServer::new(DossierApi::new(families, registry.clone()))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(usize::MAX);
@@ -112,7 +117,8 @@ pub async fn serve_on(
         .add_service(reflection)
         .add_service(InterceptedService::new(case, auth.clone()))
         .add_service(InterceptedService::new(consent, auth.clone()))
-        .add_service(InterceptedService::new(dossier, auth))
+        .add_service(InterceptedService::new(dossier, auth.clone()))
+        .add_service(InterceptedService::new(audit, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
@@ -121,6 +127,7 @@ pub async fn serve_on(
     health.set_not_serving::<CaseServiceServer<CaseApi>>().await;
     health.set_not_serving::<ConsentServiceServer<ConsentApi>>().await;
     health.set_not_serving::<DossierServiceServer<DossierApi>>().await;
+    health.set_not_serving::<AuditServiceServer<AuditApi>>().await;
     publisher.abort();
     result.map_err(Into::into)
 }

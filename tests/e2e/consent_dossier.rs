@@ -14,13 +14,13 @@ use pb::case_event::Kind;
 use prost::Message;
 use tonic::Code;
 
-const FAMILY: &str = "fam-dossier";
+pub(crate) const FAMILY: &str = "fam-dossier";
 const DIAGNOSIS_TEXT: &str = "Bipolaire stoornis type II";
 
 /// A family registered by youth care: mother and father (joint gezag), a 13-year-old and a
 /// 6-year-old. V-ggz treats the mother; youth care keeps a gezinsplan for mother and child
 /// and a plan for the child alone.
-async fn family(server: &TestServer) {
+pub(crate) async fn family(server: &TestServer) {
     let today = server.clock.now_date();
     let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
     let mut events = vec![
@@ -63,7 +63,7 @@ fn to_org(org: &str) -> pb::Recipient {
     pb::Recipient { recipient: Some(pb::recipient::Recipient::OrganisationId(org.into())) }
 }
 
-fn grant(
+pub(crate) fn grant(
     consent_id: &str,
     subject: &str,
     categories: &[C],
@@ -89,7 +89,7 @@ fn grant(
     }
 }
 
-fn dossier_request(purpose: pb::Purpose) -> pb::GetDossierRequest {
+pub(crate) fn dossier_request(purpose: pb::Purpose) -> pb::GetDossierRequest {
     pb::GetDossierRequest { family_id: FAMILY.into(), purpose: purpose as i32, break_the_glass: None }
 }
 

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod audit;
 mod case_append;
 mod consent_dossier;
 mod durability;

@@ -1,0 +1,121 @@
+//! The privacy officer's view of the access log: disclosures and refusals as rows, with
+//! their review state, filtered by subject, organisation, basis type, purpose and period.
+
+use crate::actor::Actor;
+use crate::case::{InformationCategory, MemberId};
+use crate::consent::{Basis, LegalBasisKind, Purpose};
+use crate::disclosure::{AccessLogEvent, Review};
+use crate::envelope::{EventId, RecordedEvent};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// How a disclosure was allowed, for filtering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BasisType {
+    Consent,
+    Legal(LegalBasisKind),
+}
+
+/// One disclosure or refusal, as a privacy officer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub event_id: EventId,
+    pub position: u64,
+    pub at: DateTime<Utc>,
+    pub requester: Actor,
+    pub purpose: Purpose,
+    /// `None` for a refusal.
+    pub shown: Option<BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>>>,
+    pub refusal_reasons: Vec<String>,
+    pub break_the_glass: Option<String>,
+    pub review_required: bool,
+    pub review: Option<Review>,
+}
+
+impl AuditRow {
+    /// The kinds of basis this disclosure used.
+    pub fn basis_types(&self) -> BTreeSet<BasisType> {
+        self.shown
+            .iter()
+            .flat_map(|s| s.values().flat_map(|c| c.values()))
+            .map(|b| match b {
+                Basis::Consent { .. } => BasisType::Consent,
+                Basis::LegalBasis { kind, .. } => BasisType::Legal(*kind),
+            })
+            .collect()
+    }
+}
+
+/// What to select. Every filter is optional; all given ones must hold.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub subject: Option<MemberId>,
+    pub organisation_id: Option<String>,
+    pub basis: Option<BasisType>,
+    pub purpose: Option<Purpose>,
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub include_refusals: bool,
+    /// Only legal-basis uses that still wait for a review.
+    pub pending_review_only: bool,
+}
+
+impl AuditFilter {
+    fn accepts(&self, row: &AuditRow) -> bool {
+        let subject_ok =
+            self.subject.as_ref().is_none_or(|s| row.shown.as_ref().is_some_and(|shown| shown.contains_key(s)));
+        let org_ok = self.organisation_id.as_ref().is_none_or(|o| *o == row.requester.organisation_id);
+        let basis_ok = self.basis.is_none_or(|b| row.basis_types().contains(&b));
+        let purpose_ok = self.purpose.is_none_or(|p| p == row.purpose);
+        let period_ok = self.from.is_none_or(|f| row.at >= f) && self.until.is_none_or(|u| row.at < u);
+        let kind_ok = row.shown.is_some() || self.include_refusals;
+        let pending_ok = !self.pending_review_only || (row.review_required && row.review.is_none());
+        subject_ok && org_ok && basis_ok && purpose_ok && period_ok && kind_ok && pending_ok
+    }
+}
+
+/// Folds one family's access-log events into rows (reviews attached to what they review)
+/// and keeps those `filter` accepts, oldest first.
+pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
+    let mut rows: Vec<AuditRow> = Vec::new();
+    let mut by_id: HashMap<EventId, usize> = HashMap::new();
+    for event in events {
+        let Ok(entry) = serde_json::from_slice::<AccessLogEvent>(&event.payload) else { continue };
+        match entry {
+            AccessLogEvent::Disclosed(d) => {
+                by_id.insert(event.event_id, rows.len());
+                rows.push(AuditRow {
+                    event_id: event.event_id,
+                    position: event.position,
+                    at: d.at,
+                    requester: d.requester,
+                    purpose: d.purpose,
+                    shown: Some(d.shown),
+                    refusal_reasons: Vec::new(),
+                    break_the_glass: d.break_the_glass,
+                    review_required: d.review_required,
+                    review: None,
+                });
+            }
+            AccessLogEvent::Refused(r) => rows.push(AuditRow {
+                event_id: event.event_id,
+                position: event.position,
+                at: r.at,
+                requester: r.requester,
+                purpose: r.purpose,
+                shown: None,
+                refusal_reasons: r.reasons.into_iter().map(|x| x.explanation).collect(),
+                break_the_glass: None,
+                review_required: false,
+                review: None,
+            }),
+            AccessLogEvent::Reviewed(review) => {
+                if let Some(&i) = by_id.get(&review.disclosure_event_id) {
+                    rows[i].review = Some(review);
+                }
+            }
+            AccessLogEvent::Checked(_) | AccessLogEvent::Investigated(_) | AccessLogEvent::Audited(_) => {}
+        }
+    }
+    rows.into_iter().filter(|r| filter.accepts(r)).collect()
+}

@@ -1,0 +1,164 @@
+//! `AuditService`: the privacy officer's queries over the access log and the review queue.
+//! The rows and their rules live in `gezinsdossier_ledger::audit`.
+
+use crate::consent_service::family_id;
+use crate::error::ServiceError;
+use crate::identity::interceptor::requester;
+use gezinsdossier_ledger::actor::ProfessionalRole;
+use gezinsdossier_ledger::audit::{AuditFilter, AuditRow, BasisType};
+use gezinsdossier_ledger::consent::LegalBasisKind;
+use gezinsdossier_ledger::disclosure::ReviewOutcome;
+use gezinsdossier_ledger::families::Families;
+use gezinsdossier_proto::convert::consent::{optional_timestamp, purpose};
+use gezinsdossier_proto::convert::{self, FieldError, outbound};
+use gezinsdossier_proto::v1 as pb;
+use gezinsdossier_proto::v1::audit_service_server::AuditService;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// Largest page.
+const MAX_PAGE: usize = 1000;
+
+pub struct AuditApi {
+    families: Arc<Families>,
+}
+
+impl AuditApi {
+    pub fn new(families: Arc<Families>) -> Self {
+        Self { families }
+    }
+}
+
+fn privacy_officer_only(role: ProfessionalRole) -> Result<(), ServiceError> {
+    if role == ProfessionalRole::PrivacyOfficer {
+        Ok(())
+    } else {
+        Err(ServiceError::PermissionDenied("the access log is for privacy officers".into()))
+    }
+}
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    type QueryAccessLogStream = Pin<Box<dyn Stream<Item = Result<pb::AccessLogEntry, Status>> + Send>>;
+
+    #[tracing::instrument(name = "QueryAccessLog", skip_all)]
+    async fn query_access_log(
+        &self,
+        request: Request<pb::QueryAccessLogRequest>,
+    ) -> Result<Response<Self::QueryAccessLogStream>, Status> {
+        let who = requester(&request)?;
+        privacy_officer_only(who.actor.role)?;
+        let r = request.into_inner();
+        let family = family_id(&r.family_id)?;
+        let filter = AuditFilter {
+            subject: non_empty(r.subject_member_id),
+            organisation_id: non_empty(r.organisation_id),
+            basis: basis_type(r.basis_type)?,
+            purpose: if r.purpose == 0 {
+                None
+            } else {
+                Some(purpose(r.purpose, "purpose").map_err(ServiceError::from)?)
+            },
+            from: optional_timestamp(r.from, "from").map_err(ServiceError::from)?,
+            until: optional_timestamp(r.until, "until").map_err(ServiceError::from)?,
+            include_refusals: r.include_refusals,
+            pending_review_only: r.pending_review_only,
+        };
+        let limit = if r.limit == 0 { MAX_PAGE } else { (r.limit as usize).min(MAX_PAGE) };
+        let query = format!("{filter:?}, after position {:?}, limit {limit}", r.after_position);
+        let rows = self.families.audit(&family, &who.actor, &filter, query).await.map_err(ServiceError::from)?;
+        let page: Vec<_> = rows
+            .iter()
+            .filter(|row| r.after_position.is_none_or(|after| row.position > after))
+            .take(limit)
+            .map(entry)
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(page.into_iter().map(Ok)))))
+    }
+
+    #[tracing::instrument(name = "RecordReview", skip_all)]
+    async fn record_review(
+        &self,
+        request: Request<pb::RecordReviewRequest>,
+    ) -> Result<Response<pb::ReviewRecorded>, Status> {
+        let who = requester(&request)?;
+        privacy_officer_only(who.actor.role)?;
+        let r = request.into_inner();
+        let family = family_id(&r.family_id)?;
+        let disclosure =
+            convert::event_id(&r.disclosure_event_id, "disclosure_event_id").map_err(ServiceError::from)?;
+        let outcome = match pb::ReviewOutcome::try_from(r.outcome) {
+            Ok(pb::ReviewOutcome::Justified) => ReviewOutcome::Justified,
+            Ok(pb::ReviewOutcome::Unjustified) => ReviewOutcome::Unjustified,
+            Ok(pb::ReviewOutcome::NeedsFollowUp) => ReviewOutcome::NeedsFollowUp,
+            _ => {
+                return Err(ServiceError::from(FieldError::new(
+                    "outcome",
+                    "required: justified, unjustified or needs_follow_up",
+                ))
+                .into());
+            }
+        };
+        let note = convert::required(r.note, "note").map_err(ServiceError::from)?;
+        let logged =
+            self.families.review(&family, &who.actor, disclosure, outcome, note).await.map_err(ServiceError::from)?;
+        Ok(Response::new(pb::ReviewRecorded { event_id: logged.event_id.to_string() }))
+    }
+}
+
+fn non_empty(s: String) -> Option<String> {
+    if s.trim().is_empty() { None } else { Some(s) }
+}
+
+fn basis_type(raw: i32) -> Result<Option<BasisType>, ServiceError> {
+    Ok(match pb::BasisType::try_from(raw) {
+        Ok(pb::BasisType::Unspecified) => None,
+        Ok(pb::BasisType::Consent) => Some(BasisType::Consent),
+        Ok(pb::BasisType::ChildProtectionMeasure) => Some(BasisType::Legal(LegalBasisKind::ChildProtectionMeasure)),
+        Ok(pb::BasisType::Meldcode) => Some(BasisType::Legal(LegalBasisKind::Meldcode)),
+        Ok(pb::BasisType::BreakTheGlass) => Some(BasisType::Legal(LegalBasisKind::BreakTheGlass)),
+        Err(_) => return Err(FieldError::new("basis_type", format!("unknown basis type {raw}")).into()),
+    })
+}
+
+fn entry(row: &AuditRow) -> pb::AccessLogEntry {
+    pb::AccessLogEntry {
+        event_id: row.event_id.to_string(),
+        global_position: row.position,
+        at: Some(outbound::timestamp(row.at)),
+        organisation_id: row.requester.organisation_id.clone(),
+        professional_id: row.requester.professional_id.clone(),
+        role: outbound::role(row.requester.role),
+        purpose: outbound::purpose(row.purpose),
+        refused: row.shown.is_none(),
+        shown: row
+            .shown
+            .iter()
+            .flat_map(|shown| {
+                shown.iter().flat_map(|(subject, categories)| {
+                    categories.iter().map(move |(c, b)| pb::DisclosedItem {
+                        subject_member_id: subject.clone(),
+                        category: outbound::category(*c),
+                        basis: Some(outbound::basis(b)),
+                    })
+                })
+            })
+            .collect(),
+        refusal_reasons: row.refusal_reasons.clone(),
+        break_the_glass_reason: row.break_the_glass.clone().unwrap_or_default(),
+        review_required: row.review_required,
+        review: row.review.as_ref().map(|v| pb::ReviewRecord {
+            reviewer_professional_id: v.reviewer.professional_id.clone(),
+            reviewer_organisation_id: v.reviewer.organisation_id.clone(),
+            at: Some(outbound::timestamp(v.at)),
+            outcome: (match v.outcome {
+                ReviewOutcome::Justified => pb::ReviewOutcome::Justified,
+                ReviewOutcome::Unjustified => pb::ReviewOutcome::Unjustified,
+                ReviewOutcome::NeedsFollowUp => pb::ReviewOutcome::NeedsFollowUp,
+            }) as i32,
+            note: v.note.clone(),
+        }),
+    }
+}

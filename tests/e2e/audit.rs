@@ -1,0 +1,104 @@
+//! The privacy officer's audit: queries over disclosures and refusals with filters and
+//! paging, the review queue, and every query itself logged.
+
+use crate::consent_dossier::{FAMILY, dossier_request, family, grant};
+use crate::support::{GI, TestServer, YOUTH_CARE};
+use gezinsdossier_ledger::disclosure::AccessLogEvent;
+use gezinsdossier_proto::v1 as pb;
+use gezinsdossier_proto::v1::audit_service_client::AuditServiceClient;
+use pb::InformationCategory as C;
+use tonic::Code;
+
+fn query() -> pb::QueryAccessLogRequest {
+    pb::QueryAccessLogRequest { family_id: FAMILY.into(), ..Default::default() }
+}
+
+#[tokio::test]
+async fn a_privacy_officer_queries_reviews_and_is_logged_doing_so() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    // Three requests: one under consent, one refused, one break-the-glass.
+    let mut gi_consent = server.consent_client(GI, "gv-3", "gezinsvoogd").await;
+    gi_consent
+        .grant_consent(grant("c-mother", "mother", &[C::TreatmentNotes], YOUTH_CARE, pb::Purpose::Care, &["mother"]))
+        .await
+        .unwrap();
+    let mut youth = server.dossier_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    youth.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap();
+    let mut gi = server.dossier_client(GI, "gv-3", "gezinsvoogd").await;
+    assert_eq!(gi.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap_err().code(), Code::PermissionDenied);
+    let mut btg = dossier_request(pb::Purpose::SafetyAssessment);
+    btg.break_the_glass = Some(pb::BreakTheGlass { reason: "acuut gevaar".into() });
+    gi.get_dossier(btg).await.unwrap();
+
+    let channel = server.channel(Some(YOUTH_CARE)).await;
+    let mut not_officer = AuditServiceClient::with_interceptor(
+        channel.clone(),
+        crate::support::Professional::new("jh-1", "casusregisseur"),
+    );
+    assert_eq!(not_officer.query_access_log(query()).await.unwrap_err().code(), Code::PermissionDenied);
+    let mut officer =
+        AuditServiceClient::with_interceptor(channel, crate::support::Professional::new("fg-1", "privacy_officer"));
+    let reader = officer.clone();
+    let run = async |request: pb::QueryAccessLogRequest| -> Vec<pb::AccessLogEntry> {
+        let mut stream = reader.clone().query_access_log(request).await.unwrap().into_inner();
+        let mut out = Vec::new();
+        while let Some(entry) = stream.message().await.unwrap() {
+            out.push(entry);
+        }
+        out
+    };
+
+    let disclosures = run(query()).await;
+    assert_eq!(disclosures.len(), 2, "{disclosures:?}");
+    let with_refusals = run(pb::QueryAccessLogRequest { include_refusals: true, ..query() }).await;
+    assert_eq!(with_refusals.iter().filter(|e| e.refused).count(), 1);
+    let by_youth = run(pb::QueryAccessLogRequest { organisation_id: YOUTH_CARE.into(), ..query() }).await;
+    assert_eq!(by_youth.len(), 1);
+    assert!(
+        by_youth[0].shown.iter().all(|s| s.subject_member_id == "mother" && s.category == C::TreatmentNotes as i32)
+    );
+    let btg_only = run(pb::QueryAccessLogRequest { basis_type: pb::BasisType::BreakTheGlass as i32, ..query() }).await;
+    assert_eq!(btg_only.len(), 1);
+    assert_eq!(btg_only[0].break_the_glass_reason, "acuut gevaar");
+
+    // The review queue holds the break-the-glass use until it is reviewed.
+    let pending = run(pb::QueryAccessLogRequest { pending_review_only: true, ..query() }).await;
+    assert_eq!(pending.iter().map(|e| &e.event_id).collect::<Vec<_>>(), vec![&btg_only[0].event_id]);
+    let review = |id: &str, outcome: pb::ReviewOutcome| pb::RecordReviewRequest {
+        family_id: FAMILY.into(),
+        disclosure_event_id: id.into(),
+        outcome: outcome as i32,
+        note: "Kind was alleen; terecht".into(),
+    };
+    officer.record_review(review(&btg_only[0].event_id, pb::ReviewOutcome::Justified)).await.unwrap();
+    assert!(run(pb::QueryAccessLogRequest { pending_review_only: true, ..query() }).await.is_empty());
+    let reviewed = run(pb::QueryAccessLogRequest { basis_type: pb::BasisType::BreakTheGlass as i32, ..query() }).await;
+    assert_eq!(reviewed[0].review.as_ref().unwrap().outcome, pb::ReviewOutcome::Justified as i32);
+    let again = officer.record_review(review(&btg_only[0].event_id, pb::ReviewOutcome::Justified)).await.unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    let consent_based =
+        officer.record_review(review(&by_youth[0].event_id, pb::ReviewOutcome::Justified)).await.unwrap_err();
+    assert_eq!(consent_based.code(), Code::FailedPrecondition);
+    let unknown = officer
+        .record_review(review(&uuid::Uuid::new_v4().to_string(), pb::ReviewOutcome::Justified))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let no_outcome =
+        officer.record_review(review(&btg_only[0].event_id, pb::ReviewOutcome::Unspecified)).await.unwrap_err();
+    assert!(no_outcome.message().starts_with("outcome:"), "{}", no_outcome.message());
+
+    // Paging: one entry at a time, resuming after the last position seen.
+    let first = run(pb::QueryAccessLogRequest { limit: 1, ..query() }).await;
+    let second =
+        run(pb::QueryAccessLogRequest { limit: 1, after_position: Some(first[0].global_position), ..query() }).await;
+    assert_eq!((first.len(), second.len()), (1, 1));
+    assert_ne!(first[0].event_id, second[0].event_id);
+
+    // Every query above was itself logged, with its filters and never its results.
+    let audited =
+        server.access_log(FAMILY).await.into_iter().filter(|e| matches!(e, AccessLogEvent::Audited(_))).count();
+    assert_eq!(audited, 9, "nine queries by the officer; the refused non-officer read nothing");
+    server.stop().await;
+}
