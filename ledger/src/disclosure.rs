@@ -11,9 +11,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Access-log streams are named this prefix plus the family id.
+pub const STREAM_PREFIX: &str = "disclosures-";
+
 /// The stream that logs access to a family's data.
 pub fn stream(family: &FamilyId) -> StreamId {
-    StreamId::new(format!("disclosures-{}", family.as_str()))
+    StreamId::new(format!("{STREAM_PREFIX}{}", family.as_str()))
         .unwrap_or_else(|_| unreachable!("family ids are valid stream ids"))
 }
 

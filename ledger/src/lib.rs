@@ -12,6 +12,7 @@
 //! - [`consent`]: the consent ledger, legal bases, who may consent, and the access
 //!   decision (basis or reasons).
 //! - [`dossier`]: one requester's view of a family, filtered per subject and category.
+//! - [`nen7513`]: NEN 7513 access records from the access log.
 //! - [`audit`]: the access log as rows for privacy officers (filters, review state).
 //! - [`disclosure`]: the access log (disclosures, refusals, checks, investigations).
 //! - [`family`]: the family as rebuilt from its stream (members, gezag, events by id).
@@ -37,6 +38,7 @@ pub mod envelope;
 pub mod families;
 pub mod family;
 pub mod merkle;
+pub mod nen7513;
 pub mod publisher;
 pub mod store;
 pub mod treehead;

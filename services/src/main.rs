@@ -2,6 +2,7 @@
 //! certificates.
 
 use clap::{Parser, Subcommand};
+use gezinsdossier_ledger::nen7513;
 use gezinsdossier_ledger::store::sqlite::LogFile;
 use gezinsdossier_ledger::treehead::{self, TreeHeadSigner};
 use gezinsdossier_ledger::verify::verify_log;
@@ -49,6 +50,18 @@ enum Command {
         #[arg(long, value_name = "HEX")]
         public_key: String,
     },
+    /// Export the access log of a (copied) data directory as NEN 7513 records, to stdout.
+    Export {
+        /// The data directory (or a copy).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "nen7513-jsonl")]
+        format: ExportFormat,
+        /// Only this family.
+        #[arg(long, value_name = "ID")]
+        family: Option<String>,
+    },
     /// Ask a running server's gRPC health service; exit 0 only when it is SERVING. For
     /// container health checks and probes.
     Health {
@@ -62,6 +75,42 @@ enum Command {
         #[arg(long, default_value = "localhost")]
         server_name: String,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// One JSON object per line.
+    Nen7513Jsonl,
+    /// Comma-separated, with a header row.
+    Nen7513Csv,
+}
+
+/// Writes NEN 7513 records for every access-log event of the store in `data_dir`.
+fn export(data_dir: &std::path::Path, format: ExportFormat, family: Option<&str>) -> anyhow::Result<()> {
+    let file = LogFile::open(data_dir)?;
+    let stdout = std::io::stdout().lock();
+    let mut csv_out = matches!(format, ExportFormat::Nen7513Csv).then(|| csv::Writer::from_writer(stdout));
+    let mut json_out = std::io::stdout().lock();
+    for event in file.events() {
+        let event = event?;
+        let Some(owner) = nen7513::family_of_access_log(event.stream.as_str()) else { continue };
+        if family.is_some_and(|f| f != owner) {
+            continue;
+        }
+        for record in nen7513::records(owner, std::slice::from_ref(&event)) {
+            match &mut csv_out {
+                Some(w) => w.serialize(&record)?,
+                None => {
+                    serde_json::to_writer(&mut json_out, &record)?;
+                    std::io::Write::write_all(&mut json_out, b"\n")?;
+                }
+            }
+        }
+    }
+    if let Some(mut w) = csv_out {
+        w.flush()?;
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -104,6 +153,7 @@ fn main() -> anyhow::Result<()> {
                 Err(tampering) => anyhow::bail!("TAMPERED: {tampering}"),
             }
         }
+        Command::Export { data_dir, format, family } => export(&data_dir, format, family.as_deref()),
         Command::Health { endpoint, ca, server_name } => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(health::check(&endpoint, ca.as_deref(), &server_name))

@@ -100,5 +100,57 @@ async fn a_privacy_officer_queries_reviews_and_is_logged_doing_so() {
     let audited =
         server.access_log(FAMILY).await.into_iter().filter(|e| matches!(e, AccessLogEvent::Audited(_))).count();
     assert_eq!(audited, 9, "nine queries by the officer; the refused non-officer read nothing");
+
+    // The NEN 7513 export of the same log, as JSON lines and as CSV.
+    let export = |format: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gezinsdossier"))
+            .args(["export", "--data-dir", server.data_dir.to_str().unwrap(), "--format", format, "--family", FAMILY])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let lines: Vec<serde_json::Value> =
+        export("nen7513-jsonl").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let fields = [
+        "event",
+        "action",
+        "date_time",
+        "outcome",
+        "user",
+        "responsible_user",
+        "role",
+        "purpose_of_use",
+        "client",
+        "organisation",
+        "authorisation_profile",
+        "emergency",
+    ];
+    assert!(lines.iter().all(|l| fields.iter().all(|f| l.get(f).is_some())), "{:?}", lines.first());
+    let emergency: Vec<_> = lines.iter().filter(|l| l["emergency"] == true).collect();
+    assert!(!emergency.is_empty());
+    assert!(
+        emergency
+            .iter()
+            .all(|l| l["authorisation_profile"].as_str().unwrap().starts_with("legal_basis:break_the_glass:"))
+    );
+    let consent_read = lines
+        .iter()
+        .find(|l| l["event"] == "disclosure" && l["organisation"] == YOUTH_CARE)
+        .expect("the youth care disclosure");
+    assert_eq!(
+        (
+            consent_read["client"].as_str(),
+            consent_read["authorisation_profile"].as_str(),
+            consent_read["user"].as_str()
+        ),
+        (Some(format!("{FAMILY}/mother").as_str()), Some("consent:c-mother"), Some("jh-1"))
+    );
+    assert!(lines.iter().any(|l| l["event"] == "refusal" && l["outcome"] == "refused"));
+    assert_eq!(lines.iter().filter(|l| l["event"] == "audit_query").count(), 9);
+    let csv = export("nen7513-csv");
+    let mut rows = csv.lines();
+    assert!(rows.next().unwrap().starts_with("event_id,event,action,date_time,outcome,user,responsible_user,role"));
+    assert_eq!(rows.count(), lines.len());
     server.stop().await;
 }

@@ -43,6 +43,7 @@ pub fn organisations() -> Vec<DevOrganisation> {
 /// Its store can be told to fail, and its clock is moved by hand.
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
+    pub data_dir: std::path::PathBuf,
     pub pki: DevPki,
     pub store: Arc<FaultyStore<SqliteStore>>,
     pub clock: Arc<ManualClock>,
@@ -77,12 +78,15 @@ impl TestServer {
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let sqlite = SqliteStore::open(&config.data_dir).expect("store");
+        let config_data_dir = config.data_dir.clone();
         let store = Arc::new(FaultyStore::new(sqlite.clone()));
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let task = tokio::spawn(server::serve_on(config, store.clone(), clock.clone(), listener, async {
             let _ = rx.await;
         }));
-        let server = Self { addr, pki, store, clock, sqlite, shutdown: Some(tx), task: Some(task), _dir: dir };
+        let data_dir = config_data_dir;
+        let server =
+            Self { addr, data_dir, pki, store, clock, sqlite, shutdown: Some(tx), task: Some(task), _dir: dir };
         server.wait_until_serving().await;
         server
     }
