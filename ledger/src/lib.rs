@@ -12,6 +12,7 @@
 //! - [`consent`]: the consent ledger, legal bases, who may consent, and the access
 //!   decision (basis or reasons).
 //! - [`dossier`]: one requester's view of a family, filtered per subject and category.
+//! - [`fhir`]: FHIR R4 AuditEvent and Consent resources.
 //! - [`nen7513`]: NEN 7513 access records from the access log.
 //! - [`audit`]: the access log as rows for privacy officers (filters, review state).
 //! - [`disclosure`]: the access log (disclosures, refusals, checks, investigations).
@@ -37,6 +38,7 @@ pub mod dossier;
 pub mod envelope;
 pub mod families;
 pub mod family;
+pub mod fhir;
 pub mod merkle;
 pub mod nen7513;
 pub mod publisher;

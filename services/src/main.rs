@@ -2,10 +2,11 @@
 //! certificates.
 
 use clap::{Parser, Subcommand};
-use gezinsdossier_ledger::nen7513;
+use gezinsdossier_ledger::family::FamilyState;
 use gezinsdossier_ledger::store::sqlite::LogFile;
 use gezinsdossier_ledger::treehead::{self, TreeHeadSigner};
 use gezinsdossier_ledger::verify::verify_log;
+use gezinsdossier_ledger::{fhir, nen7513};
 use gezinsdossier_services::config::{Config, ConfigFlags};
 use gezinsdossier_services::identity::dev_ca;
 use gezinsdossier_services::{health, server, telemetry};
@@ -83,11 +84,18 @@ enum ExportFormat {
     Nen7513Jsonl,
     /// Comma-separated, with a header row.
     Nen7513Csv,
+    /// A FHIR R4 Bundle of AuditEvent resources.
+    FhirAuditEvents,
+    /// A FHIR R4 Bundle of Consent resources, with each consent's status now.
+    FhirConsents,
 }
 
-/// Writes NEN 7513 records for every access-log event of the store in `data_dir`.
+/// Writes the access log (or the consents) of the store in `data_dir` in `format`.
 fn export(data_dir: &std::path::Path, format: ExportFormat, family: Option<&str>) -> anyhow::Result<()> {
     let file = LogFile::open(data_dir)?;
+    if matches!(format, ExportFormat::FhirAuditEvents | ExportFormat::FhirConsents) {
+        return export_fhir(&file, format, family);
+    }
     let stdout = std::io::stdout().lock();
     let mut csv_out = matches!(format, ExportFormat::Nen7513Csv).then(|| csv::Writer::from_writer(stdout));
     let mut json_out = std::io::stdout().lock();
@@ -110,6 +118,39 @@ fn export(data_dir: &std::path::Path, format: ExportFormat, family: Option<&str>
     if let Some(mut w) = csv_out {
         w.flush()?;
     }
+    Ok(())
+}
+
+/// FHIR Bundles, built per family from the log.
+fn export_fhir(file: &LogFile, format: ExportFormat, only: Option<&str>) -> anyhow::Result<()> {
+    use std::collections::BTreeMap;
+    let mut access_logs: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    let mut families: BTreeMap<String, FamilyState> = BTreeMap::new();
+    for event in file.events() {
+        let event = event?;
+        let stream = event.stream.as_str().to_owned();
+        if let Some(f) = nen7513::family_of_access_log(&stream) {
+            if only.is_none_or(|o| o == f) {
+                access_logs.entry(f.to_owned()).or_default().push(event);
+            }
+        } else if let Some(f) = stream.strip_prefix("family-")
+            && only.is_none_or(|o| o == f)
+            && matches!(format, ExportFormat::FhirConsents)
+        {
+            families.entry(f.to_owned()).or_default().apply(&event)?;
+        }
+    }
+    let resources = match format {
+        ExportFormat::FhirAuditEvents => {
+            access_logs.iter().flat_map(|(f, events)| fhir::audit_events(f, events)).collect()
+        }
+        _ => {
+            let now = chrono::Utc::now();
+            families.iter().flat_map(|(f, state)| fhir::consents(f, state, now)).collect()
+        }
+    };
+    serde_json::to_writer_pretty(std::io::stdout().lock(), &fhir::bundle(resources))?;
+    println!();
     Ok(())
 }
 
