@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "gezinsdossier/v1/consent.proto",
         "gezinsdossier/v1/dossier.proto",
         "gezinsdossier/v1/audit.proto",
+        "gezinsdossier/v1/report.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

@@ -114,7 +114,10 @@ pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
                     rows[i].review = Some(review);
                 }
             }
-            AccessLogEvent::Checked(_) | AccessLogEvent::Investigated(_) | AccessLogEvent::Audited(_) => {}
+            AccessLogEvent::Checked(_)
+            | AccessLogEvent::Investigated(_)
+            | AccessLogEvent::Audited(_)
+            | AccessLogEvent::Reported(_) => {}
         }
     }
     rows.into_iter().filter(|r| filter.accepts(r)).collect()

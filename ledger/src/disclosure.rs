@@ -102,6 +102,18 @@ pub struct AuditAccess {
     pub rows: u64,
 }
 
+/// A who-saw-what report was produced for a family member, through a portal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportAccess {
+    /// The portal's organisation and the professional or service account that asked.
+    pub portal: Actor,
+    pub at: DateTime<Utc>,
+    /// The member who asked (authenticated by the portal).
+    pub requested_by: MemberId,
+    /// Whose data the report is about.
+    pub subject: MemberId,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AccessLogEvent {
@@ -111,6 +123,7 @@ pub enum AccessLogEvent {
     Investigated(Investigation),
     Reviewed(Review),
     Audited(AuditAccess),
+    Reported(ReportAccess),
 }
 
 impl AccessLogEvent {
@@ -122,6 +135,7 @@ impl AccessLogEvent {
             Self::Investigated(_) => "access.investigated",
             Self::Reviewed(_) => "access.reviewed",
             Self::Audited(_) => "access.audited",
+            Self::Reported(_) => "access.reported",
         }
     }
 }

@@ -50,6 +50,8 @@ pub enum FamilyError {
     UnknownDisclosure(uuid::Uuid),
     #[error("disclosure cannot be reviewed: {0}")]
     NotReviewable(String),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportDenied),
     /// Refused, and the refusal is recorded.
     #[error("access denied: {}", .0.iter().map(|r| r.explanation.as_str()).collect::<Vec<_>>().join("; "))]
     Denied(Vec<DenialReason>),
@@ -415,6 +417,37 @@ impl Families {
         }
         let review = Review { reviewer: reviewer.clone(), at: self.clock.now(), disclosure_event_id, outcome, note };
         self.log(family, AccessLogEvent::Reviewed(review)).await
+    }
+
+    /// The who-saw-what report about `subject`, asked for by `requested_by` through a
+    /// portal. The request is logged.
+    ///
+    /// # Errors
+    /// [`FamilyError::Report`] when `requested_by` may not see it, [`FamilyError::UnknownFamily`],
+    /// or a store failure.
+    pub async fn report(
+        &self,
+        family: &FamilyId,
+        portal: &Actor,
+        requested_by: &str,
+        subject: &str,
+    ) -> Result<crate::report::AccessReport, FamilyError> {
+        let at = self.clock.now();
+        let log = self.access_log(family).await?;
+        let report = self
+            .with_fresh_state(family, |state| {
+                crate::report::may_request(state, requested_by, subject, at)?;
+                Ok::<_, FamilyError>(crate::report::build(state, &log, subject, at))
+            })
+            .await??;
+        let access = disclosure::ReportAccess {
+            portal: portal.clone(),
+            at,
+            requested_by: requested_by.to_owned(),
+            subject: subject.to_owned(),
+        };
+        self.log(family, AccessLogEvent::Reported(access)).await?;
+        Ok(report)
     }
 
     async fn access_log(&self, family: &FamilyId) -> Result<Vec<crate::envelope::RecordedEvent>, FamilyError> {

@@ -55,6 +55,8 @@ impl fmt::Display for FamilyId {
 pub struct Member {
     pub id: MemberId,
     pub role: MemberRole,
+    /// How the family refers to this member (for the member's own report).
+    pub display_name: String,
     pub birth_date: Option<NaiveDate>,
     pub expected_birth_date: Option<NaiveDate>,
     pub gezag: Option<Gezag>,
@@ -66,6 +68,7 @@ impl From<&MemberAdded> for Member {
         Self {
             id: m.member_id.clone(),
             role: m.role,
+            display_name: m.display_name.clone(),
             birth_date: m.birth_date,
             expected_birth_date: m.expected_birth_date,
             gezag: m.gezag.clone(),

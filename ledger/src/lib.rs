@@ -12,6 +12,7 @@
 //! - [`consent`]: the consent ledger, legal bases, who may consent, and the access
 //!   decision (basis or reasons).
 //! - [`dossier`]: one requester's view of a family, filtered per subject and category.
+//! - [`report`]: the who-saw-what report for a family member (who may ask, what it lists).
 //! - [`fhir`]: FHIR R4 AuditEvent and Consent resources.
 //! - [`nen7513`]: NEN 7513 access records from the access log.
 //! - [`audit`]: the access log as rows for privacy officers (filters, review state).
@@ -42,6 +43,7 @@ pub mod fhir;
 pub mod merkle;
 pub mod nen7513;
 pub mod publisher;
+pub mod report;
 pub mod store;
 pub mod treehead;
 pub mod verify;

@@ -14,7 +14,7 @@ pub struct Nen7513Record {
     /// The access-log event id.
     pub event_id: String,
     /// What happened: `disclosure`, `refusal`, `access_check`, `investigation`,
-    /// `audit_query`, `review`.
+    /// `audit_query`, `review`, `report`.
     pub event: &'static str,
     /// The action on the record: `read`, `search` or `update`.
     pub action: &'static str,
@@ -106,6 +106,17 @@ pub fn records(family: &str, events: &[RecordedEvent]) -> Vec<Nen7513Record> {
             AccessLogEvent::Audited(a) => {
                 out.push(base("audit_query", "search", "success", &a.privacy_officer, a.at, "audit".into()));
             }
+            AccessLogEvent::Reported(r) => out.push(Nen7513Record {
+                client: format!("{family}/{}", r.subject),
+                ..base(
+                    "report",
+                    "read",
+                    "success",
+                    &r.portal,
+                    r.at,
+                    format!("who-saw-what report for {}", r.requested_by),
+                )
+            }),
             AccessLogEvent::Reviewed(v) => {
                 out.push(base(
                     "review",

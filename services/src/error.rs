@@ -4,6 +4,7 @@
 use crate::identity::interceptor::AuthError;
 use gezinsdossier_ledger::consent::validate::ConsentRuleError;
 use gezinsdossier_ledger::families::FamilyError;
+use gezinsdossier_ledger::report::ReportDenied;
 use gezinsdossier_ledger::store::StoreError;
 use gezinsdossier_proto::convert::FieldError;
 use tonic::{Code, Status};
@@ -67,6 +68,8 @@ fn family_status(e: &FamilyError) -> (Code, String) {
         }
         FamilyError::UnknownFamily | FamilyError::UnknownDisclosure(_) => (Code::NotFound, e.to_string()),
         FamilyError::NotReviewable(_) => (Code::FailedPrecondition, e.to_string()),
+        FamilyError::Report(ReportDenied::UnknownMember(_)) => (Code::InvalidArgument, e.to_string()),
+        FamilyError::Report(ReportDenied::NotAllowed { .. }) => (Code::PermissionDenied, e.to_string()),
         FamilyError::Store(store) => store_status(store),
         FamilyError::Unreadable(detail) => {
             tracing::error!(error = %detail, "family stream unreadable");

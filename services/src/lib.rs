@@ -9,6 +9,8 @@
 //! - [`case_service`]: the CaseService (`AppendEvents`).
 //! - [`consent_service`]: the ConsentService (consents, legal bases, `CheckAccess`).
 //! - [`dossier_service`]: the DossierService (`GetDossier`, `InvestigateDossier`).
+//! - [`report_service`]: the AccessReportService (who saw what, for family members).
+//! - [`report_page`]: that report as a printable page in Dutch (B1) and English.
 //! - [`identity`]: mTLS organisation registry, the authentication interceptor, dev CA.
 //! - [`error`]: service errors and their single mapping to gRPC status codes.
 //! - [`limits`]: oversized requests reported as RESOURCE_EXHAUSTED.
@@ -25,5 +27,7 @@ pub mod error;
 pub mod health;
 pub mod identity;
 pub mod limits;
+pub mod report_page;
+pub mod report_service;
 pub mod server;
 pub mod telemetry;

@@ -10,6 +10,7 @@ use crate::identity::dev_ca::sample_organisations;
 use crate::identity::interceptor::IdentityMode;
 use crate::identity::{Authenticator, OrganisationRegistry};
 use crate::limits::OversizeAsResourceExhausted;
+use crate::report_service::ReportApi;
 use gezinsdossier_ledger::clock::{Clock, SystemClock};
 use gezinsdossier_ledger::families::Families;
 use gezinsdossier_ledger::publisher::{self, PublishPolicy};
@@ -17,6 +18,7 @@ use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_ledger::store::postgres::PostgresStore;
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
 use gezinsdossier_ledger::treehead::TreeHeadSigner;
+use gezinsdossier_proto::v1::access_report_service_server::AccessReportServiceServer;
 use gezinsdossier_proto::v1::audit_service_server::AuditServiceServer;
 use gezinsdossier_proto::v1::case_service_server::CaseServiceServer;
 use gezinsdossier_proto::v1::consent_service_server::ConsentServiceServer;
@@ -84,6 +86,7 @@ pub async fn serve_on(
     health.set_serving::<ConsentServiceServer<ConsentApi>>().await;
     health.set_serving::<DossierServiceServer<DossierApi>>().await;
     health.set_serving::<AuditServiceServer<AuditApi>>().await;
+    health.set_serving::<AccessReportServiceServer<ReportApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(gezinsdossier_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -95,6 +98,8 @@ pub async fn serve_on(
         .max_decoding_message_size(config.max_message_bytes);
     let audit =
         AuditServiceServer::new(AuditApi::new(families.clone())).max_decoding_message_size(config.max_message_bytes);
+    let report = AccessReportServiceServer::new(ReportApi::new(families.clone(), registry.clone()))
+        .max_decoding_message_size(config.max_message_bytes);
     let dossier = DossierServiceServer::new(DossierApi::new(families, registry.clone()))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(usize::MAX);
@@ -118,7 +123,8 @@ pub async fn serve_on(
         .add_service(InterceptedService::new(case, auth.clone()))
         .add_service(InterceptedService::new(consent, auth.clone()))
         .add_service(InterceptedService::new(dossier, auth.clone()))
-        .add_service(InterceptedService::new(audit, auth))
+        .add_service(InterceptedService::new(audit, auth.clone()))
+        .add_service(InterceptedService::new(report, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
@@ -128,6 +134,7 @@ pub async fn serve_on(
     health.set_not_serving::<ConsentServiceServer<ConsentApi>>().await;
     health.set_not_serving::<DossierServiceServer<DossierApi>>().await;
     health.set_not_serving::<AuditServiceServer<AuditApi>>().await;
+    health.set_not_serving::<AccessReportServiceServer<ReportApi>>().await;
     publisher.abort();
     result.map_err(Into::into)
 }

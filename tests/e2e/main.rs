@@ -9,4 +9,5 @@ mod consent_dossier;
 mod durability;
 mod identity;
 mod replicas;
+mod report;
 mod verifier;

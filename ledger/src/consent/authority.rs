@@ -80,6 +80,7 @@ mod tests {
         Member {
             id: "kind".into(),
             role: MemberRole::Child,
+            display_name: String::new(),
             birth_date: Some(born),
             expected_birth_date: None,
             gezag: Some(Gezag {

@@ -1,0 +1,176 @@
+//! The who-saw-what report for a family member: who may ask for whose report, and what it
+//! lists. Rendering (Dutch B1, English) belongs to the service.
+//!
+//! Who may ask:
+//! - a member, for their own data;
+//! - a parent with gezag, for their children under 16;
+//! - a young person of 16 or over, for their own data only: from then on their parents
+//!   may no longer see it.
+
+use crate::actor::{OrganisationType, ProfessionalRole};
+use crate::audit::{AuditFilter, rows};
+use crate::case::{InformationCategory, MemberId, MemberRole};
+use crate::consent::authority::age_on;
+use crate::consent::{Basis, ConsentStatus, LegalBasisKind, Purpose, Recipient};
+use crate::envelope::{EventId, RecordedEvent};
+use crate::family::FamilyState;
+use chrono::{DateTime, Utc};
+
+/// Why a report is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportDenied {
+    #[error("{0:?} is not a member of this family")]
+    UnknownMember(MemberId),
+    #[error("{requester:?} may not see the report of {subject:?}: {why}")]
+    NotAllowed { requester: MemberId, subject: MemberId, why: &'static str },
+}
+
+/// Checks whether `requester` may see the report about `subject` on `at`.
+///
+/// # Errors
+/// [`ReportDenied`] saying why not.
+pub fn may_request(
+    family: &FamilyState,
+    requester: &str,
+    subject: &str,
+    at: DateTime<Utc>,
+) -> Result<(), ReportDenied> {
+    let asking = family.members.get(requester).ok_or_else(|| ReportDenied::UnknownMember(requester.to_owned()))?;
+    let about = family.members.get(subject).ok_or_else(|| ReportDenied::UnknownMember(subject.to_owned()))?;
+    if requester == subject {
+        return Ok(());
+    }
+    let denied =
+        |why| Err(ReportDenied::NotAllowed { requester: requester.to_owned(), subject: subject.to_owned(), why });
+    if !asking.role.is_adult_role() || !matches!(about.role, MemberRole::Child | MemberRole::UnbornChild) {
+        return denied("only a parent with gezag may see a child's report");
+    }
+    if !about.gezag.as_ref().is_some_and(|g| g.holders.contains(requester)) {
+        return denied("this parent does not hold gezag over the child");
+    }
+    if age_on(about, at.date_naive()).is_some_and(|age| age >= 16) {
+        return denied("from 16 a young person's report is theirs alone");
+    }
+    Ok(())
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportEntry {
+    /// Data of the subject was shown.
+    Seen {
+        event_id: EventId,
+        at: DateTime<Utc>,
+        organisation_id: String,
+        role: ProfessionalRole,
+        categories: Vec<InformationCategory>,
+        purpose: Purpose,
+        /// The consents used, by id.
+        consents: Vec<String>,
+        /// The legal grounds used.
+        legal_grounds: Vec<LegalBasisKind>,
+        /// Break-the-glass: the reason given.
+        emergency: Option<String>,
+    },
+    /// Someone asked and was refused; nothing was shown.
+    Refused { event_id: EventId, at: DateTime<Utc>, organisation_id: String, role: ProfessionalRole, purpose: Purpose },
+}
+
+/// A consent in force over the subject's data, and who may withdraw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentInForce {
+    pub consent_id: String,
+    pub categories: Vec<InformationCategory>,
+    pub recipients: Vec<RecipientName>,
+    pub purpose: Purpose,
+    pub until: Option<DateTime<Utc>>,
+    /// Members who may withdraw it (those who agreed).
+    pub may_withdraw: Vec<MemberId>,
+}
+
+/// A recipient, by organisation id or by type and role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientName {
+    Organisation(String),
+    Type(OrganisationType, Option<ProfessionalRole>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessReport {
+    pub subject: MemberId,
+    pub at: DateTime<Utc>,
+    /// Oldest first.
+    pub entries: Vec<ReportEntry>,
+    pub consents: Vec<ConsentInForce>,
+}
+
+/// Builds the report about `subject` from the family and its access log. Its cost follows
+/// the family's access log, not the whole ledger.
+pub fn build(family: &FamilyState, access_log: &[RecordedEvent], subject: &str, at: DateTime<Utc>) -> AccessReport {
+    let filter = AuditFilter { include_refusals: true, ..Default::default() };
+    let entries = rows(access_log, &filter)
+        .into_iter()
+        .filter_map(|row| match &row.shown {
+            Some(shown) => {
+                let of_subject = shown.get(subject)?;
+                let consents = of_subject
+                    .values()
+                    .filter_map(|b| match b {
+                        Basis::Consent { consent_id, .. } => Some(consent_id.clone()),
+                        Basis::LegalBasis { .. } => None,
+                    })
+                    .collect::<std::collections::BTreeSet<_>>();
+                let legal_grounds = of_subject
+                    .values()
+                    .filter_map(|b| match b {
+                        Basis::LegalBasis { kind, .. } => Some(*kind),
+                        Basis::Consent { .. } => None,
+                    })
+                    .collect::<std::collections::BTreeSet<_>>();
+                Some(ReportEntry::Seen {
+                    event_id: row.event_id,
+                    at: row.at,
+                    organisation_id: row.requester.organisation_id.clone(),
+                    role: row.requester.role,
+                    categories: of_subject.keys().copied().collect(),
+                    purpose: row.purpose,
+                    consents: consents.into_iter().collect(),
+                    legal_grounds: legal_grounds.into_iter().collect(),
+                    emergency: row.break_the_glass.clone(),
+                })
+            }
+            None => Some(ReportEntry::Refused {
+                event_id: row.event_id,
+                at: row.at,
+                organisation_id: row.requester.organisation_id.clone(),
+                role: row.requester.role,
+                purpose: row.purpose,
+            }),
+        })
+        .collect();
+    let consents = family
+        .consents
+        .values()
+        .filter(|c| c.grant.subject == subject)
+        .filter(|c| family.members.get(subject).is_some_and(|m| c.status_at(m, at) == ConsentStatus::Active))
+        .map(|c| ConsentInForce {
+            consent_id: c.grant.consent_id.clone(),
+            categories: c.grant.categories.iter().copied().collect(),
+            recipients: c
+                .grant
+                .recipients
+                .iter()
+                .map(|r| match r {
+                    Recipient::Organisation { organisation_id } => RecipientName::Organisation(organisation_id.clone()),
+                    Recipient::TypeAndRole { organisation_type, role } => {
+                        RecipientName::Type(*organisation_type, *role)
+                    }
+                })
+                .collect(),
+            purpose: c.grant.purpose,
+            until: c.grant.valid_until,
+            may_withdraw: c.agreements.keys().cloned().collect(),
+        })
+        .collect();
+    AccessReport { subject: subject.to_owned(), at, entries, consents }
+}

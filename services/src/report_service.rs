@@ -1,0 +1,131 @@
+//! `AccessReportService`: the who-saw-what report for a family member, as data and as a
+//! page. Who may ask is decided in `gezinsdossier_ledger::report`.
+
+use crate::consent_service::family_id;
+use crate::error::ServiceError;
+use crate::identity::OrganisationRegistry;
+use crate::identity::interceptor::requester;
+use crate::report_page::{self, Language};
+use gezinsdossier_ledger::families::Families;
+use gezinsdossier_ledger::report::{RecipientName, ReportEntry};
+use gezinsdossier_proto::convert::{outbound, required};
+use gezinsdossier_proto::v1 as pb;
+use gezinsdossier_proto::v1::access_report_service_server::AccessReportService;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct ReportApi {
+    families: Arc<Families>,
+    registry: Arc<OrganisationRegistry>,
+}
+
+impl ReportApi {
+    pub fn new(families: Arc<Families>, registry: Arc<OrganisationRegistry>) -> Self {
+        Self { families, registry }
+    }
+
+    fn organisation_name(&self, id: &str) -> String {
+        self.registry.by_id(id).map_or_else(|| id.to_owned(), |o| o.name.clone())
+    }
+}
+
+#[tonic::async_trait]
+impl AccessReportService for ReportApi {
+    #[tracing::instrument(name = "GetAccessReport", skip_all)]
+    async fn get_access_report(
+        &self,
+        request: Request<pb::GetAccessReportRequest>,
+    ) -> Result<Response<pb::AccessReport>, Status> {
+        let who = requester(&request)?;
+        let r = request.into_inner();
+        let family = family_id(&r.family_id)?;
+        let subject = required(r.subject_member_id, "subject_member_id").map_err(ServiceError::from)?;
+        let asker = required(r.requested_by_member_id, "requested_by_member_id").map_err(ServiceError::from)?;
+        let language = match pb::ReportLanguage::try_from(r.language) {
+            Ok(pb::ReportLanguage::English) => Language::English,
+            _ => Language::Dutch,
+        };
+        let report = self.families.report(&family, &who.actor, &asker, &subject).await.map_err(ServiceError::from)?;
+        let names = self
+            .families
+            .with_fresh_state(&family, |s| {
+                s.members
+                    .values()
+                    .map(|m| {
+                        (m.id.clone(), if m.display_name.is_empty() { m.id.clone() } else { m.display_name.clone() })
+                    })
+                    .collect::<std::collections::HashMap<_, _>>()
+            })
+            .await
+            .map_err(ServiceError::from)?;
+        let member_name = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
+        let organisation_name = |id: &str| self.organisation_name(id);
+        let html = report_page::render(&report, &member_name(&subject), language, &organisation_name, &member_name)
+            .map_err(|e| ServiceError::Internal(format!("report template: {e}")))?;
+        let entries = report
+            .entries
+            .iter()
+            .map(|e| match e {
+                ReportEntry::Seen {
+                    event_id,
+                    at,
+                    organisation_id,
+                    role,
+                    categories,
+                    purpose,
+                    consents,
+                    legal_grounds,
+                    emergency,
+                } => pb::ReportEntry {
+                    at: Some(outbound::timestamp(*at)),
+                    organisation_name: self.organisation_name(organisation_id),
+                    role: outbound::role(*role),
+                    categories: categories.iter().map(|c| outbound::category(*c)).collect(),
+                    purpose: outbound::purpose(*purpose),
+                    refused: false,
+                    consent_ids: consents.clone(),
+                    legal_grounds: legal_grounds.iter().map(|g| outbound::legal_basis_kind(*g)).collect(),
+                    emergency_reason: emergency.clone().unwrap_or_default(),
+                    event_id: event_id.to_string(),
+                },
+                ReportEntry::Refused { event_id, at, organisation_id, role, purpose } => pb::ReportEntry {
+                    at: Some(outbound::timestamp(*at)),
+                    organisation_name: self.organisation_name(organisation_id),
+                    role: outbound::role(*role),
+                    purpose: outbound::purpose(*purpose),
+                    refused: true,
+                    event_id: event_id.to_string(),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let consents = report
+            .consents
+            .iter()
+            .map(|c| pb::ReportConsent {
+                consent_id: c.consent_id.clone(),
+                categories: c.categories.iter().map(|x| outbound::category(*x)).collect(),
+                recipients: c
+                    .recipients
+                    .iter()
+                    .map(|r| match r {
+                        RecipientName::Organisation(id) => self.organisation_name(id),
+                        RecipientName::Type(t, role) => {
+                            format!("{}{}", t.as_str(), role.map(|r| format!(" / {}", r.as_str())).unwrap_or_default())
+                        }
+                    })
+                    .collect(),
+                purpose: outbound::purpose(c.purpose),
+                until: c.until.map(outbound::timestamp),
+                may_withdraw_member_ids: c.may_withdraw.clone(),
+            })
+            .collect();
+        Ok(Response::new(pb::AccessReport {
+            subject_member_id: report.subject.clone(),
+            generated_at: Some(outbound::timestamp(report.at)),
+            entries,
+            consents,
+            html,
+        }))
+    }
+}
