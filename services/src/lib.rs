@@ -11,6 +11,7 @@
 //! - [`dossier_service`]: the DossierService (`GetDossier`, `InvestigateDossier`).
 //! - [`report_service`]: the AccessReportService (who saw what, for family members).
 //! - [`report_page`]: that report as a printable page in Dutch (B1) and English.
+//! - [`demo`]: the `demo` tour (one family through real gRPC, then verify and tamper).
 //! - [`identity`]: mTLS organisation registry, the authentication interceptor, dev CA.
 //! - [`error`]: service errors and their single mapping to gRPC status codes.
 //! - [`limits`]: oversized requests reported as RESOURCE_EXHAUSTED.
@@ -22,6 +23,7 @@ pub mod audit_service;
 pub mod case_service;
 pub mod config;
 pub mod consent_service;
+pub mod demo;
 pub mod dossier_service;
 pub mod error;
 pub mod health;

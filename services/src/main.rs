@@ -34,6 +34,12 @@ enum Command {
         #[arg(long, default_value = "deploy/dev-certs")]
         out: PathBuf,
     },
+    /// A tour: start the server in-process and run one family through it (see README).
+    Demo {
+        /// Working directory for the demo's certificates and data [default: a new temporary one].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Print the hex Ed25519 public key that verifies this service's tree heads.
     PublicKey {
         /// The signing key file [default: ./data/treehead.key].
@@ -167,6 +173,18 @@ fn main() -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
                 server::serve(config, listener, server::shutdown_signal()).await
             })
+        }
+        Command::Demo { dir } => {
+            telemetry::init(gezinsdossier_services::config::LogFormat::Pretty);
+            let temp;
+            let dir = match dir {
+                Some(d) => d,
+                None => {
+                    temp = tempfile::tempdir()?;
+                    temp.path().to_owned()
+                }
+            };
+            tokio::runtime::Runtime::new()?.block_on(gezinsdossier_services::demo::run(&dir))
         }
         Command::PublicKey { signing_key } => {
             let pkcs8 = std::fs::read(&signing_key)

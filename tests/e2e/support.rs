@@ -20,7 +20,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -203,40 +202,7 @@ pub async fn wait_for_health(endpoint: String, ca: Option<&Path>) {
 }
 
 /// Adds the professional metadata an EPD asserts on every call.
-#[derive(Clone)]
-pub struct Professional {
-    id: String,
-    role: String,
-    organisation: Option<String>,
-}
-
-impl Professional {
-    pub fn new(id: &str, role: &str) -> Self {
-        Self { id: id.into(), role: role.into(), organisation: None }
-    }
-
-    /// For `--insecure-dev`: also claims an organisation in metadata.
-    pub fn claiming(mut self, organisation: &str) -> Self {
-        self.organisation = Some(organisation.into());
-        self
-    }
-}
-
-impl Interceptor for Professional {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let md = req.metadata_mut();
-        if !self.id.is_empty() {
-            md.insert("x-professional-id", self.id.parse().expect("ascii"));
-        }
-        if !self.role.is_empty() {
-            md.insert("x-professional-role", self.role.parse().expect("ascii"));
-        }
-        if let Some(org) = &self.organisation {
-            md.insert("x-organisation-id", org.parse().expect("ascii"));
-        }
-        Ok(req)
-    }
-}
+pub use gezinsdossier_services::identity::interceptor::ProfessionalMetadata as Professional;
 
 pub type CaseClient = CaseServiceClient<InterceptedService<Channel, Professional>>;
 pub type ConsentClient = ConsentServiceClient<InterceptedService<Channel, Professional>>;

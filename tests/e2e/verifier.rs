@@ -81,3 +81,28 @@ async fn the_verifier_passes_a_copy_of_the_data_and_catches_a_flipped_byte() {
     let other = "00".repeat(32);
     assert!(!cli(&["verify", "--data-dir", data.to_str().unwrap(), "--public-key", &other]).status.success());
 }
+
+/// The README tour: `gezinsdossier demo` runs one family through the real server and ends
+/// with the verifier passing the data and catching a tampered copy.
+#[test]
+fn the_demo_tour_runs_and_catches_its_own_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(&["demo", "--dir", dir.path().to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for expected in [
+        "-- dossier as youth care",
+        "-- dossier as GI (gezinsvoogd), purpose child protection",
+        "flagged for review: true",
+        "Sanne's report",
+        "EMERGENCY: Melding",
+        "-- verify (public key",
+        "signed tree heads verified",
+        "-- verify the copy: TAMPERED: at global position",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+    // The diagnosis is v-ggz's alone: neither other organisation's view shows its intake.
+    assert!(!stdout.lines().any(|l| l.contains("Intake") && !l.contains("[own record]")), "{stdout}");
+    assert!(dir.path().join("rapport-sanne.html").exists());
+}

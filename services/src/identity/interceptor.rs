@@ -125,3 +125,42 @@ pub fn requester<T>(request: &Request<T>) -> Result<Requester, ServiceError> {
         .cloned()
         .ok_or_else(|| ServiceError::Internal("service reached without authentication".into()))
 }
+
+/// The client side of the same contract: adds the metadata an EPD asserts on every call
+/// (professional and role, and in `--insecure-dev` the claimed organisation). For the
+/// demo, examples and tests.
+#[derive(Debug, Clone)]
+pub struct ProfessionalMetadata {
+    id: String,
+    role: String,
+    organisation: Option<String>,
+}
+
+impl ProfessionalMetadata {
+    pub fn new(id: &str, role: &str) -> Self {
+        Self { id: id.into(), role: role.into(), organisation: None }
+    }
+
+    /// For `--insecure-dev`: also claims an organisation in metadata.
+    pub fn claiming(mut self, organisation: &str) -> Self {
+        self.organisation = Some(organisation.into());
+        self
+    }
+}
+
+impl Interceptor for ProfessionalMetadata {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let invalid = |key: &str| Status::invalid_argument(format!("{key}: not valid metadata"));
+        let md = request.metadata_mut();
+        if !self.id.is_empty() {
+            md.insert(PROFESSIONAL_ID, self.id.parse().map_err(|_| invalid(PROFESSIONAL_ID))?);
+        }
+        if !self.role.is_empty() {
+            md.insert(PROFESSIONAL_ROLE, self.role.parse().map_err(|_| invalid(PROFESSIONAL_ROLE))?);
+        }
+        if let Some(org) = &self.organisation {
+            md.insert(DEV_ORGANISATION_ID, org.parse().map_err(|_| invalid(DEV_ORGANISATION_ID))?);
+        }
+        Ok(request)
+    }
+}
