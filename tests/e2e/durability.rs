@@ -4,7 +4,6 @@
 
 use crate::support::build::{self, any, append};
 use crate::support::{Binary, Professional};
-use futures::StreamExt;
 use gezinsdossier_ledger::chain::verify_stream;
 use gezinsdossier_ledger::codec;
 use gezinsdossier_ledger::envelope::StreamId;
@@ -77,12 +76,20 @@ async fn sigkill_during_concurrent_appends_loses_no_acknowledged_event() {
     for (family, id) in &acked {
         assert!(stored[family].contains(id), "acknowledged event {id} of family {family} is missing");
     }
-    let mut all = store.subscribe_all(0);
-    let total: usize = stored.values().map(HashSet::len).sum();
-    for position in 0..total as u64 {
-        assert_eq!(all.next().await.unwrap().unwrap().position, position, "global log has a gap");
+    // The whole log (family events plus any signed tree heads) is gapless.
+    let family_events: usize = stored.values().map(HashSet::len).sum();
+    let mut total = 0u64;
+    loop {
+        let page = store.read_all(total, 1_000).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        for event in &page {
+            assert_eq!(event.position, total, "global log has a gap");
+            total += 1;
+        }
     }
-    drop(all);
+    assert!(total as usize >= family_events);
     store.shutdown().await;
 
     // The binary starts again on the same directory and continues the log.
@@ -98,6 +105,7 @@ async fn sigkill_during_concurrent_appends_loses_no_acknowledged_event() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(out.global_positions, vec![total as u64]);
-    println!("acknowledged before SIGKILL: {}, stored: {total}", acked.len());
+    // It lands after everything stored before the crash (a tree head may come first).
+    assert!(out.global_positions[0] >= total, "{:?} overwrote a position below {total}", out.global_positions);
+    println!("acknowledged before SIGKILL: {}, family events stored: {family_events}", acked.len());
 }

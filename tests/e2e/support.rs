@@ -70,6 +70,9 @@ impl TestServer {
             }),
             organisations: Some(pki.registry.clone()),
             log_format: LogFormat::Pretty,
+            // Tests assert exact global positions: no tree head may slip in unless asked for.
+            tree_head_every_events: 1_000_000,
+            tree_head_interval_ms: 3_600_000,
             ..Config::default()
         };
         tweak(&mut config);
