@@ -9,7 +9,7 @@
 
 use crate::clock::Clock;
 use crate::envelope::{ExpectedRevision, ProposedEvent};
-use crate::merkle::{CompactRange, leaf_hash};
+use crate::merkle::{MemoryNodes, ProofError, TreeHash, consistency_proof, inclusion_proof, leaf_hash, root};
 use crate::store::{EventStore, StoreError};
 use crate::treehead::{self, SignedTreeHead, TreeHeadSigner};
 use futures::StreamExt;
@@ -23,6 +23,65 @@ pub struct PublishPolicy {
     pub every_events: u64,
     /// Publish at least this often while new events arrive.
     pub every: Duration,
+}
+
+/// Proofs over the log as far as the publisher has read it: every complete-subtree hash is
+/// kept in memory (2 hashes per event), so any proof costs O(log n) lookups.
+#[derive(Clone, Default)]
+pub struct LogIndex {
+    nodes: Arc<std::sync::RwLock<MemoryNodes>>,
+}
+
+/// Why a proof cannot be given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IndexError {
+    #[error("the log is indexed up to {indexed} events; {wanted} asked for (retry shortly)")]
+    NotYetIndexed { indexed: u64, wanted: u64 },
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+}
+
+impl LogIndex {
+    fn push(&self, leaf: TreeHash) {
+        self.nodes.write().unwrap_or_else(|e| e.into_inner()).push(leaf);
+    }
+
+    /// How many events are indexed.
+    pub fn size(&self) -> u64 {
+        self.nodes.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn with_size<T>(&self, size: u64, f: impl FnOnce(&MemoryNodes) -> Result<T, ProofError>) -> Result<T, IndexError> {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        if nodes.len() < size {
+            return Err(IndexError::NotYetIndexed { indexed: nodes.len(), wanted: size });
+        }
+        Ok(f(&nodes)?)
+    }
+
+    /// The root of the first `size` events.
+    ///
+    /// # Errors
+    /// [`IndexError::NotYetIndexed`] while the publisher is catching up.
+    pub fn root(&self, size: u64) -> Result<TreeHash, IndexError> {
+        self.with_size(size, |n| root(n, size))
+    }
+
+    /// The inclusion proof of event `position` in the tree of `size` events.
+    ///
+    /// # Errors
+    /// [`IndexError`] for an index out of range or a size not yet indexed.
+    pub fn inclusion(&self, position: u64, size: u64) -> Result<Vec<TreeHash>, IndexError> {
+        self.with_size(size, |n| inclusion_proof(n, position, size))
+    }
+
+    /// The consistency proof between trees of `old` and `new` events.
+    ///
+    /// # Errors
+    /// [`IndexError`] for bad sizes or a size not yet indexed.
+    pub fn consistency(&self, old: u64, new: u64) -> Result<Vec<TreeHash>, IndexError> {
+        self.with_size(new, |n| consistency_proof(n, old, new))
+    }
 }
 
 /// The latest head as published, to chain the next one onto.
@@ -42,10 +101,10 @@ pub async fn run(
     signer: Arc<TreeHeadSigner>,
     clock: Arc<dyn Clock>,
     policy: PublishPolicy,
+    index: LogIndex,
 ) -> Result<(), StoreError> {
     let heads = treehead::stream();
     let mut latest = load_latest(&*store).await?;
-    let mut range = CompactRange::new();
     let mut unsigned = 0u64;
     let mut log = store.subscribe_all(0);
     let mut ticker = tokio::time::interval(policy.every);
@@ -55,7 +114,7 @@ pub async fn run(
             next = log.next() => {
                 let Some(event) = next else { return Ok(()) };
                 let event = event?;
-                range.push(leaf_hash(&event.canonical_bytes()));
+                index.push(leaf_hash(&event.canonical_bytes()));
                 if event.stream != heads {
                     unsigned += 1;
                 }
@@ -63,11 +122,13 @@ pub async fn run(
             }
             _ = ticker.tick() => unsigned > 0,
         };
-        if !due || range.size() <= latest.size {
+        let size = index.size();
+        if !due || size <= latest.size {
             continue;
         }
         let timestamp_micros = clock.now().timestamp_micros().max(latest.timestamp_micros);
-        let head = signer.sign(range.size(), &range.root(), timestamp_micros);
+        let Ok(root) = index.root(size) else { continue };
+        let head = signer.sign(size, &root, timestamp_micros);
         let expected = latest.revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
         match store.append(&heads, expected, vec![published(&head)]).await {
             Ok(outcome) => {
@@ -78,7 +139,7 @@ pub async fn run(
             Err(StoreError::WrongExpectedRevision { .. }) => {
                 // Another replica published first; chain onto its head.
                 latest = load_latest(&*store).await?;
-                if latest.size >= range.size() {
+                if latest.size >= size {
                     unsigned = 0;
                 }
             }
@@ -96,14 +157,25 @@ fn published(head: &SignedTreeHead) -> ProposedEvent {
     }
 }
 
-async fn load_latest(store: &dyn EventStore) -> Result<Latest, StoreError> {
+/// The latest published tree head, if any.
+///
+/// # Errors
+/// A store failure, or a tree-head event that cannot be read.
+pub async fn latest_head(store: &dyn EventStore) -> Result<Option<SignedTreeHead>, StoreError> {
     let heads = treehead::stream();
-    let Some(revision) = store.stream_revision(&heads).await? else { return Ok(Latest::default()) };
+    let Some(revision) = store.stream_revision(&heads).await? else { return Ok(None) };
     let event = store
         .read_stream(&heads, revision, 1)
         .await?
         .pop()
         .ok_or_else(|| StoreError::Corrupt("tree-head stream revision without its event".into()))?;
-    let head = SignedTreeHead::from_event(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(Latest { revision: Some(revision), size: head.size, timestamp_micros: head.timestamp_micros })
+    SignedTreeHead::from_event(&event).map(Some).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+async fn load_latest(store: &dyn EventStore) -> Result<Latest, StoreError> {
+    let revision = store.stream_revision(&treehead::stream()).await?;
+    Ok(match latest_head(store).await? {
+        Some(head) => Latest { revision, size: head.size, timestamp_micros: head.timestamp_micros },
+        None => Latest::default(),
+    })
 }

@@ -10,10 +10,11 @@ use crate::identity::dev_ca::sample_organisations;
 use crate::identity::interceptor::IdentityMode;
 use crate::identity::{Authenticator, OrganisationRegistry};
 use crate::limits::OversizeAsResourceExhausted;
+use crate::log_service::LogApi;
 use crate::report_service::ReportApi;
 use gezinsdossier_ledger::clock::{Clock, SystemClock};
 use gezinsdossier_ledger::families::Families;
-use gezinsdossier_ledger::publisher::{self, PublishPolicy};
+use gezinsdossier_ledger::publisher::{self, LogIndex, PublishPolicy};
 use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_ledger::store::postgres::PostgresStore;
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
@@ -23,6 +24,7 @@ use gezinsdossier_proto::v1::audit_service_server::AuditServiceServer;
 use gezinsdossier_proto::v1::case_service_server::CaseServiceServer;
 use gezinsdossier_proto::v1::consent_service_server::ConsentServiceServer;
 use gezinsdossier_proto::v1::dossier_service_server::DossierServiceServer;
+use gezinsdossier_proto::v1::log_service_server::LogServiceServer;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -77,7 +79,9 @@ pub async fn serve_on(
         every_events: config.tree_head_every_events.max(1),
         every: std::time::Duration::from_millis(config.tree_head_interval_ms.max(10)),
     };
-    let publisher = tokio::spawn(publisher::run(store.clone(), signer, clock.clone(), policy));
+    let index = LogIndex::default();
+    let publisher = tokio::spawn(publisher::run(store.clone(), signer, clock.clone(), policy, index.clone()));
+    let log = LogServiceServer::new(LogApi::new(store.clone(), index));
     let families = Arc::new(Families::new(store, clock.clone()));
     let auth = Authenticator::new(registry.clone(), mode);
 
@@ -87,6 +91,7 @@ pub async fn serve_on(
     health.set_serving::<DossierServiceServer<DossierApi>>().await;
     health.set_serving::<AuditServiceServer<AuditApi>>().await;
     health.set_serving::<AccessReportServiceServer<ReportApi>>().await;
+    health.set_serving::<LogServiceServer<LogApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(gezinsdossier_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -124,7 +129,8 @@ pub async fn serve_on(
         .add_service(InterceptedService::new(consent, auth.clone()))
         .add_service(InterceptedService::new(dossier, auth.clone()))
         .add_service(InterceptedService::new(audit, auth.clone()))
-        .add_service(InterceptedService::new(report, auth))
+        .add_service(InterceptedService::new(report, auth.clone()))
+        .add_service(InterceptedService::new(log, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
@@ -135,6 +141,7 @@ pub async fn serve_on(
     health.set_not_serving::<DossierServiceServer<DossierApi>>().await;
     health.set_not_serving::<AuditServiceServer<AuditApi>>().await;
     health.set_not_serving::<AccessReportServiceServer<ReportApi>>().await;
+    health.set_not_serving::<LogServiceServer<LogApi>>().await;
     publisher.abort();
     result.map_err(Into::into)
 }

@@ -106,3 +106,90 @@ fn the_demo_tour_runs_and_catches_its_own_tampering() {
     assert!(!stdout.lines().any(|l| l.contains("Intake") && !l.contains("[own record]")), "{stdout}");
     assert!(dir.path().join("rapport-sanne.html").exists());
 }
+
+/// Proofs over gRPC: an auditor checks, with only the public key, that an event is in the
+/// signed log and that a later head extends an earlier one.
+#[tokio::test]
+async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
+    use gezinsdossier_ledger::merkle::TreeHash;
+    use gezinsdossier_ledger::merkle::verify::{verify_consistency, verify_inclusion};
+    use gezinsdossier_ledger::treehead::{SignedTreeHead, TreeHeadSigner};
+    use gezinsdossier_proto::v1 as pb;
+    use gezinsdossier_proto::v1::log_service_client::LogServiceClient;
+
+    let server = crate::support::TestServer::start_with(|c| {
+        c.tree_head_every_events = 5;
+        c.tree_head_interval_ms = 50;
+    })
+    .await;
+    let mut case = server.case_client(VGGZ, "p", "psychiater").await;
+    let officer = |role: &str| {
+        let role = role.to_owned();
+        let server = &server;
+        async move { LogServiceClient::with_interceptor(server.channel(Some(VGGZ)).await, Professional::new("fg", &role)) }
+    };
+    let mut log = officer("privacy_officer").await;
+    let head_of_at_least = async |log: &mut LogServiceClient<_>, size: u64| -> pb::TreeHead {
+        for _ in 0..200 {
+            if let Ok(h) = log.get_latest_tree_head(pb::GetLatestTreeHeadRequest {}).await {
+                let h = h.into_inner();
+                if h.size >= size {
+                    return h;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no tree head of size {size}");
+    };
+    case.append_events(append("fam-p", build::no_stream(), vec![build::parent("mother")])).await.unwrap();
+    for i in 0..6 {
+        case.append_events(append("fam-p", any(), vec![build::note("mother", &i.to_string())])).await.unwrap();
+    }
+    let first = head_of_at_least(&mut log, 7).await;
+    let key = TreeHeadSigner::load_or_create(&server.data_dir.join("treehead.key")).unwrap();
+    let signed = |h: &pb::TreeHead| SignedTreeHead {
+        size: h.size,
+        root: h.root.clone(),
+        timestamp_micros: h.timestamp_micros,
+        key_id: h.key_id.clone(),
+        signature: h.signature.clone(),
+    };
+    signed(&first).verify(key.public_key()).expect("head signed by the server's key");
+
+    let proof = log
+        .get_inclusion_proof(pb::GetInclusionProofRequest { position: 3, tree_size: first.size })
+        .await
+        .unwrap()
+        .into_inner();
+    let path: Vec<TreeHash> = proof.hashes.iter().map(|h| TreeHash::try_from_slice(h).unwrap()).collect();
+    let root = TreeHash::from_hex(&first.root).unwrap();
+    assert_eq!(proof.root, first.root);
+    verify_inclusion(&proof.canonical_event, 3, first.size, &path, &root).expect("event 3 is in the signed tree");
+    assert!(path.len() <= 64 - first.size.leading_zeros() as usize);
+    let mut altered = proof.canonical_event.clone();
+    *altered.last_mut().unwrap() ^= 1;
+    assert!(verify_inclusion(&altered, 3, first.size, &path, &root).is_err());
+
+    for i in 0..6 {
+        case.append_events(append("fam-p", any(), vec![build::note("mother", &format!("later {i}"))])).await.unwrap();
+    }
+    let second = head_of_at_least(&mut log, first.size + 6).await;
+    let consistency = log
+        .get_consistency_proof(pb::GetConsistencyProofRequest { first_size: first.size, second_size: second.size })
+        .await
+        .unwrap()
+        .into_inner();
+    let path: Vec<TreeHash> = consistency.hashes.iter().map(|h| TreeHash::try_from_slice(h).unwrap()).collect();
+    verify_consistency(first.size, &root, second.size, &TreeHash::from_hex(&second.root).unwrap(), &path)
+        .expect("the later head extends the earlier one");
+
+    let err =
+        log.get_inclusion_proof(pb::GetInclusionProofRequest { position: 3, tree_size: 1_000_000 }).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    let mut not_officer = officer("psychiater").await;
+    assert_eq!(
+        not_officer.get_latest_tree_head(pb::GetLatestTreeHeadRequest {}).await.unwrap_err().code(),
+        tonic::Code::PermissionDenied
+    );
+    server.stop().await;
+}
