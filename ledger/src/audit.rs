@@ -6,6 +6,7 @@ use crate::case::{InformationCategory, MemberId};
 use crate::consent::{Basis, LegalBasisKind, Purpose};
 use crate::disclosure::{AccessLogEvent, Review};
 use crate::envelope::{EventId, RecordedEvent};
+use crate::merkle::{TreeHash, leaf_hash};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -21,6 +22,8 @@ pub enum BasisType {
 pub struct AuditRow {
     pub event_id: EventId,
     pub position: u64,
+    /// The event's Merkle leaf hash, to check an inclusion proof against.
+    pub leaf_hash: TreeHash,
     pub at: DateTime<Utc>,
     pub requester: Actor,
     pub purpose: Purpose,
@@ -87,6 +90,7 @@ pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
                 rows.push(AuditRow {
                     event_id: event.event_id,
                     position: event.position,
+                    leaf_hash: leaf_hash(&event.canonical_bytes()),
                     at: d.at,
                     requester: d.requester,
                     purpose: d.purpose,
@@ -100,6 +104,7 @@ pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
             AccessLogEvent::Refused(r) => rows.push(AuditRow {
                 event_id: event.event_id,
                 position: event.position,
+                leaf_hash: leaf_hash(&event.canonical_bytes()),
                 at: r.at,
                 requester: r.requester,
                 purpose: r.purpose,

@@ -14,6 +14,7 @@ use crate::consent::authority::age_on;
 use crate::consent::{Basis, ConsentStatus, LegalBasisKind, Purpose, Recipient};
 use crate::envelope::{EventId, RecordedEvent};
 use crate::family::FamilyState;
+use crate::merkle::TreeHash;
 use chrono::{DateTime, Utc};
 
 /// Why a report is refused.
@@ -60,6 +61,9 @@ pub enum ReportEntry {
     /// Data of the subject was shown.
     Seen {
         event_id: EventId,
+        /// Global log position of the access-log event (for its inclusion proof).
+        position: u64,
+        leaf_hash: TreeHash,
         at: DateTime<Utc>,
         organisation_id: String,
         role: ProfessionalRole,
@@ -73,7 +77,15 @@ pub enum ReportEntry {
         emergency: Option<String>,
     },
     /// Someone asked and was refused; nothing was shown.
-    Refused { event_id: EventId, at: DateTime<Utc>, organisation_id: String, role: ProfessionalRole, purpose: Purpose },
+    Refused {
+        event_id: EventId,
+        position: u64,
+        leaf_hash: TreeHash,
+        at: DateTime<Utc>,
+        organisation_id: String,
+        role: ProfessionalRole,
+        purpose: Purpose,
+    },
 }
 
 /// A consent in force over the subject's data, and who may withdraw it.
@@ -129,6 +141,8 @@ pub fn build(family: &FamilyState, access_log: &[RecordedEvent], subject: &str, 
                     .collect::<std::collections::BTreeSet<_>>();
                 Some(ReportEntry::Seen {
                     event_id: row.event_id,
+                    position: row.position,
+                    leaf_hash: row.leaf_hash,
                     at: row.at,
                     organisation_id: row.requester.organisation_id.clone(),
                     role: row.requester.role,
@@ -141,6 +155,8 @@ pub fn build(family: &FamilyState, access_log: &[RecordedEvent], subject: &str, 
             }
             None => Some(ReportEntry::Refused {
                 event_id: row.event_id,
+                position: row.position,
+                leaf_hash: row.leaf_hash,
                 at: row.at,
                 organisation_id: row.requester.organisation_id.clone(),
                 role: row.requester.role,
@@ -173,4 +189,15 @@ pub fn build(family: &FamilyState, access_log: &[RecordedEvent], subject: &str, 
         })
         .collect();
     AccessReport { subject: subject.to_owned(), at, entries, consents }
+}
+
+impl ReportEntry {
+    /// The access-log event's global position and leaf hash.
+    pub fn leaf(&self) -> (u64, TreeHash) {
+        match self {
+            Self::Seen { position, leaf_hash, .. } | Self::Refused { position, leaf_hash, .. } => {
+                (*position, *leaf_hash)
+            }
+        }
+    }
 }

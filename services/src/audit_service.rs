@@ -4,11 +4,13 @@
 use crate::consent_service::family_id;
 use crate::error::ServiceError;
 use crate::identity::interceptor::requester;
+use crate::proofs::Prover;
 use gezinsdossier_ledger::actor::ProfessionalRole;
 use gezinsdossier_ledger::audit::{AuditFilter, AuditRow, BasisType};
 use gezinsdossier_ledger::consent::LegalBasisKind;
 use gezinsdossier_ledger::disclosure::ReviewOutcome;
 use gezinsdossier_ledger::families::Families;
+use gezinsdossier_ledger::publisher::LogIndex;
 use gezinsdossier_proto::convert::consent::{optional_timestamp, purpose};
 use gezinsdossier_proto::convert::{self, FieldError, outbound};
 use gezinsdossier_proto::v1 as pb;
@@ -23,11 +25,12 @@ const MAX_PAGE: usize = 1000;
 
 pub struct AuditApi {
     families: Arc<Families>,
+    index: LogIndex,
 }
 
 impl AuditApi {
-    pub fn new(families: Arc<Families>) -> Self {
-        Self { families }
+    pub fn new(families: Arc<Families>, index: LogIndex) -> Self {
+        Self { families, index }
     }
 }
 
@@ -69,11 +72,23 @@ impl AuditService for AuditApi {
         let limit = if r.limit == 0 { MAX_PAGE } else { (r.limit as usize).min(MAX_PAGE) };
         let query = format!("{filter:?}, after position {:?}, limit {limit}", r.after_position);
         let rows = self.families.audit(&family, &who.actor, &filter, query).await.map_err(ServiceError::from)?;
+        let prover = if r.include_proofs {
+            Some(Prover::latest(&**self.families.store(), self.index.clone()).await.map_err(ServiceError::from)?)
+        } else {
+            None
+        };
         let page: Vec<_> = rows
             .iter()
             .filter(|row| r.after_position.is_none_or(|after| row.position > after))
             .take(limit)
-            .map(entry)
+            .map(|row| {
+                let mut e = entry(row);
+                if let Some(p) = &prover {
+                    e.inclusion_proof = p.path(row.position);
+                    e.tree_head = p.head_message();
+                }
+                e
+            })
             .collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(page.into_iter().map(Ok)))))
     }
@@ -149,6 +164,9 @@ fn entry(row: &AuditRow) -> pb::AccessLogEntry {
         refusal_reasons: row.refusal_reasons.clone(),
         break_the_glass_reason: row.break_the_glass.clone().unwrap_or_default(),
         review_required: row.review_required,
+        leaf_hash: row.leaf_hash.to_hex(),
+        inclusion_proof: Vec::new(),
+        tree_head: None,
         review: row.review.as_ref().map(|v| pb::ReviewRecord {
             reviewer_professional_id: v.reviewer.professional_id.clone(),
             reviewer_organisation_id: v.reviewer.organisation_id.clone(),

@@ -13,6 +13,7 @@
 //! - [`report_page`]: that report as a printable page in Dutch (B1) and English.
 //! - [`demo`]: the `demo` tour (one family through real gRPC, then verify and tamper).
 //! - [`log_service`]: the LogService (signed tree heads, inclusion and consistency proofs).
+//! - [`proofs`]: inclusion proofs attached to audit rows and report lines.
 //! - [`identity`]: mTLS organisation registry, the authentication interceptor, dev CA.
 //! - [`error`]: service errors and their single mapping to gRPC status codes.
 //! - [`limits`]: oversized requests reported as RESOURCE_EXHAUSTED.
@@ -31,6 +32,7 @@ pub mod health;
 pub mod identity;
 pub mod limits;
 pub mod log_service;
+pub mod proofs;
 pub mod report_page;
 pub mod report_service;
 pub mod server;

@@ -133,6 +133,7 @@ pub fn render(
                 consents,
                 legal_grounds,
                 emergency,
+                ..
             } => {
                 let mut grounds: Vec<String> = consents
                     .iter()
@@ -154,7 +155,7 @@ pub fn render(
                     emergency: emergency.clone(),
                 }
             }
-            ReportEntry::Refused { event_id, at, organisation_id, role: r, purpose: p } => Row {
+            ReportEntry::Refused { event_id, at, organisation_id, role: r, purpose: p, .. } => Row {
                 event_id: event_id.to_string(),
                 when: date(*at),
                 organisation: organisation_name(organisation_id),

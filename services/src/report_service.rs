@@ -5,8 +5,10 @@ use crate::consent_service::family_id;
 use crate::error::ServiceError;
 use crate::identity::OrganisationRegistry;
 use crate::identity::interceptor::requester;
+use crate::proofs::Prover;
 use crate::report_page::{self, Language};
 use gezinsdossier_ledger::families::Families;
+use gezinsdossier_ledger::publisher::LogIndex;
 use gezinsdossier_ledger::report::{RecipientName, ReportEntry};
 use gezinsdossier_proto::convert::{outbound, required};
 use gezinsdossier_proto::v1 as pb;
@@ -17,11 +19,51 @@ use tonic::{Request, Response, Status};
 pub struct ReportApi {
     families: Arc<Families>,
     registry: Arc<OrganisationRegistry>,
+    index: LogIndex,
 }
 
 impl ReportApi {
-    pub fn new(families: Arc<Families>, registry: Arc<OrganisationRegistry>) -> Self {
-        Self { families, registry }
+    pub fn new(families: Arc<Families>, registry: Arc<OrganisationRegistry>, index: LogIndex) -> Self {
+        Self { families, registry, index }
+    }
+
+    /// One report line on the wire; the proof fields are filled in by the caller.
+    fn line(&self, e: &ReportEntry) -> pb::ReportEntry {
+        match e {
+            ReportEntry::Seen {
+                event_id,
+                at,
+                organisation_id,
+                role,
+                categories,
+                purpose,
+                consents,
+                legal_grounds,
+                emergency,
+                ..
+            } => pb::ReportEntry {
+                at: Some(outbound::timestamp(*at)),
+                organisation_name: self.organisation_name(organisation_id),
+                role: outbound::role(*role),
+                categories: categories.iter().map(|c| outbound::category(*c)).collect(),
+                purpose: outbound::purpose(*purpose),
+                refused: false,
+                consent_ids: consents.clone(),
+                legal_grounds: legal_grounds.iter().map(|g| outbound::legal_basis_kind(*g)).collect(),
+                emergency_reason: emergency.clone().unwrap_or_default(),
+                event_id: event_id.to_string(),
+                ..Default::default()
+            },
+            ReportEntry::Refused { event_id, at, organisation_id, role, purpose, .. } => pb::ReportEntry {
+                at: Some(outbound::timestamp(*at)),
+                organisation_name: self.organisation_name(organisation_id),
+                role: outbound::role(*role),
+                purpose: outbound::purpose(*purpose),
+                refused: true,
+                event_id: event_id.to_string(),
+                ..Default::default()
+            },
+        }
     }
 
     fn organisation_name(&self, id: &str) -> String {
@@ -62,41 +104,16 @@ impl AccessReportService for ReportApi {
         let organisation_name = |id: &str| self.organisation_name(id);
         let html = report_page::render(&report, &member_name(&subject), language, &organisation_name, &member_name)
             .map_err(|e| ServiceError::Internal(format!("report template: {e}")))?;
+        let prover = Prover::latest(&**self.families.store(), self.index.clone()).await.map_err(ServiceError::from)?;
         let entries = report
             .entries
             .iter()
-            .map(|e| match e {
-                ReportEntry::Seen {
-                    event_id,
-                    at,
-                    organisation_id,
-                    role,
-                    categories,
-                    purpose,
-                    consents,
-                    legal_grounds,
-                    emergency,
-                } => pb::ReportEntry {
-                    at: Some(outbound::timestamp(*at)),
-                    organisation_name: self.organisation_name(organisation_id),
-                    role: outbound::role(*role),
-                    categories: categories.iter().map(|c| outbound::category(*c)).collect(),
-                    purpose: outbound::purpose(*purpose),
-                    refused: false,
-                    consent_ids: consents.clone(),
-                    legal_grounds: legal_grounds.iter().map(|g| outbound::legal_basis_kind(*g)).collect(),
-                    emergency_reason: emergency.clone().unwrap_or_default(),
-                    event_id: event_id.to_string(),
-                },
-                ReportEntry::Refused { event_id, at, organisation_id, role, purpose } => pb::ReportEntry {
-                    at: Some(outbound::timestamp(*at)),
-                    organisation_name: self.organisation_name(organisation_id),
-                    role: outbound::role(*role),
-                    purpose: outbound::purpose(*purpose),
-                    refused: true,
-                    event_id: event_id.to_string(),
-                    ..Default::default()
-                },
+            .map(|e| {
+                let (position, leaf) = e.leaf();
+                let mut line = self.line(e);
+                (line.position, line.leaf_hash, line.inclusion_proof) =
+                    (position, leaf.to_hex(), prover.path(position));
+                line
             })
             .collect();
         let consents = report
@@ -121,6 +138,7 @@ impl AccessReportService for ReportApi {
             })
             .collect();
         Ok(Response::new(pb::AccessReport {
+            tree_head: prover.head_message(),
             subject_member_id: report.subject.clone(),
             generated_at: Some(outbound::timestamp(report.at)),
             entries,

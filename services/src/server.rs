@@ -81,7 +81,7 @@ pub async fn serve_on(
     };
     let index = LogIndex::default();
     let publisher = tokio::spawn(publisher::run(store.clone(), signer, clock.clone(), policy, index.clone()));
-    let log = LogServiceServer::new(LogApi::new(store.clone(), index));
+    let log = LogServiceServer::new(LogApi::new(store.clone(), index.clone()));
     let families = Arc::new(Families::new(store, clock.clone()));
     let auth = Authenticator::new(registry.clone(), mode);
 
@@ -101,9 +101,9 @@ pub async fn serve_on(
         .max_decoding_message_size(config.max_message_bytes);
     let consent = ConsentServiceServer::new(ConsentApi::new(families.clone(), clock))
         .max_decoding_message_size(config.max_message_bytes);
-    let audit =
-        AuditServiceServer::new(AuditApi::new(families.clone())).max_decoding_message_size(config.max_message_bytes);
-    let report = AccessReportServiceServer::new(ReportApi::new(families.clone(), registry.clone()))
+    let audit = AuditServiceServer::new(AuditApi::new(families.clone(), index.clone()))
+        .max_decoding_message_size(config.max_message_bytes);
+    let report = AccessReportServiceServer::new(ReportApi::new(families.clone(), registry.clone(), index.clone()))
         .max_decoding_message_size(config.max_message_bytes);
     let dossier = DossierServiceServer::new(DossierApi::new(families, registry.clone()))
         .max_decoding_message_size(config.max_message_bytes)

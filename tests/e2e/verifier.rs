@@ -183,6 +183,88 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
     verify_consistency(first.size, &root, second.size, &TreeHash::from_hex(&second.root).unwrap(), &path)
         .expect("the later head extends the earlier one");
 
+    // A disclosure to youth care under the mother's consent; then the audit row and the
+    // mother's report line each carry a proof that verifies against the signed head.
+    let mut consent = server.consent_client(VGGZ, "p", "psychiater").await;
+    let youth_org = crate::support::YOUTH_CARE;
+    consent
+        .grant_consent(pb::GrantConsentRequest {
+            family_id: "fam-p".into(),
+            event_id: build::id(),
+            consent_id: "c1".into(),
+            subject_member_id: "mother".into(),
+            categories: vec![pb::InformationCategory::TreatmentNotes as i32],
+            recipients: vec![pb::Recipient {
+                recipient: Some(pb::recipient::Recipient::OrganisationId(youth_org.into())),
+            }],
+            purpose: pb::Purpose::Care as i32,
+            given_by_member_ids: vec!["mother".into()],
+            method: Some(pb::ConsentMethod {
+                method: Some(pb::consent_method::Method::SignedFormReference("f".into())),
+            }),
+            requested_reason: "afstemming".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut youth = server.dossier_client(youth_org, "jh", "casusregisseur").await;
+    let care =
+        pb::GetDossierRequest { family_id: "fam-p".into(), purpose: pb::Purpose::Care as i32, break_the_glass: None };
+    youth.get_dossier(care).await.unwrap();
+    let mut audit = gezinsdossier_proto::v1::audit_service_client::AuditServiceClient::with_interceptor(
+        server.channel(Some(VGGZ)).await,
+        Professional::new("fg", "privacy_officer"),
+    );
+    let query = |proofs: bool| pb::QueryAccessLogRequest {
+        family_id: "fam-p".into(),
+        include_proofs: proofs,
+        ..Default::default()
+    };
+    let position = audit
+        .query_access_log(query(false))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .global_position;
+    // Wait for a signed head covering the disclosure.
+    head_of_at_least(&mut log, position + 1).await;
+    let check = async |log: &mut LogServiceClient<_>,
+                       position: u64,
+                       leaf_hex: &str,
+                       path: &[Vec<u8>],
+                       head: &pb::TreeHead| {
+        let path: Vec<TreeHash> = path.iter().map(|h| TreeHash::try_from_slice(h).unwrap()).collect();
+        assert!(!path.is_empty(), "a proof is attached");
+        let request = pb::GetInclusionProofRequest { position, tree_size: head.size };
+        let full = log.get_inclusion_proof(request).await.unwrap().into_inner();
+        assert_eq!(gezinsdossier_ledger::merkle::leaf_hash(&full.canonical_event).to_hex(), leaf_hex);
+        verify_inclusion(&full.canonical_event, position, head.size, &path, &TreeHash::from_hex(&head.root).unwrap())
+            .expect("the attached proof verifies against the signed head");
+    };
+    let row = audit.query_access_log(query(true)).await.unwrap().into_inner().message().await.unwrap().unwrap();
+    let head = row.tree_head.clone().expect("rows carry the signed head");
+    check(&mut log, row.global_position, &row.leaf_hash, &row.inclusion_proof, &head).await;
+    let mut portal = gezinsdossier_proto::v1::access_report_service_client::AccessReportServiceClient::with_interceptor(
+        server.channel(Some(VGGZ)).await,
+        Professional::new("portal", "psychiater"),
+    );
+    let ask = pb::GetAccessReportRequest {
+        family_id: "fam-p".into(),
+        subject_member_id: "mother".into(),
+        requested_by_member_id: "mother".into(),
+        language: 0,
+    };
+    let report = portal.get_access_report(ask).await.unwrap().into_inner();
+    let head = report.tree_head.clone().expect("the report carries the signed head");
+    signed(&head).verify(key.public_key()).unwrap();
+    let line = &report.entries[0];
+    assert!(!line.refused);
+    check(&mut log, line.position, &line.leaf_hash, &line.inclusion_proof, &head).await;
+
     let err =
         log.get_inclusion_proof(pb::GetInclusionProofRequest { position: 3, tree_size: 1_000_000 }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);

@@ -1,0 +1,45 @@
+//! Attaching inclusion proofs to what the services return (audit rows, report lines), so
+//! that a reader can check each against a signed tree head without trusting the server.
+
+use gezinsdossier_ledger::publisher::{LogIndex, latest_head};
+use gezinsdossier_ledger::store::{EventStore, StoreError};
+use gezinsdossier_ledger::treehead::SignedTreeHead;
+use gezinsdossier_proto::v1 as pb;
+
+/// The latest signed head, and a way to prove positions against it.
+pub struct Prover {
+    pub head: Option<SignedTreeHead>,
+    index: LogIndex,
+}
+
+impl Prover {
+    /// # Errors
+    /// A store failure reading the latest head.
+    pub async fn latest(store: &dyn EventStore, index: LogIndex) -> Result<Self, StoreError> {
+        Ok(Self { head: latest_head(store).await?, index })
+    }
+
+    /// The head as sent on the wire.
+    pub fn head_message(&self) -> Option<pb::TreeHead> {
+        self.head.as_ref().map(|h| pb::TreeHead {
+            size: h.size,
+            root: h.root.clone(),
+            timestamp_micros: h.timestamp_micros,
+            key_id: h.key_id.clone(),
+            signature: h.signature.clone(),
+        })
+    }
+
+    /// The audit path of `position` in the latest head's tree; empty when the position is
+    /// not yet covered by a signed head (ask again after the next one).
+    pub fn path(&self, position: u64) -> Vec<Vec<u8>> {
+        let Some(head) = &self.head else { return Vec::new() };
+        if position >= head.size {
+            return Vec::new();
+        }
+        self.index
+            .inclusion(position, head.size)
+            .map(|p| p.into_iter().map(|h| h.0.to_vec()).collect())
+            .unwrap_or_default()
+    }
+}
