@@ -1,0 +1,94 @@
+//! The who-saw-what report for a member whose data was disclosed 100,000 times, on SQLite,
+//! in a ledger that also holds other families' events: the report must cost what the
+//! family's access log costs, not what the ledger costs.
+//!
+//! `cargo bench -p gezinsdossier-ledger --bench report [-- --disclosures 100000 --reports 20]`
+
+use chrono::{DateTime, Utc};
+use gezinsdossier_ledger::actor::{Actor, OrganisationType, ProfessionalRole};
+use gezinsdossier_ledger::case::*;
+use gezinsdossier_ledger::clock::ManualClock;
+use gezinsdossier_ledger::consent::{Basis, Purpose};
+use gezinsdossier_ledger::disclosure::{self, AccessLogEvent, Disclosure};
+use gezinsdossier_ledger::envelope::{ExpectedRevision, ProposedEvent};
+use gezinsdossier_ledger::families::{CaseAppend, Families};
+use gezinsdossier_ledger::family::FamilyId;
+use gezinsdossier_ledger::store::EventStore;
+use gezinsdossier_ledger::store::sqlite::SqliteStore;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str, default: usize| {
+        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    };
+    let (disclosures, reports) = (value("--disclosures", 100_000), value("--reports", 20));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now: DateTime<Utc> = DateTime::from_timestamp(1_790_000_000, 0).expect("time");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let store = SqliteStore::open(dir.path()).expect("open");
+        let families = Families::new(Arc::new(store.clone()), Arc::new(ManualClock::new(now)));
+        let youth = Actor {
+            organisation_id: "youth".into(),
+            organisation_type: OrganisationType::Jeugdhulpaanbieder,
+            professional_id: "p".into(),
+            role: ProfessionalRole::Casusregisseur,
+        };
+        let family = FamilyId::new("report").expect("id");
+        let member = |id: &str| {
+            let added = MemberAdded::adult(id, MemberRole::Parent);
+            let event = CaseEvent {
+                occurred_at: now,
+                subjects: [id.to_string()].into(),
+                categories: [InformationCategory::Identity].into(),
+                kind: CaseEventKind::MemberAdded(added),
+            };
+            (uuid::Uuid::new_v4(), event)
+        };
+        for f in [family.clone(), FamilyId::new("other").expect("id")] {
+            let append = CaseAppend { family: f, expected: ExpectedRevision::Any, author: youth.clone(), events: vec![member("ma")] };
+            families.append_case_events(append).await.expect("members");
+        }
+        let basis = Basis::Consent { consent_id: "c1".into(), event_id: uuid::Uuid::nil(), event_hash: "00".repeat(32) };
+        let record = |n: usize| {
+            let event = AccessLogEvent::Disclosed(Disclosure {
+                requester: youth.clone(),
+                purpose: Purpose::Care,
+                at: now,
+                family_revision: Some(n as u64),
+                shown: [("ma".to_string(), [(InformationCategory::Plan, basis.clone())].into())].into(),
+                own_records: 0,
+                break_the_glass: None,
+                review_required: false,
+            });
+            ProposedEvent {
+                event_id: uuid::Uuid::new_v4(),
+                event_type: event.event_type().into(),
+                recorded_at_micros: now.timestamp_micros(),
+                payload: serde_json::to_vec(&event).expect("json"),
+            }
+        };
+        // The subject's family, and as much again in another family: ledger size must not matter.
+        for target in [family.clone(), FamilyId::new("other").expect("id")] {
+            for batch in 0..disclosures / 1000 {
+                let events = (0..1000).map(|i| record(batch * 1000 + i)).collect();
+                store.append(&disclosure::stream(&target), ExpectedRevision::Any, events).await.expect("append");
+            }
+        }
+        let mut latencies = Vec::new();
+        let mut lines = 0;
+        for _ in 0..reports {
+            let t = Instant::now();
+            let report = families.report(&family, &youth, "ma", "ma").await.expect("report");
+            latencies.push(t.elapsed().as_secs_f64() * 1e3);
+            lines = report.entries.len();
+        }
+        latencies.sort_by(f64::total_cmp);
+        let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+        println!("\n### Report for a member with {disclosures} disclosures ({lines} lines), SQLite\n");
+        println!("{reports} reports: p50 {:.1} ms, p99 {:.1} ms", pct(0.5), pct(0.99));
+        store.shutdown().await;
+    });
+}
