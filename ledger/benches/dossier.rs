@@ -28,11 +28,11 @@ fn actor(org: &str, t: OrganisationType, role: ProfessionalRole) -> Actor {
     Actor { organisation_id: org.into(), organisation_type: t, professional_id: "p".into(), role }
 }
 
+mod harness;
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let requests: usize = value("--requests").and_then(|v| v.parse().ok()).unwrap_or(500);
-    let postgres = value("--postgres");
+    let requests: usize = harness::arg("--requests", 500);
+    let postgres: Option<String> = Some(harness::arg("--postgres", String::new())).filter(|u| !u.is_empty());
     let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async move {

@@ -17,22 +17,20 @@ pub struct Settings {
     pub repeats: usize,
 }
 
+/// The value after `--name` on the command line, or `default` (other arguments, such as
+/// cargo's `--bench`, are ignored).
+pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 impl Settings {
-    /// `--seconds S` and `--repeats R` from the command line (other arguments, such as
-    /// cargo's `--bench`, are ignored).
+    /// `--warmup S`, `--seconds S` and `--repeats R` from the command line.
     pub fn from_args() -> Self {
-        let args: Vec<String> = std::env::args().collect();
-        let value = |name: &str, default: f64| {
-            args.iter()
-                .position(|a| a == name)
-                .and_then(|i| args.get(i + 1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
         Self {
-            warmup: Duration::from_secs_f64(value("--warmup", 0.5)),
-            measure: Duration::from_secs_f64(value("--seconds", 3.0)),
-            repeats: value("--repeats", 3.0) as usize,
+            warmup: Duration::from_secs_f64(arg("--warmup", 0.5)),
+            measure: Duration::from_secs_f64(arg("--seconds", 3.0)),
+            repeats: arg("--repeats", 3),
         }
     }
 }

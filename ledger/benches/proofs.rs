@@ -6,12 +6,10 @@
 use gezinsdossier_ledger::merkle::{MemoryNodes, consistency_proof, inclusion_proof, leaf_hash};
 use std::time::Instant;
 
+mod harness;
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str, default: u64| {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-    };
-    let (events, proofs) = (value("--events", 10_000_000), value("--proofs", 100_000));
+    let (events, proofs): (u64, u64) = (harness::arg("--events", 10_000_000), harness::arg("--proofs", 100_000));
     let started = Instant::now();
     let mut nodes = MemoryNodes::new();
     for i in 0..events {
@@ -26,7 +24,7 @@ fn main() {
         state ^= state << 17;
         state
     };
-    let mut time = |f: &mut dyn FnMut() -> usize| {
+    let time = |f: &mut dyn FnMut() -> usize| {
         let mut lat = Vec::with_capacity(proofs as usize);
         let mut hashes = 0;
         for _ in 0..proofs {

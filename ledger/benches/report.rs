@@ -18,12 +18,11 @@ use gezinsdossier_ledger::store::sqlite::SqliteStore;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod harness;
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str, default: usize| {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-    };
-    let (disclosures, reports) = (value("--disclosures", 100_000), value("--reports", 20));
+    let (disclosures, reports): (usize, usize) =
+        (harness::arg("--disclosures", 100_000), harness::arg("--reports", 20));
     let dir = tempfile::tempdir().expect("tempdir");
     let now: DateTime<Utc> = DateTime::from_timestamp(1_790_000_000, 0).expect("time");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
@@ -48,10 +47,16 @@ fn main() {
             (uuid::Uuid::new_v4(), event)
         };
         for f in [family.clone(), FamilyId::new("other").expect("id")] {
-            let append = CaseAppend { family: f, expected: ExpectedRevision::Any, author: youth.clone(), events: vec![member("ma")] };
+            let append = CaseAppend {
+                family: f,
+                expected: ExpectedRevision::Any,
+                author: youth.clone(),
+                events: vec![member("ma")],
+            };
             families.append_case_events(append).await.expect("members");
         }
-        let basis = Basis::Consent { consent_id: "c1".into(), event_id: uuid::Uuid::nil(), event_hash: "00".repeat(32) };
+        let basis =
+            Basis::Consent { consent_id: "c1".into(), event_id: uuid::Uuid::nil(), event_hash: "00".repeat(32) };
         let record = |n: usize| {
             let event = AccessLogEvent::Disclosed(Disclosure {
                 requester: youth.clone(),

@@ -11,16 +11,10 @@ use gezinsdossier_ledger::treehead::{self, TreeHeadSigner};
 use gezinsdossier_ledger::verify::verify_log;
 use std::time::Instant;
 
+mod harness;
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str, default: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let (events, repeats) = (value("--events", 1_000_000), value("--repeats", 3));
+    let (events, repeats): (usize, usize) = (harness::arg("--events", 1_000_000), harness::arg("--repeats", 3));
     let dir = tempfile::tempdir().expect("tempdir");
     let signer = TreeHeadSigner::load_or_create(&dir.path().join("treehead.key")).expect("key");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
