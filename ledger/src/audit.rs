@@ -20,6 +20,8 @@ pub enum BasisType {
 /// One disclosure or refusal, as a privacy officer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
+    /// The family whose access log holds this row.
+    pub family: String,
     pub event_id: EventId,
     pub position: u64,
     /// The event's Merkle leaf hash, to check an inclusion proof against.
@@ -80,6 +82,11 @@ impl AuditFilter {
 /// Folds one family's access-log events into rows (reviews attached to what they review)
 /// and keeps those `filter` accepts, oldest first.
 pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
+    let family = events
+        .first()
+        .and_then(|e| e.stream.as_str().strip_prefix(crate::disclosure::STREAM_PREFIX))
+        .unwrap_or_default()
+        .to_owned();
     let mut rows: Vec<AuditRow> = Vec::new();
     let mut by_id: HashMap<EventId, usize> = HashMap::new();
     for event in events {
@@ -88,6 +95,7 @@ pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
             AccessLogEvent::Disclosed(d) => {
                 by_id.insert(event.event_id, rows.len());
                 rows.push(AuditRow {
+                    family: family.clone(),
                     event_id: event.event_id,
                     position: event.position,
                     leaf_hash: leaf_hash(&event.canonical_bytes()),
@@ -102,6 +110,7 @@ pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
                 });
             }
             AccessLogEvent::Refused(r) => rows.push(AuditRow {
+                family: family.clone(),
                 event_id: event.event_id,
                 position: event.position,
                 leaf_hash: leaf_hash(&event.canonical_bytes()),

@@ -20,6 +20,11 @@ pub fn stream(family: &FamilyId) -> StreamId {
         .unwrap_or_else(|_| unreachable!("family ids are valid stream ids"))
 }
 
+/// Where audit queries across families are logged (NEN 7513: access to the log is logged).
+pub fn cross_family_audit_stream() -> StreamId {
+    StreamId::new("audit-queries").unwrap_or_else(|_| unreachable!("a valid literal stream id"))
+}
+
 /// What one request saw, pinned to the family revision and the bases used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Disclosure {

@@ -391,6 +391,45 @@ impl Families {
         Ok(rows)
     }
 
+    /// Disclosures and refusals across every family that `filter` selects (e.g. everything one
+    /// organisation saw), in log order. This reads the whole global log; the query is logged
+    /// in the cross-family audit stream.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn audit_all(
+        &self,
+        officer: &Actor,
+        filter: &AuditFilter,
+        query: String,
+    ) -> Result<Vec<AuditRow>, FamilyError> {
+        let mut logs: HashMap<String, Vec<crate::envelope::RecordedEvent>> = HashMap::new();
+        let mut from = 0;
+        loop {
+            let page = self.store.read_all(from, CATCH_UP_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            from = last.position + 1;
+            for event in page {
+                if event.stream.as_str().starts_with(disclosure::STREAM_PREFIX) {
+                    logs.entry(event.stream.as_str().to_owned()).or_default().push(event);
+                }
+            }
+        }
+        let mut rows: Vec<AuditRow> = logs.values().flat_map(|events| audit::rows(events, filter)).collect();
+        rows.sort_by_key(|r| r.position);
+        let access =
+            AuditAccess { privacy_officer: officer.clone(), at: self.clock.now(), query, rows: rows.len() as u64 };
+        let event = AccessLogEvent::Audited(access);
+        let proposed = ProposedEvent {
+            event_id: Uuid::new_v4(),
+            event_type: event.event_type().to_owned(),
+            recorded_at_micros: self.clock.now().timestamp_micros(),
+            payload: crate::codec::to_json(&event),
+        };
+        self.store.append(&disclosure::cross_family_audit_stream(), ExpectedRevision::Any, vec![proposed]).await?;
+        Ok(rows)
+    }
+
     /// Records a privacy officer's review of a disclosure that waits for one.
     ///
     /// # Errors

@@ -54,7 +54,7 @@ impl AuditService for AuditApi {
         let who = requester(&request)?;
         privacy_officer_only(who.actor.role)?;
         let r = request.into_inner();
-        let family = family_id(&r.family_id)?;
+        let family = if r.family_id.is_empty() { None } else { Some(family_id(&r.family_id)?) };
         let filter = AuditFilter {
             subject: non_empty(r.subject_member_id),
             organisation_id: non_empty(r.organisation_id),
@@ -71,7 +71,11 @@ impl AuditService for AuditApi {
         };
         let limit = if r.limit == 0 { MAX_PAGE } else { (r.limit as usize).min(MAX_PAGE) };
         let query = format!("{filter:?}, after position {:?}, limit {limit}", r.after_position);
-        let rows = self.families.audit(&family, &who.actor, &filter, query).await.map_err(ServiceError::from)?;
+        let rows = match &family {
+            Some(family) => self.families.audit(family, &who.actor, &filter, query).await,
+            None => self.families.audit_all(&who.actor, &filter, query).await,
+        }
+        .map_err(ServiceError::from)?;
         let prover = if r.include_proofs {
             Some(Prover::latest(&**self.families.store(), self.index.clone()).await.map_err(ServiceError::from)?)
         } else {
@@ -141,6 +145,7 @@ fn basis_type(raw: i32) -> Result<Option<BasisType>, ServiceError> {
 fn entry(row: &AuditRow) -> pb::AccessLogEntry {
     pb::AccessLogEntry {
         event_id: row.event_id.to_string(),
+        family_id: row.family.clone(),
         global_position: row.position,
         at: Some(outbound::timestamp(row.at)),
         organisation_id: row.requester.organisation_id.clone(),

@@ -2,6 +2,7 @@
 //! paging, the review queue, and every query itself logged.
 
 use crate::consent_dossier::{FAMILY, dossier_request, family, grant};
+use crate::support::build;
 use crate::support::{GI, TestServer, YOUTH_CARE};
 use gezinsdossier_ledger::disclosure::AccessLogEvent;
 use gezinsdossier_proto::v1 as pb;
@@ -95,6 +96,25 @@ async fn a_privacy_officer_queries_reviews_and_is_logged_doing_so() {
         run(pb::QueryAccessLogRequest { limit: 1, after_position: Some(first[0].global_position), ..query() }).await;
     assert_eq!((first.len(), second.len()), (1, 1));
     assert_ne!(first[0].event_id, second[0].event_id);
+
+    // Across families: what youth care saw anywhere, each row naming its family. The query is
+    // logged in the cross-family audit stream.
+    let mut youth_case = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let second =
+        build::append("fam-second", build::no_stream(), vec![build::parent("p"), build::note("p", "eigen notitie")]);
+    youth_case.append_events(second).await.unwrap();
+    let mut own = dossier_request(pb::Purpose::Care);
+    own.family_id = "fam-second".into();
+    youth.get_dossier(own).await.unwrap();
+    let everywhere =
+        run(pb::QueryAccessLogRequest { family_id: String::new(), organisation_id: YOUTH_CARE.into(), ..query() })
+            .await;
+    let families: Vec<_> = everywhere.iter().map(|e| e.family_id.as_str()).collect();
+    assert_eq!(families, vec![FAMILY, "fam-second"], "{everywhere:?}");
+    assert!(everywhere.windows(2).all(|w| w[0].global_position < w[1].global_position));
+    let cross = gezinsdossier_ledger::disclosure::cross_family_audit_stream();
+    use gezinsdossier_ledger::store::EventStore;
+    assert_eq!(server.store.read_stream(&cross, 0, 10).await.unwrap().len(), 1);
 
     // Every query above was itself logged, with its filters and never its results.
     let audited =
