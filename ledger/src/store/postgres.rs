@@ -17,6 +17,7 @@
 //! **Live subscriptions** learn of this replica's commits at once and of other replicas'
 //! commits by polling `log_head` (a cheap single-row read).
 
+use super::group_commit::{self, AppendRequest, WriterMsg};
 use super::{AppendOutcome, EventStore, StoreError, check_batch, resolve_retry, revision_matches, subscription};
 use crate::chain::{EventHash, hash_event};
 use crate::envelope::{CanonicalFields, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
@@ -107,18 +108,6 @@ struct Inner {
     pool: Pool,
     writer: mpsc::Sender<WriterMsg>,
     head: watch::Receiver<u64>,
-}
-
-enum WriterMsg {
-    Append(AppendRequest),
-    Shutdown(oneshot::Sender<()>),
-}
-
-struct AppendRequest {
-    stream: StreamId,
-    expected: ExpectedRevision,
-    events: Vec<ProposedEvent>,
-    reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
 }
 
 impl PostgresStore {
@@ -228,13 +217,7 @@ async fn poll_head(pool: Pool, head: Arc<watch::Sender<u64>>) {
         }
         let Ok(client) = pool.get().await else { continue };
         if let Ok(next) = read_head(&client).await {
-            head.send_if_modified(|current| {
-                let moved = next > *current;
-                if moved {
-                    *current = next;
-                }
-                moved
-            });
+            group_commit::advance_head(&head, next);
         }
     }
 }
@@ -247,30 +230,11 @@ async fn writer(
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = rx.recv().await {
-        let mut shutdown = None;
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                WriterMsg::Append(req) => batch.push(req),
-                WriterMsg::Shutdown(ack) => {
-                    shutdown = Some(ack);
-                    break;
-                }
-            }
-            if batch.len() < max_batch {
-                next = rx.try_recv().ok();
-            }
-        }
+        let shutdown = group_commit::drain(first, &mut rx, max_batch, &mut batch);
         if !batch.is_empty() {
             match commit_batch(&mut conn, &batch).await {
                 Ok((results, next_position)) => {
-                    head.send_if_modified(|current| {
-                        let moved = next_position > *current;
-                        if moved {
-                            *current = next_position;
-                        }
-                        moved
-                    });
+                    group_commit::advance_head(&head, next_position);
                     for (req, result) in batch.drain(..).zip(results) {
                         let _ = req.reply.send(result);
                     }

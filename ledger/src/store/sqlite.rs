@@ -11,6 +11,7 @@
 //! - The file records its schema version (`PRAGMA user_version`) and an application id, both
 //!   checked at open; a lock file keeps a second process from opening the same directory.
 
+use super::group_commit::{self, AppendRequest, WriterMsg};
 use super::{AppendOutcome, EventStore, StoreError, check_batch, resolve_retry, revision_matches, subscription};
 use crate::chain::{EventHash, hash_event};
 use crate::envelope::{CanonicalFields, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
@@ -73,18 +74,6 @@ struct Inner {
     head: watch::Receiver<u64>,
     /// The OS lock that keeps other processes out; released by [`SqliteStore::shutdown`].
     lock: Mutex<Option<File>>,
-}
-
-enum WriterMsg {
-    Append(AppendRequest),
-    Shutdown(oneshot::Sender<()>),
-}
-
-struct AppendRequest {
-    stream: StreamId,
-    expected: ExpectedRevision,
-    events: Vec<ProposedEvent>,
-    reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
 }
 
 impl SqliteStore {
@@ -235,20 +224,7 @@ impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>, max_batch: usize) {
         let mut batch = Vec::with_capacity(max_batch);
         while let Some(first) = rx.blocking_recv() {
-            let mut shutdown = None;
-            let mut next = Some(first);
-            while let Some(msg) = next.take() {
-                match msg {
-                    WriterMsg::Append(req) => batch.push(req),
-                    WriterMsg::Shutdown(ack) => {
-                        shutdown = Some(ack);
-                        break;
-                    }
-                }
-                if batch.len() < max_batch {
-                    next = rx.try_recv().ok();
-                }
-            }
+            let shutdown = group_commit::drain(first, &mut rx, max_batch, &mut batch);
             if !batch.is_empty() {
                 self.commit_batch(&mut batch);
             }
@@ -280,7 +256,7 @@ impl Writer {
                 self.heads.extend(staged);
                 self.next_position = next_position;
                 if next_position != started_at {
-                    self.head.send_replace(next_position);
+                    group_commit::advance_head(&self.head, next_position);
                 }
                 for (req, result) in batch.drain(..).zip(results) {
                     let _ = req.reply.send(result);

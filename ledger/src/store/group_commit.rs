@@ -1,0 +1,54 @@
+//! What every writer with group commit shares: the queued append requests, and draining
+//! the queue into one batch. Each backend then commits the batch its own way.
+
+use super::{AppendOutcome, StoreError};
+use crate::envelope::{ExpectedRevision, ProposedEvent, StreamId};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// A message to a backend's writer.
+pub enum WriterMsg {
+    Append(AppendRequest),
+    /// Commit everything queued before this, then stop and acknowledge.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// One caller's append, waiting for its group commit.
+pub struct AppendRequest {
+    pub stream: StreamId,
+    pub expected: ExpectedRevision,
+    pub events: Vec<ProposedEvent>,
+    pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+/// Moves `first` and whatever else is already queued (up to `max_batch`) into `batch`.
+/// Returns the shutdown acknowledgement if a shutdown was reached; appends queued after it
+/// stay unread, and fail with [`StoreError::Closed`] once the writer drops the queue.
+pub fn drain(
+    first: WriterMsg,
+    rx: &mut mpsc::Receiver<WriterMsg>,
+    max_batch: usize,
+    batch: &mut Vec<AppendRequest>,
+) -> Option<oneshot::Sender<()>> {
+    let mut next = Some(first);
+    while let Some(msg) = next.take() {
+        match msg {
+            WriterMsg::Append(req) => batch.push(req),
+            WriterMsg::Shutdown(ack) => return Some(ack),
+        }
+        if batch.len() < max_batch {
+            next = rx.try_recv().ok();
+        }
+    }
+    None
+}
+
+/// Tells subscribers the committed head moved to `next` (never backwards).
+pub fn advance_head(head: &watch::Sender<u64>, next: u64) {
+    head.send_if_modified(|current| {
+        let moved = next > *current;
+        if moved {
+            *current = next;
+        }
+        moved
+    });
+}
