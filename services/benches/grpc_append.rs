@@ -13,7 +13,7 @@ use gezinsdossier_services::config::{Config, LogFormat};
 use gezinsdossier_services::identity::dev_ca::{self, DevOrganisation};
 use gezinsdossier_services::identity::tls::TlsFiles;
 use harness::{Settings, measure, median, print_header, print_row};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, Endpoint};
 
 const ORG: &str = "bench-ggz";
 const MAX_CHANNELS: usize = 64;
@@ -57,11 +57,7 @@ async fn run(settings: &Settings, appenders: usize, hot: bool) -> harness::Sampl
         let _ = stopped.await;
     }));
 
-    let (cert, key) = pki.client(ORG);
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(std::fs::read(&pki.ca_cert).expect("ca")))
-        .identity(Identity::from_pem(std::fs::read(cert).expect("cert"), std::fs::read(key).expect("key")))
-        .domain_name("localhost");
+    let tls = pki.client_tls(Some(ORG)).expect("client tls");
     let mut channels: Vec<Channel> = Vec::new();
     for _ in 0..appenders.min(MAX_CHANNELS) {
         let endpoint = Endpoint::from_shared(format!("https://localhost:{port}"))

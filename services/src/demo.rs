@@ -21,7 +21,7 @@ use gezinsdossier_proto::v1::consent_service_client::ConsentServiceClient;
 use gezinsdossier_proto::v1::dossier_service_client::DossierServiceClient;
 use pb::InformationCategory as C;
 use pb::case_event::Kind;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, Endpoint};
 
 const VGGZ: &str = "ggz-delfland";
 const YOUTH: &str = "jeugdhulp-haaglanden";
@@ -323,11 +323,7 @@ fn print_dossier(who: &str, d: &pb::Dossier) {
 }
 
 async fn connect(pki: &DevPki, port: u16, org: &str) -> anyhow::Result<Channel> {
-    let (cert, key) = pki.client(org);
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(std::fs::read(&pki.ca_cert)?))
-        .identity(Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?))
-        .domain_name("localhost");
+    let tls = pki.client_tls(Some(org))?;
     Ok(Endpoint::from_shared(format!("https://localhost:{port}"))?.tls_config(tls)?.connect().await?)
 }
 

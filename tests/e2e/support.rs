@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 pub const VGGZ: &str = "ggz-delfland";
 pub const YOUTH_CARE: &str = "jeugdhulp-haaglanden";
@@ -104,13 +104,7 @@ impl TestServer {
 
     /// A channel with `organisation`'s client certificate (or none).
     pub async fn channel(&self, organisation: Option<&str>) -> Channel {
-        let mut tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(read(&self.pki.ca_cert)))
-            .domain_name("localhost");
-        if let Some(org) = organisation {
-            let (cert, key) = self.pki.client(org);
-            tls = tls.identity(Identity::from_pem(read(&cert), read(&key)));
-        }
+        let tls = self.pki.client_tls(organisation).expect("client tls");
         Endpoint::from_shared(self.endpoint())
             .expect("endpoint")
             .tls_config(tls)

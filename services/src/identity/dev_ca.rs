@@ -31,6 +31,23 @@ impl DevPki {
     pub fn client(&self, organisation_id: &str) -> (PathBuf, PathBuf) {
         (self.dir.join(format!("{organisation_id}.crt")), self.dir.join(format!("{organisation_id}.key")))
     }
+
+    /// Client TLS for `localhost` trusting this CA, presenting `organisation`'s certificate
+    /// (or none, as a health probe would).
+    ///
+    /// # Errors
+    /// A certificate or key file that cannot be read.
+    pub fn client_tls(&self, organisation: Option<&str>) -> anyhow::Result<tonic::transport::ClientTlsConfig> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(std::fs::read(&self.ca_cert)?))
+            .domain_name("localhost");
+        if let Some(org) = organisation {
+            let (cert, key) = self.client(org);
+            tls = tls.identity(Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?));
+        }
+        Ok(tls)
+    }
 }
 
 /// Writes `ca.crt`, `server.crt`/`server.key` (for `localhost`, 127.0.0.1 and the
