@@ -11,7 +11,6 @@ use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::case_service_client::CaseServiceClient;
 use gezinsdossier_services::config::{Config, LogFormat};
 use gezinsdossier_services::identity::dev_ca::{self, DevOrganisation};
-use gezinsdossier_services::identity::tls::TlsFiles;
 use harness::{Settings, measure, median, print_header, print_row};
 use tonic::transport::{Channel, Endpoint};
 
@@ -41,11 +40,7 @@ async fn run(settings: &Settings, appenders: usize, hot: bool) -> harness::Sampl
     let pki = dev_ca::generate(&dir.path().join("pki"), &[org], &[]).expect("pki");
     let config = Config {
         data_dir: dir.path().join("data"),
-        tls: Some(TlsFiles {
-            cert: pki.server_cert.clone(),
-            key: pki.server_key.clone(),
-            client_ca: pki.ca_cert.clone(),
-        }),
+        tls: Some(pki.server_tls()),
         organisations: Some(pki.registry.clone()),
         log_format: LogFormat::Json,
         ..Config::default()

@@ -9,7 +9,6 @@
 use crate::config::{Config, LogFormat};
 use crate::identity::dev_ca::{self, DevPki};
 use crate::identity::interceptor::ProfessionalMetadata;
-use crate::identity::tls::TlsFiles;
 use chrono::{Datelike, Duration, Utc};
 use gezinsdossier_ledger::store::sqlite::LogFile;
 use gezinsdossier_ledger::treehead::{self, TreeHeadSigner};
@@ -37,11 +36,7 @@ pub async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
     let data = dir.join("data");
     let config = Config {
         data_dir: data.clone(),
-        tls: Some(TlsFiles {
-            cert: pki.server_cert.clone(),
-            key: pki.server_key.clone(),
-            client_ca: pki.ca_cert.clone(),
-        }),
+        tls: Some(pki.server_tls()),
         organisations: Some(pki.registry.clone()),
         log_format: LogFormat::Pretty,
         tree_head_every_events: 10,

@@ -14,7 +14,6 @@ use gezinsdossier_proto::v1::dossier_service_client::DossierServiceClient;
 use gezinsdossier_proto::v1::{self as pb};
 use gezinsdossier_services::config::{Config, LogFormat};
 use gezinsdossier_services::identity::dev_ca::{self, DevOrganisation, DevPki};
-use gezinsdossier_services::identity::tls::TlsFiles;
 use gezinsdossier_services::server;
 use std::path::Path;
 use std::sync::Arc;
@@ -63,11 +62,7 @@ impl TestServer {
         let pki = dev_ca::generate(&dir.path().join("pki"), &organisations(), &[UNREGISTERED]).expect("dev pki");
         let mut config = Config {
             data_dir: dir.path().join("data"),
-            tls: Some(TlsFiles {
-                cert: pki.server_cert.clone(),
-                key: pki.server_key.clone(),
-                client_ca: pki.ca_cert.clone(),
-            }),
+            tls: Some(pki.server_tls()),
             organisations: Some(pki.registry.clone()),
             log_format: LogFormat::Pretty,
             // Tests assert exact global positions: no tree head may slip in unless asked for.

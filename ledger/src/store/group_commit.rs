@@ -20,6 +20,25 @@ pub struct AppendRequest {
     pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
 }
 
+/// The append path of every group-committing store: check the batch, queue it for the
+/// writer, wait for its commit.
+///
+/// # Errors
+/// [`StoreError::InvalidAppend`] for a malformed batch, [`StoreError::Closed`] after
+/// shutdown, or whatever the commit reports.
+pub async fn submit(
+    writer: &mpsc::Sender<WriterMsg>,
+    stream: &StreamId,
+    expected: ExpectedRevision,
+    events: Vec<ProposedEvent>,
+) -> Result<AppendOutcome, StoreError> {
+    super::check_batch(&events)?;
+    let (reply, rx) = oneshot::channel();
+    let request = AppendRequest { stream: stream.clone(), expected, events, reply };
+    writer.send(WriterMsg::Append(request)).await.map_err(|_| StoreError::Closed)?;
+    rx.await.map_err(|_| StoreError::Closed)?
+}
+
 /// Moves `first` and whatever else is already queued (up to `max_batch`) into `batch`.
 /// Returns the shutdown acknowledgement if a shutdown was reached; appends queued after it
 /// stay unread, and fail with [`StoreError::Closed`] once the writer drops the queue.

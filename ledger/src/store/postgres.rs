@@ -18,7 +18,7 @@
 //! commits by polling `log_head` (a cheap single-row read).
 
 use super::group_commit::{self, AppendRequest, WriterMsg};
-use super::{AppendOutcome, EventStore, StoreError, check_batch, resolve_retry, revision_matches, subscription};
+use super::{AppendOutcome, EventStore, StoreError, resolve_retry, revision_matches, subscription};
 use crate::chain::{EventHash, hash_event};
 use crate::envelope::{CanonicalFields, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
 use async_trait::async_trait;
@@ -406,11 +406,7 @@ impl EventStore for PostgresStore {
         expected: ExpectedRevision,
         events: Vec<ProposedEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        check_batch(&events)?;
-        let (reply, rx) = oneshot::channel();
-        let request = AppendRequest { stream: stream.clone(), expected, events, reply };
-        self.inner.writer.send(WriterMsg::Append(request)).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        group_commit::submit(&self.inner.writer, stream, expected, events).await
     }
 
     async fn read_stream(&self, stream: &StreamId, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {

@@ -32,6 +32,15 @@ impl DevPki {
         (self.dir.join(format!("{organisation_id}.crt")), self.dir.join(format!("{organisation_id}.key")))
     }
 
+    /// The server's TLS files, with this CA for client certificates.
+    pub fn server_tls(&self) -> super::tls::TlsFiles {
+        super::tls::TlsFiles {
+            cert: self.server_cert.clone(),
+            key: self.server_key.clone(),
+            client_ca: self.ca_cert.clone(),
+        }
+    }
+
     /// Client TLS for `localhost` trusting this CA, presenting `organisation`'s certificate
     /// (or none, as a health probe would).
     ///
