@@ -39,6 +39,14 @@ pub async fn submit(
     rx.await.map_err(|_| StoreError::Closed)?
 }
 
+/// Asks the writer to commit what is queued and stop, and waits until it has.
+pub async fn stop(writer: &mpsc::Sender<WriterMsg>) {
+    let (tx, rx) = oneshot::channel();
+    if writer.send(WriterMsg::Shutdown(tx)).await.is_ok() {
+        let _ = rx.await;
+    }
+}
+
 /// Moves `first` and whatever else is already queued (up to `max_batch`) into `batch`.
 /// Returns the shutdown acknowledgement if a shutdown was reached; appends queued after it
 /// stay unread, and fail with [`StoreError::Closed`] once the writer drops the queue.

@@ -28,7 +28,7 @@ use futures::stream::BoxStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
@@ -435,19 +435,11 @@ impl EventStore for PostgresStore {
     }
 
     fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
-        let me = self.clone();
-        let read_all: subscription::ReadAll = Arc::new(move |from, limit| {
-            let me = me.clone();
-            Box::pin(async move { me.read_all(from, limit).await })
-        });
-        subscription::catch_up_then_live(read_all, self.inner.head.clone(), from)
+        subscription::follow(self, self.inner.head.clone(), from)
     }
 
     async fn shutdown(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.inner.writer.send(WriterMsg::Shutdown(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        group_commit::stop(&self.inner.writer).await;
     }
 }
 

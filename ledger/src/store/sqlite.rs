@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 /// Layout version of the tables below. Bump with a migration when they change.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -181,19 +181,11 @@ impl EventStore for SqliteStore {
     }
 
     fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
-        let me = self.clone();
-        let read_all: subscription::ReadAll = Arc::new(move |from, limit| {
-            let me = me.clone();
-            Box::pin(async move { me.read_all(from, limit).await })
-        });
-        subscription::catch_up_then_live(read_all, self.inner.head.clone(), from)
+        subscription::follow(self, self.inner.head.clone(), from)
     }
 
     async fn shutdown(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.inner.writer.send(WriterMsg::Shutdown(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        group_commit::stop(&self.inner.writer).await;
         self.inner.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }

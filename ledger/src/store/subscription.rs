@@ -65,6 +65,20 @@ pub fn catch_up_then_live(
     Box::pin(stream)
 }
 
+/// [`catch_up_then_live`] over a store's own `read_all`.
+pub fn follow<S: super::EventStore + Clone>(
+    store: &S,
+    head: watch::Receiver<u64>,
+    from: u64,
+) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
+    let store = store.clone();
+    let read_all: ReadAll = Arc::new(move |from, limit| {
+        let store = store.clone();
+        Box::pin(async move { store.read_all(from, limit).await })
+    });
+    catch_up_then_live(read_all, head, from)
+}
+
 /// A channel-backed stream driven by a spawned task: the task ends when the consumer drops.
 fn async_stream_like<F, Fut>(body: F) -> tokio_stream::wrappers::ReceiverStream<Result<RecordedEvent, StoreError>>
 where
