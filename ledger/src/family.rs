@@ -121,8 +121,6 @@ pub struct MeasureState {
 pub struct FamilyState {
     /// Revision of the last applied event; `None` before the first.
     pub revision: Option<u64>,
-    /// Recording time of the last applied event.
-    pub last_recorded_at: Option<DateTime<Utc>>,
     pub members: BTreeMap<MemberId, Member>,
     pub events: HashMap<EventId, EventRef>,
     /// Case events in stream order (shared, so snapshots are cheap to clone).
@@ -166,7 +164,6 @@ impl FamilyState {
             },
         );
         self.revision = Some(event.revision);
-        self.last_recorded_at = Some(recorded_at);
         Ok(())
     }
 
