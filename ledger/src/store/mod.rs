@@ -106,6 +106,60 @@ pub trait EventStore: Send + Sync + 'static {
     async fn shutdown(&self);
 }
 
+/// Where one proposed event lands: computed once, before any backend writes a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    pub position: u64,
+    pub revision: u64,
+    pub prev_hash: EventHash,
+    pub hash: EventHash,
+}
+
+/// Chains `events` onto a stream whose last event is `head` (revision and hash), at global
+/// positions from `first_position`: the revisions, positions and hash chain every backend
+/// stores.
+pub fn link(
+    stream: &StreamId,
+    head: Option<(u64, EventHash)>,
+    first_position: u64,
+    events: &[ProposedEvent],
+) -> Vec<Link> {
+    let mut prev_hash = head.map_or(EventHash::GENESIS, |h| h.1);
+    let first_revision = head.map_or(0, |h| h.0 + 1);
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| {
+            let revision = first_revision + i as u64;
+            let hash = crate::chain::hash_event(&crate::envelope::CanonicalFields {
+                stream,
+                revision,
+                event_id: &event.event_id,
+                event_type: &event.event_type,
+                recorded_at_micros: event.recorded_at_micros,
+                payload: &event.payload,
+                prev_hash: &prev_hash,
+            });
+            let link = Link { position: first_position + i as u64, revision, prev_hash, hash };
+            prev_hash = hash;
+            link
+        })
+        .collect()
+}
+
+impl AppendOutcome {
+    /// The outcome of a fresh append whose events landed at `links` (at least one).
+    pub fn written(links: &[Link]) -> Self {
+        Self {
+            stream_revision: links.last().map_or(0, |l| l.revision),
+            positions: links.iter().map(|l| l.position).collect(),
+            hashes: links.iter().map(|l| l.hash).collect(),
+            prev_hash: links.first().map_or(EventHash::GENESIS, |l| l.prev_hash),
+            deduplicated: false,
+        }
+    }
+}
+
 /// Checks the shape of a batch before any backend sees it.
 ///
 /// # Errors

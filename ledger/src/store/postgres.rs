@@ -18,9 +18,9 @@
 //! commits by polling `log_head` (a cheap single-row read).
 
 use super::group_commit::{self, AppendRequest, WriterMsg};
-use super::{AppendOutcome, EventStore, StoreError, resolve_retry, revision_matches, subscription};
-use crate::chain::{EventHash, hash_event};
-use crate::envelope::{CanonicalFields, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
+use super::{AppendOutcome, EventStore, StoreError, link, resolve_retry, revision_matches, subscription};
+use crate::chain::EventHash;
+use crate::envelope::{ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -335,34 +335,21 @@ async fn apply_append(
         )
         .await
         .map_err(pg)?;
-    let first_prev_hash = head.map_or(EventHash::GENESIS, |h| h.1);
-    let mut prev_hash = first_prev_hash;
-    let mut revision = head.map_or(0, |h| h.0 + 1);
-    let (mut positions, mut hashes) = (Vec::new(), Vec::new());
-    for (i, event) in req.events.iter().enumerate() {
-        let position = first_position + i as u64;
-        let hash = hash_event(&CanonicalFields {
-            stream: &req.stream,
-            revision,
-            event_id: &event.event_id,
-            event_type: &event.event_type,
-            recorded_at_micros: event.recorded_at_micros,
-            payload: &event.payload,
-            prev_hash: &prev_hash,
-        });
+    let links = link(&req.stream, head, first_position, &req.events);
+    for (event, l) in req.events.iter().zip(&links) {
         let inserted = txn
             .execute(
                 &insert,
                 &[
-                    &to_i64(position)?,
+                    &to_i64(l.position)?,
                     &req.stream.as_str(),
-                    &to_i64(revision)?,
+                    &to_i64(l.revision)?,
                     &event.event_id,
                     &event.event_type,
                     &event.recorded_at_micros,
                     &event.payload,
-                    &prev_hash.as_bytes().as_slice(),
-                    &hash.as_bytes().as_slice(),
+                    &l.prev_hash.as_bytes().as_slice(),
+                    &l.hash.as_bytes().as_slice(),
                 ],
             )
             .await;
@@ -371,18 +358,8 @@ async fn apply_append(
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Err(InsertError::DuplicateId),
             Err(e) => return Err(pg(e).into()),
         }
-        positions.push(position);
-        hashes.push(hash);
-        prev_hash = hash;
-        revision += 1;
     }
-    Ok(AppendOutcome {
-        stream_revision: revision - 1,
-        positions,
-        hashes,
-        prev_hash: first_prev_hash,
-        deduplicated: false,
-    })
+    Ok(AppendOutcome::written(&links))
 }
 
 async fn existing_retry(txn: &impl GenericClient, req: &AppendRequest) -> Result<Option<AppendOutcome>, StoreError> {

@@ -12,9 +12,9 @@
 //!   checked at open; a lock file keeps a second process from opening the same directory.
 
 use super::group_commit::{self, AppendRequest, WriterMsg};
-use super::{AppendOutcome, EventStore, StoreError, resolve_retry, revision_matches, subscription};
-use crate::chain::{EventHash, hash_event};
-use crate::envelope::{CanonicalFields, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
+use super::{AppendOutcome, EventStore, StoreError, link, resolve_retry, revision_matches, subscription};
+use crate::chain::EventHash;
+use crate::envelope::{ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
@@ -334,33 +334,19 @@ fn insert_events(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .map_err(|e| InsertError::Store(sql(e)))?;
-    let first_prev_hash = current.map_or(EventHash::GENESIS, |h| h.hash);
-    let mut prev_hash = first_prev_hash;
-    let mut revision = current.map_or(0, |h| h.revision + 1);
-    let mut positions = Vec::with_capacity(req.events.len());
-    let mut hashes = Vec::with_capacity(req.events.len());
-    for (i, event) in req.events.iter().enumerate() {
-        let position = first_position + i as u64;
-        let hash = hash_event(&CanonicalFields {
-            stream: &req.stream,
-            revision,
-            event_id: &event.event_id,
-            event_type: &event.event_type,
-            recorded_at_micros: event.recorded_at_micros,
-            payload: &event.payload,
-            prev_hash: &prev_hash,
-        });
+    let links = link(&req.stream, current.map(|h| (h.revision, h.hash)), first_position, &req.events);
+    for (event, l) in req.events.iter().zip(&links) {
         let to_db = |n: u64| to_i64(n).map_err(InsertError::Store);
         let inserted = stmt.execute(params![
-            to_db(position)?,
+            to_db(l.position)?,
             req.stream.as_str(),
-            to_db(revision)?,
+            to_db(l.revision)?,
             event.event_id.as_bytes().as_slice(),
             event.event_type,
             event.recorded_at_micros,
             event.payload,
-            prev_hash.as_bytes().as_slice(),
-            hash.as_bytes().as_slice(),
+            l.prev_hash.as_bytes().as_slice(),
+            l.hash.as_bytes().as_slice(),
         ]);
         match inserted {
             Ok(_) => {}
@@ -369,22 +355,9 @@ fn insert_events(
             }
             Err(e) => return Err(InsertError::Store(sql(e))),
         }
-        positions.push(position);
-        hashes.push(hash);
-        prev_hash = hash;
-        revision += 1;
     }
-    let head = Head { revision: revision - 1, hash: prev_hash };
-    Ok((
-        head,
-        AppendOutcome {
-            stream_revision: head.revision,
-            positions,
-            hashes,
-            prev_hash: first_prev_hash,
-            deduplicated: false,
-        },
-    ))
+    let outcome = AppendOutcome::written(&links);
+    Ok((Head { revision: outcome.stream_revision, hash: outcome.last_hash() }, outcome))
 }
 
 /// If the request's first event id is already stored, judges it as a retry.
