@@ -263,13 +263,14 @@ mod cases {
 }
 
 macro_rules! contract_suite {
-    ($backend:ident, $open:expr) => {
+    ($backend:ident, $open:expr $(, #[$attr:meta])?) => {
         mod $backend {
             use super::*;
 
             macro_rules! case {
                 ($name:ident) => {
                     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    $(#[$attr])?
                     async fn $name() {
                         #[allow(clippy::redundant_closure_call)]
                         let Some(fixture) = ($open)().await else {
@@ -374,6 +375,61 @@ mod postgres_backend {
 }
 
 contract_suite!(postgres, postgres_backend::open);
+
+/// KurrentDB at `KURRENTDB_URL` (e.g. `kurrentdb://127.0.0.1:2113?tls=false`), each case in
+/// a namespace of its own. Without the variable the cases are compiled as ignored, so the
+/// test run lists each one as not run. No KurrentDB can run on this project's CI machines.
+mod kurrentdb_backend {
+    use super::Fixture;
+    use gezinsdossier_ledger::store::kurrent::{KurrentOptions, KurrentStore};
+
+    pub async fn open() -> Option<Fixture<KurrentStore>> {
+        let url = std::env::var("KURRENTDB_URL").expect("the suite is compiled in only when KURRENTDB_URL is set");
+        let namespace = format!("contract_{}", uuid::Uuid::new_v4().simple());
+        let store = KurrentStore::open(KurrentOptions { url, namespace }).await.expect("KurrentDB at KURRENTDB_URL");
+        Some(Fixture { store, _guard: Box::new(()) })
+    }
+}
+
+contract_suite!(
+    kurrentdb,
+    kurrentdb_backend::open,
+    #[cfg_attr(not(kurrentdb_live), ignore = "KURRENTDB_URL is not set: the KurrentDB contract suite did not run")]
+);
+
+/// What the KurrentDB backend must get right without any server: it refuses bad settings
+/// and reports an unreachable cluster as a named backend error instead of hanging.
+mod kurrentdb_specific {
+    use gezinsdossier_ledger::store::StoreError;
+    use gezinsdossier_ledger::store::kurrent::{KurrentOptions, KurrentStore};
+
+    async fn open_error(url: &str, namespace: &str) -> StoreError {
+        let options = KurrentOptions { url: url.into(), namespace: namespace.into() };
+        match tokio::time::timeout(std::time::Duration::from_secs(60), KurrentStore::open(options)).await {
+            Ok(Err(e)) => e,
+            Ok(Ok(_)) => panic!("{url} opened"),
+            Err(_) => panic!("opening {url} hung for 60 s"),
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_settings_are_refused_before_connecting() {
+        let err = open_error("postgres://127.0.0.1:2113", "gzd").await;
+        assert!(matches!(&err, StoreError::Backend(m) if m.contains("connection string")), "{err}");
+        let err = open_error("kurrentdb://127.0.0.1:2113?tls=false", "Gzd-Prod").await;
+        assert!(matches!(&err, StoreError::Backend(m) if m.contains("namespace")), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_cluster_is_a_named_backend_error() {
+        // A port that was free a moment ago: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        for tls in ["false", "true"] {
+            let err = open_error(&format!("kurrentdb://127.0.0.1:{port}?tls={tls}"), "gzd").await;
+            assert!(matches!(&err, StoreError::Backend(m) if m.contains("kurrentdb")), "tls={tls}: {err}");
+        }
+    }
+}
 
 mod sqlite_specific {
     use super::cases::{event, stream};

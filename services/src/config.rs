@@ -5,6 +5,7 @@
 use crate::identity::tls::TlsFiles;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use gezinsdossier_ledger::store::kurrent::KurrentOptions;
 use gezinsdossier_ledger::store::postgres::PostgresOptions;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -37,6 +38,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Run on PostgreSQL instead of the embedded store (several replicas may share it).
     pub postgres: Option<PostgresOptions>,
+    /// Run on a KurrentDB cluster instead of the embedded store (several replicas may share
+    /// it). At most one of `postgres` and `kurrentdb`.
+    pub kurrentdb: Option<KurrentOptions>,
     /// The Ed25519 key (PKCS#8) that signs tree heads; created on first start. Replicas on
     /// one database must share it. Default: `<data_dir>/treehead.key`.
     pub signing_key: Option<PathBuf>,
@@ -65,6 +69,7 @@ impl Default for Config {
             max_events_per_request: 500,
             log_format: LogFormat::Json,
             postgres: None,
+            kurrentdb: None,
             signing_key: None,
             tree_head_every_events: 1000,
             tree_head_interval_ms: 10_000,
@@ -127,6 +132,15 @@ pub struct ConfigFlags {
     #[arg(long, value_name = "NAME", requires = "postgres_url")]
     #[serde(skip)]
     pub postgres_schema: Option<String>,
+    /// Run on KurrentDB at this connection string instead of the embedded store, e.g.
+    /// kurrentdb://node1:2113,node2:2113,node3:2113?tls=true&tlsCAFile=ca.crt
+    #[arg(long, value_name = "URL", conflicts_with = "postgres_url")]
+    #[serde(skip)]
+    pub kurrentdb_url: Option<String>,
+    /// KurrentDB stream-name prefix this deployment owns [default: gzd].
+    #[arg(long, value_name = "NAME", requires = "kurrentdb_url")]
+    #[serde(skip)]
+    pub kurrentdb_namespace: Option<String>,
     /// The tree-head signing key (PKCS#8) [default: <data-dir>/treehead.key].
     #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,6 +165,18 @@ struct PostgresUrlOverride {
     url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     schema: Option<String>,
+}
+
+#[derive(Serialize)]
+struct KurrentOverride {
+    kurrentdb: KurrentUrlOverride,
+}
+
+#[derive(Serialize)]
+struct KurrentUrlOverride {
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -180,6 +206,10 @@ impl Config {
             let postgres = PostgresUrlOverride { url: url.clone(), schema: flags.postgres_schema.clone() };
             figment = figment.merge(Serialized::defaults(PostgresOverride { postgres }));
         }
+        if let Some(url) = &flags.kurrentdb_url {
+            let kurrentdb = KurrentUrlOverride { url: url.clone(), namespace: flags.kurrentdb_namespace.clone() };
+            figment = figment.merge(Serialized::defaults(KurrentOverride { kurrentdb }));
+        }
         let config: Config = figment.extract().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         config.check()?;
         Ok(config)
@@ -194,6 +224,9 @@ impl Config {
         }
         if !self.insecure_dev && self.organisations.is_none() {
             anyhow::bail!("an organisation registry is required: give --organisations FILE");
+        }
+        if self.postgres.is_some() && self.kurrentdb.is_some() {
+            anyhow::bail!("configure one store: both [postgres] and [kurrentdb] are set");
         }
         if self.max_events_per_request == 0 || self.max_message_bytes < 1024 {
             anyhow::bail!("max_events_per_request must be at least 1 and max_message_bytes at least 1024");
@@ -272,6 +305,28 @@ mod tests {
                 (pg.url.as_str(), pg.schema.as_deref(), pg.pool_size),
                 ("postgres://flag/db", Some("replicas"), 3)
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn kurrentdb_comes_from_the_environment_or_flags_and_excludes_postgres() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GEZINSDOSSIER_INSECURE_DEV", "true");
+            jail.set_env("GEZINSDOSSIER_KURRENTDB__URL", "kurrentdb://env:2113?tls=true");
+            let c = Config::load(&ConfigFlags::default()).map_err(|e| e.to_string())?;
+            let kdb = c.kurrentdb.expect("kurrentdb from the environment");
+            assert_eq!((kdb.url.as_str(), kdb.namespace.as_str()), ("kurrentdb://env:2113?tls=true", "gzd"));
+            let flags = ConfigFlags {
+                kurrentdb_url: Some("kurrentdb://flag:2113".into()),
+                kurrentdb_namespace: Some("haaglanden".into()),
+                ..ConfigFlags::default()
+            };
+            let kdb = Config::load(&flags).map_err(|e| e.to_string())?.kurrentdb.expect("kurrentdb");
+            assert_eq!((kdb.url.as_str(), kdb.namespace.as_str()), ("kurrentdb://flag:2113", "haaglanden"));
+            let both = ConfigFlags { postgres_url: Some("postgres://db/x".into()), ..flags };
+            let err = Config::load(&both).unwrap_err().to_string();
+            assert!(err.contains("configure one store"), "{err}");
             Ok(())
         });
     }

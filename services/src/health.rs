@@ -16,6 +16,7 @@ pub async fn check(endpoint: &str, ca: Option<&Path>, server_name: &str) -> anyh
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(3));
     if let Some(ca) = ca {
+        crate::identity::tls::use_ring_crypto();
         let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", ca.display()))?;
         ep =
             ep.tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)).domain_name(server_name))?;

@@ -16,6 +16,7 @@ use gezinsdossier_ledger::clock::{Clock, SystemClock};
 use gezinsdossier_ledger::families::Families;
 use gezinsdossier_ledger::publisher::{self, LogIndex, PublishPolicy};
 use gezinsdossier_ledger::store::EventStore;
+use gezinsdossier_ledger::store::kurrent::KurrentStore;
 use gezinsdossier_ledger::store::postgres::PostgresStore;
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
 use gezinsdossier_ledger::treehead::TreeHeadSigner;
@@ -32,7 +33,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 
-/// Runs the server until `shutdown` resolves, on PostgreSQL when configured and otherwise
+/// Runs the server until `shutdown` resolves, on PostgreSQL or KurrentDB when configured and otherwise
 /// on the embedded store in `config.data_dir`; then lets in-flight requests finish and
 /// every queued append commit before returning.
 ///
@@ -43,12 +44,16 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let store: Arc<dyn EventStore> = match config.postgres.clone() {
-        Some(options) => {
+    let store: Arc<dyn EventStore> = match (config.postgres.clone(), config.kurrentdb.clone()) {
+        (Some(options), _) => {
             tracing::info!(pool_size = options.pool_size, tls = options.tls_ca_file.is_some(), "store: postgresql");
             Arc::new(PostgresStore::open(options).await?)
         }
-        None => Arc::new(SqliteStore::open(&config.data_dir)?),
+        (None, Some(options)) => {
+            tracing::info!(namespace = %options.namespace, "store: kurrentdb");
+            Arc::new(KurrentStore::open(options).await?)
+        }
+        (None, None) => Arc::new(SqliteStore::open(&config.data_dir)?),
     };
     let result = serve_on(config, store.clone(), Arc::new(SystemClock), listener, shutdown).await;
     store.shutdown().await;

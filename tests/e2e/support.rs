@@ -175,6 +175,7 @@ impl Drop for TestServer {
 pub async fn wait_for_health(endpoint: String, ca: Option<&Path>) {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    gezinsdossier_services::identity::tls::use_ring_crypto();
     let tls =
         ca.map(|ca| ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca))).domain_name("localhost"));
     for _ in 0..200 {

@@ -6,6 +6,8 @@
 //! - [`sqlite`]: the embedded default (WAL, `synchronous=FULL`, one writer with group commit).
 //! - [`postgres`]: PostgreSQL for several replicas (gapless commit-ordered log under a
 //!   row lock, group commit, versioned migrations).
+//! - [`kurrent`]: KurrentDB for deployments that run a KurrentDB cluster (gapless ordinals
+//!   derived from `$all`, retries recognised by event id).
 //! - [`group_commit`]: the queue and batch draining every group-committing writer shares.
 //! - [`faulty`]: a fault-injecting wrapper for tests (fail before or after writing).
 //! - [`subscription`]: catch-up-then-live built on `read_all` plus a head signal, shared by
@@ -13,6 +15,7 @@
 
 pub mod faulty;
 pub mod group_commit;
+pub mod kurrent;
 pub mod postgres;
 pub mod sqlite;
 pub mod subscription;

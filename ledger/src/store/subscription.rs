@@ -80,7 +80,9 @@ pub fn follow<S: super::EventStore + Clone>(
 }
 
 /// A channel-backed stream driven by a spawned task: the task ends when the consumer drops.
-fn async_stream_like<F, Fut>(body: F) -> tokio_stream::wrappers::ReceiverStream<Result<RecordedEvent, StoreError>>
+pub(super) fn async_stream_like<F, Fut>(
+    body: F,
+) -> tokio_stream::wrappers::ReceiverStream<Result<RecordedEvent, StoreError>>
 where
     F: FnOnce(tokio::sync::mpsc::Sender<Result<RecordedEvent, StoreError>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,

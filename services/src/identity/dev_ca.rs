@@ -48,6 +48,7 @@ impl DevPki {
     /// A certificate or key file that cannot be read.
     pub fn client_tls(&self, organisation: Option<&str>) -> anyhow::Result<tonic::transport::ClientTlsConfig> {
         use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        super::tls::use_ring_crypto();
         let mut tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(std::fs::read(&self.ca_cert)?))
             .domain_name("localhost");
