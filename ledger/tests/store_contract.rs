@@ -391,6 +391,23 @@ mod kurrentdb_backend {
     }
 }
 
+/// The same backend against the in-process KurrentDB stand-in (see its crate doc for what
+/// it models and what it does not), so the mapping runs through the official client on
+/// every test run.
+mod kurrentdb_fake_backend {
+    use super::Fixture;
+    use gezinsdossier_kurrentdb_fake::FakeKurrentDb;
+    use gezinsdossier_ledger::store::kurrent::{KurrentOptions, KurrentStore};
+
+    pub async fn open() -> Option<Fixture<KurrentStore>> {
+        let fake = FakeKurrentDb::start().await;
+        let store = KurrentStore::open(KurrentOptions::new(fake.url())).await.expect("the fake KurrentDB");
+        Some(Fixture { store, _guard: Box::new(fake) })
+    }
+}
+
+contract_suite!(kurrentdb_fake, kurrentdb_fake_backend::open);
+
 contract_suite!(
     kurrentdb,
     kurrentdb_backend::open,

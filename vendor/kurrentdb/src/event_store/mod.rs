@@ -1,0 +1,4 @@
+pub mod client;
+#[allow(clippy::all)]
+#[rustfmt::skip]
+pub mod generated;
