@@ -414,8 +414,8 @@ contract_suite!(
     #[cfg_attr(not(kurrentdb_live), ignore = "KURRENTDB_URL is not set: the KurrentDB contract suite did not run")]
 );
 
-/// What the KurrentDB backend must get right without any server: it refuses bad settings
-/// and reports an unreachable cluster as a named backend error instead of hanging.
+/// The KurrentDB backend beyond the contract: replicas on the fake, bad settings refused,
+/// and an unreachable cluster reported as a named backend error instead of a hang.
 mod kurrentdb_specific {
     use gezinsdossier_ledger::store::StoreError;
     use gezinsdossier_ledger::store::kurrent::{KurrentOptions, KurrentStore};
@@ -435,6 +435,15 @@ mod kurrentdb_specific {
         assert!(matches!(&err, StoreError::Backend(m) if m.contains("connection string")), "{err}");
         let err = open_error("kurrentdb://127.0.0.1:2113?tls=false", "Gzd-Prod").await;
         assert!(matches!(&err, StoreError::Backend(m) if m.contains("namespace")), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn replicas_racing_never_make_a_follower_skip_an_event() {
+        let fake = gezinsdossier_kurrentdb_fake::FakeKurrentDb::start().await;
+        super::replicas::racing_writers_never_make_a_follower_skip_an_event(|| async {
+            KurrentStore::open(KurrentOptions::new(fake.url())).await.expect("replica")
+        })
+        .await;
     }
 
     #[tokio::test]
@@ -508,27 +517,28 @@ mod sqlite_specific {
     }
 }
 
-mod postgres_specific {
+/// Several store instances on one backend stand in for replicas: each has its own
+/// connections (and, where the backend has one, its own group commit). While they race, a
+/// follower on a further instance reads the global log live; it must see every position
+/// once, in order, with nothing skipped by a commit that finished late.
+mod replicas {
     use super::cases::{event, stream};
-    use super::postgres_backend::{Schema, connect};
     use futures::StreamExt;
     use gezinsdossier_ledger::envelope::ExpectedRevision;
     use gezinsdossier_ledger::store::EventStore;
     use std::collections::HashSet;
     use std::time::Duration;
 
-    /// Three store instances on one schema stand in for three replicas: each has its own
-    /// writer connection and group commit. While they race, a follower on a fourth instance
-    /// reads the global log live; it must see every position once, in order, with nothing
-    /// skipped by a commit that finished late.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn replicas_racing_never_make_a_follower_skip_an_event() {
-        let schema = Schema::fresh();
-        let Some(follower_store) = connect(&schema).await else { return };
+    pub async fn racing_writers_never_make_a_follower_skip_an_event<S, Fut>(connect: impl Fn() -> Fut)
+    where
+        S: EventStore + Clone,
+        Fut: std::future::Future<Output = S>,
+    {
+        let follower_store = connect().await;
         let mut follower = follower_store.subscribe_all(0);
         let mut writers = Vec::new();
         for replica in 0..3 {
-            let store = connect(&schema).await.expect("replica");
+            let store = connect().await;
             for task in 0..8 {
                 let store = store.clone();
                 writers.push(tokio::spawn(async move {
@@ -560,6 +570,21 @@ mod postgres_specific {
             assert!(seen.insert(e.event_id), "event {} delivered twice", e.event_id);
         }
         assert_eq!(seen, acked);
-        drop(schema);
+    }
+}
+
+mod postgres_specific {
+    use super::postgres_backend::{Schema, connect};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn replicas_racing_never_make_a_follower_skip_an_event() {
+        let schema = Schema::fresh();
+        if connect(&schema).await.is_none() {
+            return;
+        }
+        super::replicas::racing_writers_never_make_a_follower_skip_an_event(|| async {
+            connect(&schema).await.expect("replica")
+        })
+        .await;
     }
 }

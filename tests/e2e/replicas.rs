@@ -1,11 +1,12 @@
-//! Several stateless replicas over one PostgreSQL database: three real server processes on
-//! one schema, clients spread across them.
+//! Several stateless replicas over one shared store: three real server processes on one
+//! PostgreSQL schema, and on one KurrentDB (the in-process fake), clients spread across them.
 
 use crate::support::build::{self, append, exact};
 use crate::support::{Binary, Professional};
 use gezinsdossier_ledger::chain::verify_stream;
 use gezinsdossier_ledger::family::FamilyId;
 use gezinsdossier_ledger::store::EventStore;
+use gezinsdossier_ledger::store::kurrent::{KurrentOptions, KurrentStore};
 use gezinsdossier_ledger::store::postgres::{PostgresOptions, PostgresStore};
 use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::case_service_client::CaseServiceClient;
@@ -58,29 +59,44 @@ async fn channel(endpoint: &str) -> Channel {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_replicas_on_one_database_keep_revisions_consents_and_chains_consistent() {
+async fn three_replicas_on_one_postgres_schema_keep_revisions_consents_and_chains_consistent() {
     let Some(schema) = schema().await else { return };
+    let store =
+        PostgresStore::open(PostgresOptions { schema: Some(schema.name.clone()), ..PostgresOptions::new(url()) })
+            .await
+            .unwrap();
+    three_replicas_share_one_store(&["--postgres-url", &url(), "--postgres-schema", &schema.name], &store).await;
+    store.shutdown().await;
+    schema.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_on_one_kurrentdb_keep_revisions_consents_and_chains_consistent() {
+    let kurrentdb = gezinsdossier_kurrentdb_fake::FakeKurrentDb::start().await;
+    let store = KurrentStore::open(KurrentOptions::new(kurrentdb.url())).await.unwrap();
+    three_replicas_share_one_store(&["--kurrentdb-url", &kurrentdb.url()], &store).await;
+    store.shutdown().await;
+}
+
+/// Starts three replicas with `store_args` and checks them through the API and, directly,
+/// through `store` (the same data as the replicas see it).
+async fn three_replicas_share_one_store(store_args: &[&str], store: &dyn EventStore) {
     let logs = tempfile::tempdir().unwrap();
     let mut replicas = Vec::new();
     let mut channels = Vec::new();
     // Replicas on one database share the tree-head signing key.
     let key = logs.path().join("treehead.key");
     for i in 0..3 {
-        let (binary, endpoint) = Binary::start(
-            &[
-                "--postgres-url",
-                &url(),
-                "--postgres-schema",
-                &schema.name,
-                "--signing-key",
-                key.to_str().unwrap(),
-                "--tree-head-every-events",
-                "10",
-                "--tree-head-interval-ms",
-                "50",
-            ],
-            &logs.path().join(format!("replica-{i}.log")),
-        );
+        let mut args = store_args.to_vec();
+        args.extend([
+            "--signing-key",
+            key.to_str().unwrap(),
+            "--tree-head-every-events",
+            "10",
+            "--tree-head-interval-ms",
+            "50",
+        ]);
+        let (binary, endpoint) = Binary::start(&args, &logs.path().join(format!("replica-{i}.log")));
         channels.push(channel(&endpoint).await);
         replicas.push(binary);
     }
@@ -128,11 +144,7 @@ async fn three_replicas_on_one_database_keep_revisions_consents_and_chains_consi
     }
     assert_eq!(landed.len(), 72);
 
-    // Read the shared database directly: one chain, every landed note once, no gaps.
-    let store =
-        PostgresStore::open(PostgresOptions { schema: Some(schema.name.clone()), ..PostgresOptions::new(url()) })
-            .await
-            .unwrap();
+    // Read the shared store directly: one chain, every landed note once, no gaps.
     let events = store.read_stream(&FamilyId::new(family).unwrap().stream(), 0, 10_000).await.unwrap();
     verify_stream(&events).expect("one valid hash chain across replicas");
     assert_eq!(events.len(), 4 + 72);
@@ -212,7 +224,4 @@ async fn three_replicas_on_one_database_keep_revisions_consents_and_chains_consi
     )
     .expect("one valid chain of tree heads over the shared log");
     assert_eq!(report.tree_heads, heads.len());
-
-    store.shutdown().await;
-    schema.drop_now().await;
 }
