@@ -93,13 +93,13 @@ impl TreeHeadSigner {
     /// [`TreeHeadError::Key`] when it cannot be read, created or parsed.
     pub fn load_or_create(path: &Path) -> Result<Self, TreeHeadError> {
         let problem = |p: String| TreeHeadError::Key { path: path.display().to_string(), problem: p };
-        let pkcs8 = if path.exists() {
-            std::fs::read(path).map_err(|e| problem(e.to_string()))?
-        } else {
+        if !path.exists() {
             let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|e| problem(e.to_string()))?;
-            write_private(path, doc.as_ref()).map_err(|e| problem(e.to_string()))?;
-            doc.as_ref().to_vec()
-        };
+            publish_new_key(path, doc.as_ref()).map_err(|e| problem(e.to_string()))?;
+        }
+        // Read back even after creating it: a replica starting at the same moment may have
+        // published its key first, and every replica must sign with the one that won.
+        let pkcs8 = std::fs::read(path).map_err(|e| problem(e.to_string()))?;
         Self::from_pkcs8(&pkcs8).map_err(|e| problem(e.to_string()))
     }
 
@@ -128,11 +128,58 @@ impl TreeHeadSigner {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes a new key to `path` unless a key is already there, never exposing a half-written
+/// file: the key is written and synced under a private temporary name, then hard-linked into
+/// place, which fails atomically if another process got there first (replicas starting
+/// together on a shared volume).
+fn publish_new_key(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(bytes)
+    let written = options.open(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    let linked = written.and_then(|()| match std::fs::hard_link(&tmp, path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    });
+    let _ = std::fs::remove_file(&tmp);
+    linked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replicas sharing a key volume start together: all must end up with one key, and
+    /// none may read a half-written file.
+    #[test]
+    fn replicas_creating_the_key_at_once_agree_on_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("treehead.key");
+        let barrier = std::sync::Barrier::new(8);
+        let keys: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        TreeHeadSigner::load_or_create(&path).unwrap().public_key().to_vec()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(keys.windows(2).all(|w| w[0] == w[1]), "replicas signed with different keys");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("treehead.key")], "temporary files left behind");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
 }
