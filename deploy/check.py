@@ -14,6 +14,56 @@ def fail(message: str) -> None:
     sys.exit(f"deploy check: {message}")
 
 
+def merged(base: dict, overlay: dict) -> dict:
+    """What `docker compose -f base -f overlay` runs, as far as these checks look: services
+    merged key by key, maps merged, lists joined."""
+    services = {name: dict(service) for name, service in base["services"].items()}
+    for name, service in overlay["services"].items():
+        target = services.setdefault(name, {})
+        for key, value in service.items():
+            if isinstance(value, dict) and isinstance(target.get(key), dict):
+                target[key] = {**target[key], **value}
+            elif isinstance(value, list) and isinstance(target.get(key), list):
+                target[key] = target[key] + value
+            else:
+                target[key] = value
+    return {"services": services}
+
+
+def check_store_overlay(base: dict, overlay: dict, store: str, nodes: list) -> None:
+    """Three replicas sharing one signing key, each waiting for every healthy store node and
+    configured for that store."""
+    compose = merged(base, overlay)
+    replicas = [n for n in compose["services"] if n.startswith("gezinsdossier-")]
+    if len(replicas) != 3:
+        fail(f"compose ({store}): expected three replicas, found {replicas}")
+    env_key = f"GEZINSDOSSIER_{store.upper()}__URL"
+    for name in replicas:
+        service = compose["services"][name]
+        for node in nodes:
+            if service.get("depends_on", {}).get(node, {}).get("condition") != "service_healthy":
+                fail(f"compose ({store}): {name} must wait for {node} to be healthy")
+        environment = service.get("environment", {})
+        if env_key not in environment:
+            fail(f"compose ({store}): {name} has no {env_key}")
+        if "tls" not in environment[env_key] and "sslmode=require" not in environment[env_key]:
+            fail(f"compose ({store}): {name} must reach the store over TLS")
+        if "GEZINSDOSSIER_SIGNING_KEY" not in environment or "signing:/var/lib/gezinsdossier/signing" not in service.get(
+            "volumes", []
+        ):
+            fail(f"compose ({store}): {name} must use the shared signing key volume")
+    for node in nodes:
+        if "healthcheck" not in compose["services"][node]:
+            fail(f"compose ({store}): {node} needs a healthcheck")
+    if store == "kurrentdb":
+        seeds = {n: compose["services"][n]["environment"].get("KURRENTDB_GOSSIP_SEED", "") for n in nodes}
+        for node, seed in seeds.items():
+            if sorted(seed.split(",")) != sorted(f"{n}:2113" for n in nodes if n != node):
+                fail(f"compose (kurrentdb): {node} must gossip with the other two nodes, has {seed!r}")
+            if compose["services"][node]["environment"].get("KURRENTDB_CLUSTER_SIZE") != "3":
+                fail(f"compose (kurrentdb): {node} must be configured for a three-node cluster")
+
+
 def main() -> None:
     files = sorted(ROOT.rglob("*.yaml"))
     if not files:
@@ -25,21 +75,14 @@ def main() -> None:
         except yaml.YAMLError as e:
             fail(f"{path}: {e}")
 
-    compose = docs["compose/compose.postgres.yaml"][0]
-    replicas = [n for n in compose["services"] if n.startswith("gezinsdossier-")]
-    if len(replicas) != 3:
-        fail(f"compose: expected three replicas, found {replicas}")
-    for name in replicas:
-        service = compose["services"][name]
-        if "postgres" not in service.get("depends_on", {}):
-            fail(f"compose: {name} must wait for postgres")
-        if "GEZINSDOSSIER_POSTGRES__URL" not in service.get("environment", {}):
-            fail(f"compose: {name} has no database URL")
-    if "healthcheck" not in compose["services"]["postgres"]:
-        fail("compose: postgres needs a healthcheck")
+    base = docs["compose/compose.yaml"][0]
     for ref in ("gezinsdossier.toml", "envoy.yaml", "postgres_password.txt"):
         if not (ROOT / "compose" / ref).exists():
             fail(f"compose refers to missing file {ref}")
+    check_store_overlay(base, docs["compose/compose.postgres.yaml"][0], "postgres", ["postgres"])
+    check_store_overlay(
+        base, docs["compose/compose.kurrentdb.yaml"][0], "kurrentdb", ["kurrentdb-1", "kurrentdb-2", "kurrentdb-3"]
+    )
 
     kinds = {d["kind"]: d for d in docs["k8s/gezinsdossier.yaml"]}
     for kind in ("Deployment", "PodDisruptionBudget", "Service", "ConfigMap", "Secret"):
