@@ -1,4 +1,6 @@
-//! Durable append throughput and latency of the embedded SQLite store alone.
+//! Durable append throughput and latency of one store alone: the embedded SQLite store by
+//! default, KurrentDB at `--kurrentdb URL`, or the in-process KurrentDB fake with
+//! `--kurrentdb-fake` (which measures our client-side cost and round trips, not KurrentDB).
 //!
 //! `cargo bench -p gezinsdossier-ledger --bench store_append [-- --seconds 3 --repeats 3]`
 
@@ -6,21 +8,38 @@ mod harness;
 
 use gezinsdossier_ledger::envelope::{ExpectedRevision, ProposedEvent, StreamId};
 use gezinsdossier_ledger::store::EventStore;
+use gezinsdossier_ledger::store::kurrent::{KurrentOptions, KurrentStore};
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
 use harness::{Settings, measure, median, print_header, print_row};
 use std::sync::Arc;
+
+/// A fresh, empty store and what must outlive it.
+async fn open_store() -> (Arc<dyn EventStore>, Box<dyn std::any::Any>) {
+    let kurrentdb: String = harness::arg("--kurrentdb", String::new());
+    let namespace = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    if std::env::args().any(|a| a == "--kurrentdb-fake") {
+        let fake = gezinsdossier_kurrentdb_fake::FakeKurrentDb::start().await;
+        let store = KurrentStore::open(KurrentOptions { url: fake.url(), namespace }).await.expect("open");
+        (Arc::new(store), Box::new(fake))
+    } else if !kurrentdb.is_empty() {
+        let store = KurrentStore::open(KurrentOptions { url: kurrentdb, namespace }).await.expect("open");
+        (Arc::new(store), Box::new(()))
+    } else {
+        let dir = tempfile::tempdir().expect("tempdir");
+        (Arc::new(SqliteStore::open(dir.path()).expect("open")), Box::new(dir))
+    }
+}
 
 fn main() {
     let settings = Settings::from_args();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
-        print_header("SQLite store: one ~500-byte event per append, synchronous=FULL", &settings);
+        print_header("store alone: one ~500-byte event per append (SQLite: synchronous=FULL)", &settings);
         for hot in [false, true] {
             for appenders in [1, 8, 64, 256] {
                 let mut samples = Vec::new();
                 for _ in 0..settings.repeats {
-                    let dir = tempfile::tempdir().expect("tempdir");
-                    let store = Arc::new(SqliteStore::open(dir.path()).expect("open"));
+                    let (store, _guard) = open_store().await;
                     let body = Arc::new(format!("{{\"note\":\"{}\"}}", harness::payload(490)).into_bytes());
                     let s = store.clone();
                     let sample = measure(&settings, appenders, 1, move |a, i| {

@@ -50,6 +50,9 @@ use tokio::sync::{Mutex, MutexGuard, RwLock, mpsc};
 const PAGE: usize = 512;
 /// Lost races one append tolerates before it gives up (only `Any` appends race repeatedly).
 const MAX_RACES: u32 = 200;
+/// Appends to one stream from this process take turns on one of these locks, so they do
+/// not race each other through the server; only other replicas' appends can still race.
+const APPEND_LOCK_STRIPES: usize = 64;
 
 /// How to reach the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -87,6 +90,8 @@ struct Inner {
     index: Mutex<Synced>,
     /// `true` once shut down. Appends hold a read guard, so shutdown waits for them.
     closed: RwLock<bool>,
+    /// Striped by stream name; see [`APPEND_LOCK_STRIPES`].
+    append_locks: Vec<Mutex<()>>,
 }
 
 struct Synced {
@@ -112,11 +117,19 @@ impl KurrentStore {
                 ns,
                 index: Mutex::new(Synced { index: LogIndex::default(), caught_up_from: None }),
                 closed: RwLock::new(false),
+                append_locks: (0..APPEND_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             }),
         };
         let events = store.catch_up().await?.index.len();
         tracing::info!(events, namespace = %options.namespace, "kurrentdb log indexed");
         Ok(store)
+    }
+
+    fn append_lock(&self, stream_name: &str) -> &Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        // A fixed hasher: the stripe only has to be the same for the same name in one process.
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(stream_name);
+        &self.inner.append_locks[(hash % APPEND_LOCK_STRIPES as u64) as usize]
     }
 
     fn filter(&self) -> SubscriptionFilter {
@@ -333,6 +346,7 @@ impl EventStore for KurrentStore {
             return Err(StoreError::Closed);
         }
         let name = self.inner.ns.stream_name(stream);
+        let _turn = self.append_lock(&name).lock().await;
         for race in 0..MAX_RACES {
             let head = self.head(&name).await?;
             {
