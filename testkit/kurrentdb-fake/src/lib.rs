@@ -389,7 +389,7 @@ impl streams_server::Streams for Fake {
                         picked.into_iter().take(count as usize).map(Record::to_read_resp).collect()
                     }
                 };
-                tokio::spawn(send_all(tx, responses));
+                tokio::spawn(async move { send_all(&tx, responses).await });
             }
             (Some(read_req::options::StreamOption::All(a)), count) => {
                 use read_req::options::all_options::AllOption as A;
@@ -402,28 +402,23 @@ impl streams_server::Streams for Fake {
                     Some(read_req::options::CountOption::Count(count)) => {
                         let responses: Vec<ReadResp> = {
                             let log = lock(&log);
-                            let from = |r: &&Record| position.is_none_or(|p| r.key() >= p);
-                            let upto = |r: &&Record| position.is_none_or(|p| r.key() <= p);
-                            if backwards {
-                                log.records
-                                    .iter()
-                                    .rev()
-                                    .filter(upto)
-                                    .filter(|r| matches(r))
-                                    .take(count as usize)
-                                    .map(Record::to_read_resp)
-                                    .collect()
+                            // Inclusive of `position` in either direction.
+                            let in_range = |r: &&Record| {
+                                position.is_none_or(|p| if backwards { r.key() <= p } else { r.key() >= p })
+                            };
+                            let ordered: Box<dyn Iterator<Item = &Record>> = if backwards {
+                                Box::new(log.records.iter().rev())
                             } else {
-                                log.records
-                                    .iter()
-                                    .filter(from)
-                                    .filter(|r| matches(r))
-                                    .take(count as usize)
-                                    .map(Record::to_read_resp)
-                                    .collect()
-                            }
+                                Box::new(log.records.iter())
+                            };
+                            ordered
+                                .filter(in_range)
+                                .filter(|r| matches(r))
+                                .take(count as usize)
+                                .map(Record::to_read_resp)
+                                .collect()
                         };
-                        tokio::spawn(send_all(tx, responses));
+                        tokio::spawn(async move { send_all(&tx, responses).await });
                     }
                     Some(read_req::options::CountOption::Subscription(_)) => {
                         let written = self.written.subscribe();
@@ -453,12 +448,14 @@ impl streams_server::Streams for Fake {
     }
 }
 
-async fn send_all(tx: mpsc::Sender<Result<ReadResp, Status>>, responses: Vec<ReadResp>) {
+/// Sends `responses` in order; `false` once the reader has gone.
+async fn send_all(tx: &mpsc::Sender<Result<ReadResp, Status>>, responses: Vec<ReadResp>) -> bool {
     for r in responses {
         if tx.send(Ok(r)).await.is_err() {
-            return;
+            return false;
         }
     }
+    true
 }
 
 /// Confirms, sends every matching event after `position` (exclusive), then follows writes.
@@ -472,7 +469,7 @@ async fn subscribe_all(
     let confirmation = read_resp::Content::Confirmation(read_resp::SubscriptionConfirmation {
         subscription_id: uuid::Uuid::new_v4().to_string(),
     });
-    if tx.send(Ok(ReadResp { content: Some(confirmation) })).await.is_err() {
+    if !send_all(&tx, vec![ReadResp { content: Some(confirmation) }]).await {
         return;
     }
     let mut next = {
@@ -487,10 +484,8 @@ async fn subscribe_all(
             next = log.records.len();
             batch
         };
-        for r in batch {
-            if tx.send(Ok(r)).await.is_err() {
-                return;
-            }
+        if !send_all(&tx, batch).await {
+            return;
         }
         tokio::select! {
             changed = written.changed() => if changed.is_err() { return },
