@@ -120,6 +120,33 @@ impl<'a> StoredParts<'a> {
 /// [`StoreError::Corrupt`] for a foreign stream or missing/unreadable chain metadata.
 pub fn decode_event(ns: &Namespace, parts: StoredParts<'_>, position: u64) -> Result<RecordedEvent, StoreError> {
     let stream = ns.stream_id(parts.stream_name)?;
+    let chain = chain_of(parts)?;
+    Ok(RecordedEvent {
+        stream,
+        revision: parts.revision,
+        position,
+        event_id: parts.id,
+        event_type: parts.event_type.to_string(),
+        recorded_at_micros: chain.recorded_at_micros,
+        payload: parts.data.to_vec(),
+        prev_hash: chain.prev_hash,
+        hash: chain.hash,
+    })
+}
+
+/// What a stored event's metadata says of its place in the hash chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chain {
+    pub recorded_at_micros: i64,
+    pub prev_hash: EventHash,
+    pub hash: EventHash,
+}
+
+/// Reads the chain metadata of a stored event without copying its payload.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming the stream, revision and what is wrong.
+pub fn chain_of(parts: StoredParts<'_>) -> Result<Chain, StoreError> {
     let corrupt =
         |why: String| StoreError::Corrupt(format!("{} revision {}: {why}", parts.stream_name, parts.revision));
     let meta: ChainMetadata =
@@ -133,14 +160,8 @@ pub fn decode_event(ns: &Namespace, parts: StoredParts<'_>, position: u64) -> Re
             .and_then(|b| EventHash::try_from_slice(&b).ok())
             .ok_or_else(|| corrupt(format!("{field} is not a 32-byte hex hash")))
     };
-    Ok(RecordedEvent {
-        stream,
-        revision: parts.revision,
-        position,
-        event_id: parts.id,
-        event_type: parts.event_type.to_string(),
+    Ok(Chain {
         recorded_at_micros: meta.recorded_at_micros,
-        payload: parts.data.to_vec(),
         prev_hash: hash(&meta.prev_hash, "prev_hash")?,
         hash: hash(&meta.hash, "hash")?,
     })

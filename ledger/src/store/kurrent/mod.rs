@@ -8,8 +8,8 @@
 //! ordinals: an event's rank among the namespace's events in `$all` ([`log_index`]). Reads,
 //! the index and subscriptions all use one server-side stream-prefix filter.
 //!
-//! **Appends** read the stream's head, compute the chain against it and append with that
-//! exact revision. The caller's own expected revision is checked against the head first, so
+//! **Appends** take the stream's head from the caught-up index, compute the chain against it
+//! and append with that exact revision. The caller's own expected revision is checked against the head first, so
 //! `Any` keeps its meaning, but KurrentDB only ever sees an exact one: its id deduplication
 //! is guaranteed only then, and a head that moved would break the chain. A lost race is
 //! re-read and re-decided.
@@ -27,14 +27,13 @@
 pub mod log_index;
 pub mod mapping;
 
-use self::log_index::{LogIndex, is_after};
+use self::log_index::{Entry, LogIndex, is_after};
 use self::mapping::{
-    Failure, Namespace, StoredParts, decode_event, encode_event, expected_state, store_error, translate,
+    Failure, Namespace, StoredParts, chain_of, decode_event, encode_event, expected_state, store_error, translate,
 };
 use super::{
     AppendOutcome, EventStore, Link, StoreError, check_batch, link, resolve_retry, revision_matches, subscription,
 };
-use crate::chain::EventHash;
 use crate::envelope::{ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -149,7 +148,10 @@ impl KurrentStore {
             let start = synced.index.start_before(synced.index.len()).unwrap_or(StreamPosition::Start);
             let page = self.read_all_page(&start, PAGE).await?;
             for event in &page {
-                synced.index.push(event.id, event.position)?;
+                let parts = StoredParts::of(event);
+                let hash = chain_of(parts)?.hash;
+                let (event_id, position, revision) = (event.id, event.position, event.revision);
+                synced.index.push(Entry { event_id, position, stream_name: parts.stream_name, revision, hash })?;
             }
             if page.len() < PAGE {
                 break;
@@ -237,14 +239,6 @@ impl KurrentStore {
             .collect()
     }
 
-    /// The revision and hash of a KurrentDB stream's last event.
-    async fn head(&self, name: &str) -> Result<Option<(u64, EventHash)>, StoreError> {
-        let last = self.read_stream_raw(name, StreamPosition::End, 1).await?;
-        last.first()
-            .map(|e| decode_event(&self.inner.ns, StoredParts::of(e), 0).map(|d| (d.revision, d.hash)))
-            .transpose()
-    }
-
     /// The outcome for a batch whose first id the log already holds at `ordinal`.
     async fn replayed(
         &self,
@@ -265,17 +259,33 @@ impl KurrentStore {
         resolve_retry(stream, events, &padded(stored, events.len()))
     }
 
-    /// Reads back what an acknowledged append stored. Normally it is exactly `links`; if a
-    /// concurrent identical append won at the same revision, KurrentDB acknowledged ours as
-    /// a duplicate and the stored events (other recording times) are the outcome.
+    /// What an acknowledged append stored. Normally it is exactly `links`, which the index
+    /// shows once caught up: the stream's head is our last hash, which chains the whole
+    /// batch. Otherwise (a concurrent identical append won at the same revision and
+    /// KurrentDB acknowledged ours as its duplicate, or the stream has moved on already) the
+    /// stored events are read back and are the outcome.
     async fn confirmed(
         &self,
         stream: &StreamId,
         events: &[ProposedEvent],
         links: &[Link],
     ) -> Result<AppendOutcome, StoreError> {
-        let first = links.first().map_or(0, |l| l.revision);
         let name = self.inner.ns.stream_name(stream);
+        let last = links.last().map(|l| (l.revision, l.hash));
+        {
+            let synced = self.catch_up().await?;
+            if synced.index.head(&name) == last {
+                let placed: Option<Vec<Link>> = links
+                    .iter()
+                    .zip(events)
+                    .map(|(l, e)| synced.index.ordinal_of(&e.event_id).map(|position| Link { position, ..*l }))
+                    .collect();
+                if let Some(placed) = placed {
+                    return Ok(AppendOutcome::written(&placed));
+                }
+            }
+        }
+        let first = links.first().map_or(0, |l| l.revision);
         let raw = self.read_stream_raw(&name, StreamPosition::Position(first), events.len()).await?;
         let stored = self.with_ordinals(&raw).await?;
         let ours = stored.len() == links.len()
@@ -348,8 +358,8 @@ impl EventStore for KurrentStore {
         let name = self.inner.ns.stream_name(stream);
         let _turn = self.append_lock(&name).lock().await;
         for race in 0..MAX_RACES {
-            let head = self.head(&name).await?;
-            {
+            // Once caught up, the index knows every stored id and the stream's head.
+            let head = {
                 let synced = self.catch_up().await?;
                 if let Some(ordinal) = synced.index.ordinal_of(&events[0].event_id) {
                     drop(synced);
@@ -358,7 +368,8 @@ impl EventStore for KurrentStore {
                 if let Some(reused) = events.iter().find(|e| synced.index.ordinal_of(&e.event_id).is_some()) {
                     return Err(StoreError::EventIdConflict { event_id: reused.event_id });
                 }
-            }
+                synced.index.head(&name)
+            };
             let actual = head.map(|h| h.0);
             if !revision_matches(expected, actual) {
                 return Err(StoreError::WrongExpectedRevision { stream: stream.clone(), expected, actual });
@@ -403,11 +414,11 @@ impl EventStore for KurrentStore {
             },
         };
         let page = self.read_all_page(&start, limit).await?;
-        let mut synced = self.inner.index.lock().await;
+        let synced = self.inner.index.lock().await;
         page.iter()
             .zip(from..)
             .map(|(event, ordinal)| {
-                synced.index.observe(ordinal, event.id, event.position)?;
+                synced.index.check(ordinal, event.position)?;
                 decode_event(&self.inner.ns, StoredParts::of(event), ordinal)
             })
             .collect()
