@@ -429,6 +429,32 @@ mod kurrentdb_specific {
         }
     }
 
+    /// Every KurrentDB connection string in deploy/ is one the client accepts, with TLS on
+    /// and the CA named; the compose one names all three cluster nodes.
+    #[test]
+    fn the_connection_strings_in_deploy_parse_as_secure_cluster_settings() {
+        let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        let mut found = 0;
+        for file in ["compose/compose.kurrentdb.yaml", "gezinsdossier.example.toml", "k8s/gezinsdossier.yaml"] {
+            let text = std::fs::read_to_string(deploy.join(file)).unwrap();
+            for (at, _) in text.match_indices("kurrentdb://").chain(text.match_indices("kurrentdb+discover://")) {
+                let url: String = text[at..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+                if url.ends_with('…') {
+                    continue; // an elided example in a comment
+                }
+                let settings: kurrentdb::ClientSettings =
+                    url.parse().unwrap_or_else(|e| panic!("{file}: {url} does not parse: {e}"));
+                assert!(settings.is_secure_mode_enabled(), "{file}: {url} is not TLS");
+                assert!(settings.tls_ca_file().is_some(), "{file}: {url} names no CA");
+                if file.starts_with("compose") {
+                    assert_eq!(settings.hosts().len(), 3, "{file}: {url} must name the three nodes");
+                }
+                found += 1;
+            }
+        }
+        assert!(found >= 2, "expected the compose and example connection strings, found {found}");
+    }
+
     #[tokio::test]
     async fn bad_settings_are_refused_before_connecting() {
         let err = open_error("postgres://127.0.0.1:2113", "gzd").await;
