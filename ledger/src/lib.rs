@@ -6,7 +6,8 @@
 //! ## Layout
 //! - [`envelope`]: the stored event, stream ids, expected revisions, canonical bytes.
 //! - [`chain`]: the per-stream hash chain and its verifier.
-//! - [`store`]: the [`store::EventStore`] trait and its backends ([`store::sqlite`]).
+//! - [`store`]: the [`store::EventStore`] trait and its backends ([`store::sqlite`],
+//!   [`store::postgres`], [`store::kurrent`]).
 //! - [`case`]: the case events of a family's life (registration … case closed), their
 //!   information categories, and how they are checked against the family so far.
 //! - [`consent`]: the consent ledger, legal bases, who may consent, and the access
