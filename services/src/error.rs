@@ -45,6 +45,8 @@ impl From<ServiceError> for Status {
             ServiceError::Auth(
                 AuthError::NoClientCertificate
                 | AuthError::UnregisteredCertificate
+                | AuthError::ForwardedByNonGateway
+                | AuthError::BadForwardedCertificate { .. }
                 | AuthError::UnknownOrganisation(_)
                 | AuthError::MissingMetadata(_),
             ) => (Code::Unauthenticated, e.to_string()),

@@ -2,11 +2,13 @@
 //! metadata. Anything less is UNAUTHENTICATED.
 
 use crate::support::build::{self, any, append};
-use crate::support::{CaseClient, Professional, TestServer, UNREGISTERED, VGGZ};
+use crate::support::{Professional, TestServer, UNREGISTERED, VGGZ};
 use gezinsdossier_proto::v1::case_service_client::CaseServiceClient;
 use tonic::Code;
 
-async fn try_append(mut client: CaseClient) -> tonic::Status {
+async fn try_append<I: tonic::service::Interceptor>(
+    mut client: CaseServiceClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, I>>,
+) -> tonic::Status {
     client.append_events(append("fam-id", any(), vec![build::parent("p")])).await.expect_err("must be refused")
 }
 
@@ -79,4 +81,74 @@ async fn insecure_dev_mode_takes_the_organisation_from_metadata() {
     assert_eq!(try_append(unknown).await.code(), Code::Unauthenticated);
     tx.send(()).unwrap();
     task.await.unwrap().unwrap();
+}
+
+/// A gRPC-aware load balancer terminates the organisation's TLS and forwards, in Envoy's
+/// `x-forwarded-client-cert`, the hash of the certificate it verified. The replica accepts
+/// that only from a certificate registered as a gateway, and then the forwarded certificate
+/// decides the organisation exactly as if the organisation had connected directly.
+#[tokio::test]
+async fn a_registered_gateway_forwards_the_organisations_certificate_and_nobody_else_may() {
+    let server = TestServer::start().await;
+    let hash_of = |org: &str| {
+        let pem = std::fs::read(server.pki.client(org).0).unwrap();
+        let der = rustls_pemfile::certs(&mut pem.as_slice()).next().unwrap().unwrap();
+        hex::encode(gezinsdossier_services::identity::registry::fingerprint(der.as_ref()))
+    };
+    let via = |channel: tonic::transport::Channel, xfcc: Option<String>| {
+        CaseServiceClient::with_interceptor(
+            channel,
+            Forwarding { professional: Professional::new("p", "psychiater"), xfcc },
+        )
+    };
+    let gateway = server.channel(Some("gateway")).await;
+
+    // Forwarded for VGGZ: accepted, and the event is authored by VGGZ.
+    let xfcc = format!("By=spiffe://gezinsdossier/envoy;Hash={};Subject=\"CN={VGGZ}\"", hash_of(VGGZ));
+    via(gateway.clone(), Some(xfcc)).append_events(append("fam-gw", any(), vec![build::parent("p")])).await.unwrap();
+    let stored = server.family_events("fam-gw").await;
+    let gezinsdossier_ledger::codec::FamilyEvent::Case(record) =
+        gezinsdossier_ledger::codec::decode(&stored[0]).unwrap()
+    else {
+        panic!("not a case event")
+    };
+    assert_eq!(record.author.organisation_id, VGGZ);
+
+    let refused = |status: tonic::Status, expected: &str| {
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        assert!(status.message().contains(expected), "{}", status.message());
+    };
+    // The gateway itself is no organisation: without a forwarded certificate it is refused.
+    refused(try_append(via(gateway.clone(), None)).await, "must forward the client's certificate");
+    // A forwarded certificate the registry does not know.
+    refused(try_append(via(gateway.clone(), Some(format!("Hash={}", hash_of(UNREGISTERED))))).await, "not registered");
+    // A chain of forwarders, or a malformed value.
+    let two = format!("Hash={},Hash={}", hash_of(VGGZ), hash_of(VGGZ));
+    refused(try_append(via(gateway.clone(), Some(two))).await, "exactly one");
+    refused(try_append(via(gateway.clone(), Some("Hash=abc".into()))).await, "not a SHA-256");
+    // An organisation cannot pose as a gateway to act for another organisation.
+    let posing = via(server.channel(Some(UNREGISTERED)).await, Some(format!("Hash={}", hash_of(VGGZ))));
+    refused(try_append(posing).await, "only from a registered gateway");
+    let registered = via(server.channel(Some(VGGZ)).await, Some(format!("Hash={}", hash_of(VGGZ))));
+    refused(try_append(registered).await, "only from a registered gateway");
+    assert_eq!(server.family_events("fam-gw").await.len(), 1, "nothing refused was written");
+    server.stop().await;
+}
+
+/// What a gateway adds to the EPD's metadata: the certificate it verified, in XFCC.
+#[derive(Clone)]
+struct Forwarding {
+    professional: Professional,
+    xfcc: Option<String>,
+}
+
+impl tonic::service::Interceptor for Forwarding {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut request = self.professional.call(request)?;
+        if let Some(xfcc) = &self.xfcc {
+            let value = xfcc.parse().map_err(|_| tonic::Status::invalid_argument("xfcc"))?;
+            request.metadata_mut().insert(gezinsdossier_services::identity::interceptor::FORWARDED_CLIENT_CERT, value);
+        }
+        Ok(request)
+    }
 }

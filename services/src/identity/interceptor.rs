@@ -13,6 +13,8 @@ pub const PROFESSIONAL_ID: &str = "x-professional-id";
 pub const PROFESSIONAL_ROLE: &str = "x-professional-role";
 /// Metadata key, `--insecure-dev` only: the organisation id the caller claims to be.
 pub const DEV_ORGANISATION_ID: &str = "x-organisation-id";
+/// Metadata key, from a registered gateway only: the certificate it verified (Envoy's XFCC).
+pub const FORWARDED_CLIENT_CERT: &str = "x-forwarded-client-cert";
 
 const MAX_PROFESSIONAL_ID_LEN: usize = 128;
 
@@ -23,6 +25,10 @@ pub enum AuthError {
     NoClientCertificate,
     #[error("the client certificate is not registered to any organisation")]
     UnregisteredCertificate,
+    #[error("{FORWARDED_CLIENT_CERT} is accepted only from a registered gateway")]
+    ForwardedByNonGateway,
+    #[error("gateway {gateway:?}: {FORWARDED_CLIENT_CERT}: {problem}")]
+    BadForwardedCertificate { gateway: String, problem: String },
     #[error("{DEV_ORGANISATION_ID}: organisation {0:?} is not registered")]
     UnknownOrganisation(String),
     #[error("missing request metadata {0}")]
@@ -64,7 +70,22 @@ impl Authenticator {
             IdentityMode::MutualTls => {
                 let certs = request.peer_certs().ok_or(AuthError::NoClientCertificate)?;
                 let leaf = certs.first().ok_or(AuthError::NoClientCertificate)?;
-                self.registry.by_certificate(leaf.as_ref()).ok_or(AuthError::UnregisteredCertificate)?
+                match self.registry.gateway_by_certificate(leaf.as_ref()) {
+                    Some(gateway) => {
+                        let bad = |problem: String| AuthError::BadForwardedCertificate {
+                            gateway: gateway.to_owned(),
+                            problem,
+                        };
+                        let forwarded = metadata(request, FORWARDED_CLIENT_CERT)
+                            .map_err(|_| bad("missing: the gateway must forward the client's certificate".into()))?;
+                        let fingerprint = super::forwarded::forwarded_certificate_hash(forwarded).map_err(bad)?;
+                        self.registry.by_fingerprint(&fingerprint).ok_or(AuthError::UnregisteredCertificate)?
+                    }
+                    None if request.metadata().contains_key(FORWARDED_CLIENT_CERT) => {
+                        return Err(AuthError::ForwardedByNonGateway);
+                    }
+                    None => self.registry.by_certificate(leaf.as_ref()).ok_or(AuthError::UnregisteredCertificate)?,
+                }
             }
             IdentityMode::InsecureDev => {
                 let id = metadata(request, DEV_ORGANISATION_ID)?;

@@ -5,10 +5,12 @@
 //!
 //! - [`registry`]: the organisation registry (certificate fingerprint → organisation).
 //! - [`interceptor`]: turns each call's certificate and metadata into a [`Requester`].
+//! - [`forwarded`]: the organisation certificate a registered gateway forwards (XFCC).
 //! - [`tls`]: the server's TLS configuration.
 //! - [`dev_ca`]: a development CA and organisation certificates.
 
 pub mod dev_ca;
+pub mod forwarded;
 pub mod interceptor;
 pub mod registry;
 pub mod tls;

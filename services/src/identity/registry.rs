@@ -10,6 +10,12 @@
 //! name = "GGZ Delfland"
 //! type = "v_ggz"
 //! certificate_sha256 = ["3f1a…"]
+//!
+//! # A gRPC-aware load balancer that terminates TLS and forwards the organisation's
+//! # certificate in `x-forwarded-client-cert` (see `forwarded`). It is not an organisation.
+//! [[gateway]]
+//! name = "envoy"
+//! certificate_sha256 = ["9b0c…"]
 //! ```
 
 use gezinsdossier_ledger::actor::OrganisationType;
@@ -29,6 +35,8 @@ pub struct Organisation {
 pub struct OrganisationRegistry {
     by_id: HashMap<String, Organisation>,
     by_fingerprint: HashMap<[u8; 32], String>,
+    /// Certificate fingerprint to gateway name.
+    gateways: HashMap<[u8; 32], String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +47,8 @@ pub enum RegistryError {
     Parse(String),
     #[error("organisation {id:?}: {problem}")]
     Entry { id: String, problem: String },
+    #[error("gateway {name:?}: {problem}")]
+    Gateway { name: String, problem: String },
 }
 
 #[derive(Deserialize)]
@@ -46,6 +56,15 @@ pub enum RegistryError {
 struct File {
     #[serde(default)]
     organisation: Vec<Entry>,
+    #[serde(default)]
+    gateway: Vec<GatewayEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewayEntry {
+    name: String,
+    certificate_sha256: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -93,12 +112,38 @@ impl OrganisationRegistry {
                 return Err(problem("id is registered twice".into()));
             }
         }
+        for gateway in file.gateway {
+            let problem = |p: String| RegistryError::Gateway { name: gateway.name.clone(), problem: p };
+            if gateway.certificate_sha256.is_empty() {
+                return Err(problem("no certificate_sha256".into()));
+            }
+            for fp in &gateway.certificate_sha256 {
+                let bytes =
+                    parse_fingerprint(fp).ok_or_else(|| problem(format!("fingerprint {fp:?} is not 64 hex digits")))?;
+                // One certificate, one role: a gateway must not also act as an organisation.
+                if registry.by_fingerprint.contains_key(&bytes)
+                    || registry.gateways.insert(bytes, gateway.name.clone()).is_some()
+                {
+                    return Err(problem(format!("fingerprint {fp} is registered twice")));
+                }
+            }
+        }
         Ok(registry)
     }
 
     /// The organisation a client certificate (DER) belongs to.
     pub fn by_certificate(&self, der: &[u8]) -> Option<&Organisation> {
-        self.by_fingerprint.get(&fingerprint(der)).and_then(|id| self.by_id.get(id))
+        self.by_fingerprint(&fingerprint(der))
+    }
+
+    /// The organisation whose certificate has this SHA-256 fingerprint.
+    pub fn by_fingerprint(&self, fingerprint: &[u8; 32]) -> Option<&Organisation> {
+        self.by_fingerprint.get(fingerprint).and_then(|id| self.by_id.get(id))
+    }
+
+    /// The registered gateway a client certificate (DER) belongs to.
+    pub fn gateway_by_certificate(&self, der: &[u8]) -> Option<&str> {
+        self.gateways.get(&fingerprint(der)).map(String::as_str)
     }
 
     pub fn by_id(&self, id: &str) -> Option<&Organisation> {
@@ -145,5 +190,24 @@ mod tests {
         assert!(OrganisationRegistry::parse(&twice).unwrap_err().to_string().contains("registered twice"));
         let short = ok.replace(FP, "abcd");
         assert!(OrganisationRegistry::parse(&short).is_err());
+    }
+
+    #[test]
+    fn gateways_are_registered_apart_from_organisations() {
+        const GW: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+        let org = format!("[[organisation]]\nid='a'\nname='A'\ntype='v_ggz'\ncertificate_sha256=['{FP}']\n");
+        let reg =
+            OrganisationRegistry::parse(&format!("{org}[[gateway]]\nname='envoy'\ncertificate_sha256=['{GW}']\n"))
+                .unwrap();
+        let gw: [u8; 32] = parse_fingerprint(GW).unwrap();
+        assert!(reg.by_fingerprint(&gw).is_none(), "a gateway is not an organisation");
+        assert_eq!(reg.gateways.get(&gw).map(String::as_str), Some("envoy"));
+        assert_eq!(reg.by_fingerprint(&parse_fingerprint(FP).unwrap()).map(|o| o.id.as_str()), Some("a"));
+
+        let shared = format!("{org}[[gateway]]\nname='envoy'\ncertificate_sha256=['{FP}']\n");
+        let err = OrganisationRegistry::parse(&shared).unwrap_err().to_string();
+        assert!(err.contains("gateway \"envoy\"") && err.contains("registered twice"), "{err}");
+        let none = format!("{org}[[gateway]]\nname='envoy'\ncertificate_sha256=[]\n");
+        assert!(OrganisationRegistry::parse(&none).unwrap_err().to_string().contains("no certificate_sha256"));
     }
 }
