@@ -64,6 +64,32 @@ def check_store_overlay(base: dict, overlay: dict, store: str, nodes: list) -> N
                 fail(f"compose (kurrentdb): {node} must be configured for a three-node cluster")
 
 
+def check_envoy(envoy: dict) -> None:
+    """A gRPC-aware balancer that terminates mTLS, forwards only the certificate it verified,
+    calls the replicas over mTLS with the gateway certificate and health-checks them."""
+    listener = envoy["static_resources"]["listeners"][0]
+    chain = listener["filter_chains"][0]
+    downstream = chain["transport_socket"]["typed_config"]
+    if not downstream.get("require_client_certificate"):
+        fail("envoy: organisations must present client certificates")
+    manager = chain["filters"][0]["typed_config"]
+    if manager.get("forward_client_cert_details") != "SANITIZE_SET":
+        fail("envoy: x-forwarded-client-cert must be replaced (SANITIZE_SET), never passed through from clients")
+    if not manager["http_filters"] or not manager["http_filters"][-1]["name"].endswith("router"):
+        fail("envoy: requests must be routed at L7 (HTTP/2), per request")
+    cluster = envoy["static_resources"]["clusters"][0]
+    upstream = cluster["transport_socket"]["typed_config"]["common_tls_context"]
+    if not upstream["tls_certificates"][0]["certificate_chain"]["filename"].endswith("gateway.crt"):
+        fail("envoy: calls to replicas must use the registered gateway certificate")
+    if "http2_protocol_options" not in str(cluster.get("typed_extension_protocol_options")):
+        fail("envoy: replicas speak HTTP/2 (gRPC)")
+    if not any("grpc_health_check" in hc for hc in cluster.get("health_checks", [])):
+        fail("envoy: replicas must be health-checked over gRPC health")
+    endpoints = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    if len(endpoints) != 3:
+        fail(f"envoy: expected three replica endpoints, found {len(endpoints)}")
+
+
 def main() -> None:
     files = sorted(ROOT.rglob("*.yaml"))
     if not files:
@@ -83,6 +109,8 @@ def main() -> None:
     check_store_overlay(
         base, docs["compose/compose.kurrentdb.yaml"][0], "kurrentdb", ["kurrentdb-1", "kurrentdb-2", "kurrentdb-3"]
     )
+
+    check_envoy(docs["compose/envoy.yaml"][0])
 
     kinds = {d["kind"]: d for d in docs["k8s/gezinsdossier.yaml"]}
     for kind in ("Deployment", "PodDisruptionBudget", "Service", "ConfigMap", "Secret"):
