@@ -15,19 +15,18 @@ use std::sync::Arc;
 
 /// A fresh, empty store and what must outlive it.
 async fn open_store() -> (Arc<dyn EventStore>, Box<dyn std::any::Any>) {
-    let kurrentdb: String = harness::arg("--kurrentdb", String::new());
-    let namespace = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    if std::env::args().any(|a| a == "--kurrentdb-fake") {
+    let (url, guard): (String, Box<dyn std::any::Any>) = if std::env::args().any(|a| a == "--kurrentdb-fake") {
         let fake = gezinsdossier_kurrentdb_fake::FakeKurrentDb::start().await;
-        let store = KurrentStore::open(KurrentOptions { url: fake.url(), namespace }).await.expect("open");
-        (Arc::new(store), Box::new(fake))
-    } else if !kurrentdb.is_empty() {
-        let store = KurrentStore::open(KurrentOptions { url: kurrentdb, namespace }).await.expect("open");
-        (Arc::new(store), Box::new(()))
+        (fake.url(), Box::new(fake))
     } else {
+        (harness::arg("--kurrentdb", String::new()), Box::new(()))
+    };
+    if url.is_empty() {
         let dir = tempfile::tempdir().expect("tempdir");
-        (Arc::new(SqliteStore::open(dir.path()).expect("open")), Box::new(dir))
+        return (Arc::new(SqliteStore::open(dir.path()).expect("open")), Box::new(dir));
     }
+    let namespace = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    (Arc::new(KurrentStore::open(KurrentOptions { url, namespace }).await.expect("open")), guard)
 }
 
 fn main() {

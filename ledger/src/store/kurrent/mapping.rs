@@ -212,12 +212,19 @@ pub fn translate(error: kurrentdb::Error) -> Failure {
 
 /// Converts a KurrentDB error where a race or missing stream is not expected.
 pub fn store_error(error: kurrentdb::Error) -> StoreError {
-    match translate(error) {
-        Failure::Store(e) => e,
-        Failure::Raced { current } => {
-            StoreError::Backend(format!("kurrentdb: unexpected concurrency conflict (stream at {current:?})"))
+    translate(error).into_store_error()
+}
+
+impl Failure {
+    /// The store error for a failure the caller has no special handling for.
+    pub fn into_store_error(self) -> StoreError {
+        match self {
+            Failure::Store(e) => e,
+            Failure::Raced { current } => {
+                StoreError::Backend(format!("kurrentdb: unexpected concurrency conflict (stream at {current:?})"))
+            }
+            Failure::NoStream => StoreError::Backend("kurrentdb: unexpected missing stream".into()),
         }
-        Failure::NoStream => StoreError::Backend("kurrentdb: unexpected missing stream".into()),
     }
 }
 

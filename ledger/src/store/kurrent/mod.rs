@@ -213,10 +213,7 @@ impl KurrentStore {
             Ok(events) => Ok(events),
             Err(e) => match translate(e) {
                 Failure::NoStream => Ok(Vec::new()),
-                Failure::Store(e) => Err(e),
-                Failure::Raced { current } => Err(StoreError::Backend(format!(
-                    "kurrentdb: a read reported a concurrency conflict (stream at {current:?})"
-                ))),
+                other => Err(other.into_store_error()),
             },
         }
     }
@@ -384,8 +381,7 @@ impl EventStore for KurrentStore {
                         tracing::debug!(race, "kurrentdb append lost a race; re-reading the head");
                         tokio::time::sleep(Duration::from_millis(u64::from(race % 8))).await;
                     }
-                    Failure::NoStream => return Err(StoreError::Backend("kurrentdb: append found no stream".into())),
-                    Failure::Store(e) => return Err(e),
+                    other => return Err(other.into_store_error()),
                 },
             }
         }
