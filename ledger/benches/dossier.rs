@@ -76,7 +76,7 @@ fn main() {
                 .append_case_events(CaseAppend {
                     family: family.clone(),
                     expected: ExpectedRevision::NoStream,
-                    author: youth.clone(),
+                    author: youth.clone().into(),
                     events: vec![
                         member(MemberAdded::adult("ma", MemberRole::Parent)),
                         member(MemberAdded::adult("pa", MemberRole::Parent)),
@@ -120,7 +120,7 @@ fn main() {
                     .append_case_events(CaseAppend {
                         family: family.clone(),
                         expected: ExpectedRevision::Any,
-                        author,
+                        author: author.into(),
                         events,
                     })
                     .await
@@ -148,7 +148,12 @@ fn main() {
                     requested_reason: "r".into(),
                 };
                 families
-                    .append_consent_event(&family, gi.clone(), uuid::Uuid::new_v4(), ConsentEvent::Granted(grant))
+                    .append_consent_event(
+                        &family,
+                        &gi.clone().into(),
+                        uuid::Uuid::new_v4(),
+                        ConsentEvent::Granted(grant),
+                    )
                     .await
                     .expect("consent");
             }
@@ -162,7 +167,7 @@ fn main() {
         let families = Families::new(store.clone(), clock.clone());
         let request = DossierRequest {
             family: family.clone(),
-            requester: gi.clone(),
+            requester: gi.clone().into(),
             purpose: Purpose::Care,
             break_the_glass: None,
         };

@@ -6,12 +6,13 @@
 
 use chrono::{DateTime, Utc};
 use gezinsdossier_ledger::actor::{Actor, OrganisationType, ProfessionalRole};
+use gezinsdossier_ledger::authorisation::{Caller, Grants, MemberAuthentication};
 use gezinsdossier_ledger::case::*;
 use gezinsdossier_ledger::clock::ManualClock;
 use gezinsdossier_ledger::consent::{Basis, Purpose};
 use gezinsdossier_ledger::disclosure::{self, AccessLogEvent, Disclosure};
 use gezinsdossier_ledger::envelope::{ExpectedRevision, ProposedEvent};
-use gezinsdossier_ledger::families::{CaseAppend, Families};
+use gezinsdossier_ledger::families::{CaseAppend, Families, ReportRequest};
 use gezinsdossier_ledger::family::FamilyId;
 use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
@@ -50,7 +51,7 @@ fn main() {
             let append = CaseAppend {
                 family: f,
                 expected: ExpectedRevision::Any,
-                author: youth.clone(),
+                author: youth.clone().into(),
                 events: vec![member("ma")],
             };
             families.append_case_events(append).await.expect("members");
@@ -67,6 +68,7 @@ fn main() {
                 own_records: 0,
                 break_the_glass: None,
                 review_required: false,
+                authors: Default::default(),
             });
             ProposedEvent {
                 event_id: uuid::Uuid::new_v4(),
@@ -82,13 +84,19 @@ fn main() {
                 store.append(&disclosure::stream(&target), ExpectedRevision::Any, events).await.expect("append");
             }
         }
+        let portal = Caller { actor: youth.clone(), grants: Grants { privacy_office: false, portal: true } };
+        let ask = ReportRequest {
+            requested_by: "ma",
+            subject: "ma",
+            member_authentication: Some(MemberAuthentication::DigidSubstantieel),
+        };
         let mut latencies = Vec::new();
         let mut lines = 0;
         for _ in 0..reports {
             let t = Instant::now();
-            let report = families.report(&family, &youth, "ma", "ma").await.expect("report");
+            let report = families.report(&family, &portal, ask).await.expect("report");
             latencies.push(t.elapsed().as_secs_f64() * 1e3);
-            lines = report.entries.len();
+            lines = report.report.entries.len();
         }
         latencies.sort_by(f64::total_cmp);
         let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];

@@ -2,6 +2,7 @@
 //! their review state, filtered by subject, organisation, basis type, purpose and period.
 
 use crate::actor::Actor;
+use crate::authorisation::{DisclosureParties, Function};
 use crate::case::{InformationCategory, MemberId};
 use crate::consent::{Basis, LegalBasisKind, Purpose};
 use crate::disclosure::{AccessLogEvent, Review};
@@ -28,7 +29,12 @@ pub struct AuditRow {
     pub leaf_hash: TreeHash,
     pub at: DateTime<Utc>,
     pub requester: Actor,
-    pub purpose: Purpose,
+    /// `None` for a function the authorisation policy refused (it states no purpose).
+    pub purpose: Option<Purpose>,
+    /// For a refusal by the authorisation policy: the function refused.
+    pub function: Option<Function>,
+    /// The organisations whose records were disclosed (the requester's own excluded).
+    pub authors: BTreeSet<String>,
     /// `None` for a refusal.
     pub shown: Option<BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>>>,
     pub refusal_reasons: Vec<String>,
@@ -38,6 +44,11 @@ pub struct AuditRow {
 }
 
 impl AuditRow {
+    /// Who received this disclosure and whose data was in it, for the policy's scope.
+    pub fn parties(&self) -> DisclosureParties<'_> {
+        DisclosureParties { requester_organisation: &self.requester.organisation_id, authors: &self.authors }
+    }
+
     /// The kinds of basis this disclosure used.
     pub fn basis_types(&self) -> BTreeSet<BasisType> {
         self.shown
@@ -71,7 +82,7 @@ impl AuditFilter {
             self.subject.as_ref().is_none_or(|s| row.shown.as_ref().is_some_and(|shown| shown.contains_key(s)));
         let org_ok = self.organisation_id.as_ref().is_none_or(|o| *o == row.requester.organisation_id);
         let basis_ok = self.basis.is_none_or(|b| row.basis_types().contains(&b));
-        let purpose_ok = self.purpose.is_none_or(|p| p == row.purpose);
+        let purpose_ok = self.purpose.is_none_or(|p| row.purpose == Some(p));
         let period_ok = self.from.is_none_or(|f| row.at >= f) && self.until.is_none_or(|u| row.at < u);
         let kind_ok = row.shown.is_some() || self.include_refusals;
         let pending_ok = !self.pending_review_only || (row.review_required && row.review.is_none());
@@ -101,7 +112,9 @@ pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
                     leaf_hash: leaf_hash(&event.canonical_bytes()),
                     at: d.at,
                     requester: d.requester,
-                    purpose: d.purpose,
+                    purpose: Some(d.purpose),
+                    function: None,
+                    authors: d.authors,
                     shown: Some(d.shown),
                     refusal_reasons: Vec::new(),
                     break_the_glass: d.break_the_glass,
@@ -116,9 +129,27 @@ pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
                 leaf_hash: leaf_hash(&event.canonical_bytes()),
                 at: r.at,
                 requester: r.requester,
-                purpose: r.purpose,
+                purpose: Some(r.purpose),
+                function: None,
+                authors: BTreeSet::new(),
                 shown: None,
                 refusal_reasons: r.reasons.into_iter().map(|x| x.explanation).collect(),
+                break_the_glass: None,
+                review_required: false,
+                review: None,
+            }),
+            AccessLogEvent::FunctionRefused(f) => rows.push(AuditRow {
+                family: family.clone(),
+                event_id: event.event_id,
+                position: event.position,
+                leaf_hash: leaf_hash(&event.canonical_bytes()),
+                at: f.at,
+                requester: f.caller,
+                purpose: None,
+                function: Some(f.function),
+                authors: BTreeSet::new(),
+                shown: None,
+                refusal_reasons: f.reasons,
                 break_the_glass: None,
                 review_required: false,
                 review: None,

@@ -3,13 +3,14 @@
 //! leaves; if it cannot be, nothing is shown.
 
 use crate::actor::Actor;
+use crate::authorisation::{Function, MemberAuthentication};
 use crate::case::{InformationCategory, MemberId};
 use crate::consent::{Basis, DenialReason, Purpose};
 use crate::envelope::StreamId;
 use crate::family::FamilyId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Access-log streams are named this prefix plus the family id.
 pub const STREAM_PREFIX: &str = "disclosures-";
@@ -23,6 +24,12 @@ pub fn stream(family: &FamilyId) -> StreamId {
 /// Where audit queries across families are logged (NEN 7513: access to the log is logged).
 pub fn cross_family_audit_stream() -> StreamId {
     StreamId::new("audit-queries").unwrap_or_else(|_| unreachable!("a valid literal stream id"))
+}
+
+/// Where refusals are logged whose target is no family that exists (NEN 7513: refused
+/// access is logged too).
+pub fn cross_family_refusal_stream() -> StreamId {
+    StreamId::new("access-refusals").unwrap_or_else(|_| unreachable!("a valid literal stream id"))
 }
 
 /// What one request saw, pinned to the family revision and the bases used.
@@ -40,6 +47,10 @@ pub struct Disclosure {
     pub break_the_glass: Option<String>,
     /// A legal basis was used: waits for a privacy officer's review.
     pub review_required: bool,
+    /// The organisations whose records were in the view (the requester's own excluded):
+    /// their privacy officers audit and review this disclosure.
+    #[serde(default)]
+    pub authors: BTreeSet<String>,
 }
 
 /// A request that was refused, and why.
@@ -117,6 +128,21 @@ pub struct ReportAccess {
     pub requested_by: MemberId,
     /// Whose data the report is about.
     pub subject: MemberId,
+    /// How the portal says it authenticated the member.
+    #[serde(default)]
+    pub member_authentication: Option<MemberAuthentication>,
+}
+
+/// The authorisation policy refused a function (`crate::authorisation`). Nothing was read or
+/// written but this record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionRefusal {
+    pub caller: Actor,
+    pub function: Function,
+    pub at: DateTime<Utc>,
+    /// What was asked for, in words (family id, position, requester; never results).
+    pub target: String,
+    pub reasons: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +155,7 @@ pub enum AccessLogEvent {
     Reviewed(Review),
     Audited(AuditAccess),
     Reported(ReportAccess),
+    FunctionRefused(FunctionRefusal),
 }
 
 impl AccessLogEvent {
@@ -141,6 +168,21 @@ impl AccessLogEvent {
             Self::Reviewed(_) => "access.reviewed",
             Self::Audited(_) => "access.audited",
             Self::Reported(_) => "access.reported",
+            Self::FunctionRefused(_) => "access.function_refused",
+        }
+    }
+
+    /// The organisation on whose behalf this entry was made (who asked, audited or reviewed).
+    pub fn actor(&self) -> &Actor {
+        match self {
+            Self::Disclosed(d) => &d.requester,
+            Self::Refused(r) => &r.requester,
+            Self::Checked(c) => &c.requester,
+            Self::Investigated(i) => &i.privacy_officer,
+            Self::Reviewed(r) => &r.reviewer,
+            Self::Audited(a) => &a.privacy_officer,
+            Self::Reported(r) => &r.portal,
+            Self::FunctionRefused(f) => &f.caller,
         }
     }
 }

@@ -55,6 +55,7 @@ pub fn audit_events(family: &str, events: &[RecordedEvent]) -> Vec<Value> {
                 AccessLogEvent::Audited(a) => ("R", "search", "0", &a.privacy_officer, a.at, "audit".into(), false),
                 AccessLogEvent::Reviewed(v) => ("U", "update", "0", &v.reviewer, v.at, "review".into(), false),
                 AccessLogEvent::Reported(r) => ("R", "read", "0", &r.portal, r.at, "who-saw-what report".into(), false),
+                AccessLogEvent::FunctionRefused(f) => ("E", "operation", "4", &f.caller, f.at, f.function.as_str().into(), false),
             };
             let mut purpose_of_event = vec![json!({ "text": purpose })];
             if emergency {

@@ -25,11 +25,14 @@
 //! - [`treehead`]: Ed25519-signed tree heads, published as events.
 //! - [`verify`]: the offline verifier (positions, chains, Merkle roots, signatures).
 //! - [`actor`]: organisations, professionals and roles.
+//! - [`authorisation`]: the one policy on who may call which function on what (grant or
+//!   reasons); registry grants and scopes, never asserted roles, widen access.
 //! - [`codec`]: domain events to envelope payloads and back.
 //! - [`clock`]: time as a parameter.
 
 pub mod actor;
 pub mod audit;
+pub mod authorisation;
 pub mod case;
 pub mod chain;
 pub mod clock;

@@ -117,6 +117,9 @@ pub fn records(family: &str, events: &[RecordedEvent]) -> Vec<Nen7513Record> {
                     format!("who-saw-what report for {}", r.requested_by),
                 )
             }),
+            AccessLogEvent::FunctionRefused(f) => {
+                out.push(base("function_refused", f.function.as_str(), "refused", &f.caller, f.at, f.target.clone()));
+            }
             AccessLogEvent::Reviewed(v) => {
                 out.push(base(
                     "review",

@@ -147,12 +147,14 @@ pub fn build(family: &FamilyState, access_log: &[RecordedEvent], subject: &str, 
                     organisation_id: row.requester.organisation_id.clone(),
                     role: row.requester.role,
                     categories: of_subject.keys().copied().collect(),
-                    purpose: row.purpose,
+                    purpose: row.purpose?,
                     consents: consents.into_iter().collect(),
                     legal_grounds: legal_grounds.into_iter().collect(),
                     emergency: row.break_the_glass.clone(),
                 })
             }
+            // Refusals of a dossier request; refused functions (audit, reports) name no
+            // purpose and are the privacy officer's to see.
             None => Some(ReportEntry::Refused {
                 event_id: row.event_id,
                 position: row.position,
@@ -160,7 +162,7 @@ pub fn build(family: &FamilyState, access_log: &[RecordedEvent], subject: &str, 
                 at: row.at,
                 organisation_id: row.requester.organisation_id.clone(),
                 role: row.requester.role,
-                purpose: row.purpose,
+                purpose: row.purpose?,
             }),
         })
         .collect();

@@ -319,7 +319,7 @@ async fn the_cached_state_equals_a_full_rebuild_from_the_store() {
         .append_case_events(CaseAppend {
             family: family.clone(),
             expected: ExpectedRevision::NoStream,
-            author: youth.clone(),
+            author: youth.clone().into(),
             events: vec![
                 member(MemberAdded::adult("ma", MemberRole::Parent)),
                 member(MemberAdded::child("kid", NaiveDate::from_ymd_opt(2019, 4, 1).unwrap(), ["ma".to_string()])),
@@ -333,7 +333,7 @@ async fn the_cached_state_equals_a_full_rebuild_from_the_store() {
             .append_case_events(CaseAppend {
                 family: family.clone(),
                 expected: ExpectedRevision::Any,
-                author: if round % 3 == 0 { gi.clone() } else { youth.clone() },
+                author: if round % 3 == 0 { gi.clone() } else { youth.clone() }.into(),
                 events: vec![
                     note(if round % 2 == 0 { "ma" } else { "kid" }, cat),
                     note("kid", InformationCategory::Plan),
@@ -355,7 +355,7 @@ async fn the_cached_state_equals_a_full_rebuild_from_the_store() {
                 requested_reason: "r".into(),
             };
             families
-                .append_consent_event(&family, gi.clone(), uuid::Uuid::new_v4(), ConsentEvent::Granted(grant))
+                .append_consent_event(&family, &gi.clone().into(), uuid::Uuid::new_v4(), ConsentEvent::Granted(grant))
                 .await
                 .unwrap();
         }
@@ -364,7 +364,7 @@ async fn the_cached_state_equals_a_full_rebuild_from_the_store() {
     let (cached, _) = families
         .dossier(DossierRequest {
             family: family.clone(),
-            requester: gi.clone(),
+            requester: gi.clone().into(),
             purpose: Purpose::Care,
             break_the_glass: None,
         })

@@ -36,7 +36,7 @@ fn main() {
 
 async fn run(settings: &Settings, appenders: usize, hot: bool) -> harness::Sample {
     let dir = tempfile::tempdir().expect("tempdir");
-    let org = DevOrganisation { id: ORG.into(), name: "Bench".into(), organisation_type: OrganisationType::VGgz };
+    let org = DevOrganisation::new(ORG, "Bench", OrganisationType::VGgz);
     let pki = dev_ca::generate(&dir.path().join("pki"), &[org], &[]).expect("pki");
     let config = Config {
         data_dir: dir.path().join("data"),

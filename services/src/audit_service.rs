@@ -5,14 +5,14 @@ use crate::consent_service::family_id;
 use crate::error::ServiceError;
 use crate::identity::interceptor::requester;
 use crate::proofs::Prover;
-use gezinsdossier_ledger::actor::ProfessionalRole;
-use gezinsdossier_ledger::audit::{AuditFilter, AuditRow, BasisType};
+use gezinsdossier_ledger::audit::{AuditFilter, BasisType};
 use gezinsdossier_ledger::consent::LegalBasisKind;
 use gezinsdossier_ledger::disclosure::ReviewOutcome;
 use gezinsdossier_ledger::families::Families;
 use gezinsdossier_ledger::publisher::LogIndex;
 use gezinsdossier_proto::convert::consent::{optional_timestamp, purpose};
-use gezinsdossier_proto::convert::{self, FieldError, outbound};
+use gezinsdossier_proto::convert::views::access_log_entry;
+use gezinsdossier_proto::convert::{self, FieldError};
 use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::audit_service_server::AuditService;
 use std::pin::Pin;
@@ -34,14 +34,6 @@ impl AuditApi {
     }
 }
 
-fn privacy_officer_only(role: ProfessionalRole) -> Result<(), ServiceError> {
-    if role == ProfessionalRole::PrivacyOfficer {
-        Ok(())
-    } else {
-        Err(ServiceError::PermissionDenied("the access log is for privacy officers".into()))
-    }
-}
-
 #[tonic::async_trait]
 impl AuditService for AuditApi {
     type QueryAccessLogStream = Pin<Box<dyn Stream<Item = Result<pb::AccessLogEntry, Status>> + Send>>;
@@ -51,8 +43,7 @@ impl AuditService for AuditApi {
         &self,
         request: Request<pb::QueryAccessLogRequest>,
     ) -> Result<Response<Self::QueryAccessLogStream>, Status> {
-        let who = requester(&request)?;
-        privacy_officer_only(who.actor.role)?;
+        let who = requester(&request)?.caller();
         let r = request.into_inner();
         let family = if r.family_id.is_empty() { None } else { Some(family_id(&r.family_id)?) };
         let filter = AuditFilter {
@@ -72,8 +63,8 @@ impl AuditService for AuditApi {
         let limit = if r.limit == 0 { MAX_PAGE } else { (r.limit as usize).min(MAX_PAGE) };
         let query = format!("{filter:?}, after position {:?}, limit {limit}", r.after_position);
         let rows = match &family {
-            Some(family) => self.families.audit(family, &who.actor, &filter, query).await,
-            None => self.families.audit_all(&who.actor, &filter, query).await,
+            Some(family) => self.families.audit(family, &who, &filter, query).await,
+            None => self.families.audit_all(&who, &filter, query).await,
         }
         .map_err(ServiceError::from)?;
         let prover = if r.include_proofs {
@@ -86,7 +77,7 @@ impl AuditService for AuditApi {
             .filter(|row| r.after_position.is_none_or(|after| row.position > after))
             .take(limit)
             .map(|row| {
-                let mut e = entry(row);
+                let mut e = access_log_entry(row);
                 if let Some(p) = &prover {
                     e.inclusion_proof = p.path(row.position);
                     e.tree_head = p.head_message();
@@ -102,8 +93,7 @@ impl AuditService for AuditApi {
         &self,
         request: Request<pb::RecordReviewRequest>,
     ) -> Result<Response<pb::ReviewRecorded>, Status> {
-        let who = requester(&request)?;
-        privacy_officer_only(who.actor.role)?;
+        let who = requester(&request)?.caller();
         let r = request.into_inner();
         let family = family_id(&r.family_id)?;
         let disclosure =
@@ -122,7 +112,7 @@ impl AuditService for AuditApi {
         };
         let note = convert::required(r.note, "note").map_err(ServiceError::from)?;
         let logged =
-            self.families.review(&family, &who.actor, disclosure, outcome, note).await.map_err(ServiceError::from)?;
+            self.families.review(&family, &who, disclosure, outcome, note).await.map_err(ServiceError::from)?;
         Ok(Response::new(pb::ReviewRecorded { event_id: logged.event_id.to_string() }))
     }
 }
@@ -140,48 +130,4 @@ fn basis_type(raw: i32) -> Result<Option<BasisType>, ServiceError> {
         Ok(pb::BasisType::BreakTheGlass) => Some(BasisType::Legal(LegalBasisKind::BreakTheGlass)),
         Err(_) => return Err(FieldError::new("basis_type", format!("unknown basis type {raw}")).into()),
     })
-}
-
-fn entry(row: &AuditRow) -> pb::AccessLogEntry {
-    pb::AccessLogEntry {
-        event_id: row.event_id.to_string(),
-        family_id: row.family.clone(),
-        global_position: row.position,
-        at: Some(outbound::timestamp(row.at)),
-        organisation_id: row.requester.organisation_id.clone(),
-        professional_id: row.requester.professional_id.clone(),
-        role: outbound::role(row.requester.role),
-        purpose: outbound::purpose(row.purpose),
-        refused: row.shown.is_none(),
-        shown: row
-            .shown
-            .iter()
-            .flat_map(|shown| {
-                shown.iter().flat_map(|(subject, categories)| {
-                    categories.iter().map(move |(c, b)| pb::DisclosedItem {
-                        subject_member_id: subject.clone(),
-                        category: outbound::category(*c),
-                        basis: Some(outbound::basis(b)),
-                    })
-                })
-            })
-            .collect(),
-        refusal_reasons: row.refusal_reasons.clone(),
-        break_the_glass_reason: row.break_the_glass.clone().unwrap_or_default(),
-        review_required: row.review_required,
-        leaf_hash: row.leaf_hash.to_hex(),
-        inclusion_proof: Vec::new(),
-        tree_head: None,
-        review: row.review.as_ref().map(|v| pb::ReviewRecord {
-            reviewer_professional_id: v.reviewer.professional_id.clone(),
-            reviewer_organisation_id: v.reviewer.organisation_id.clone(),
-            at: Some(outbound::timestamp(v.at)),
-            outcome: (match v.outcome {
-                ReviewOutcome::Justified => pb::ReviewOutcome::Justified,
-                ReviewOutcome::Unjustified => pb::ReviewOutcome::Unjustified,
-                ReviewOutcome::NeedsFollowUp => pb::ReviewOutcome::NeedsFollowUp,
-            }) as i32,
-            note: v.note.clone(),
-        }),
-    }
 }

@@ -64,7 +64,7 @@ impl CaseService for CaseApi {
 
         let outcome = self
             .families
-            .append_case_events(CaseAppend { family, expected, author: who.actor, events })
+            .append_case_events(CaseAppend { family, expected, author: who.caller(), events })
             .await
             .map_err(ServiceError::from)?;
         tracing::info!(revision = outcome.stream_revision, deduplicated = outcome.deduplicated, "events appended");

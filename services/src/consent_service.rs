@@ -3,12 +3,12 @@
 
 use crate::error::ServiceError;
 use crate::identity::interceptor::requester;
-use gezinsdossier_ledger::actor::ProfessionalRole;
-use gezinsdossier_ledger::consent::{ConsentEvent, ConsentGranted, Decision, LegalBasis, Recipient};
+use gezinsdossier_ledger::consent::{ConsentEvent, ConsentGranted, Decision, LegalBasis};
 use gezinsdossier_ledger::families::Families;
 use gezinsdossier_ledger::family::FamilyId;
 use gezinsdossier_ledger::store::AppendOutcome;
 use gezinsdossier_proto::convert::consent::{legal_basis_kind, method, optional_timestamp, purpose, recipients};
+use gezinsdossier_proto::convert::views::consent_summary;
 use gezinsdossier_proto::convert::{self, FieldError, outbound, required};
 use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::consent_service_server::ConsentService;
@@ -36,7 +36,7 @@ impl ConsentApi {
         let event_id = convert::event_id(request_event_id, "event_id").map_err(ServiceError::from)?;
         let outcome = self
             .families
-            .append_consent_event(&family, who.actor.clone(), event_id, event)
+            .append_consent_event(&family, &who.caller(), event_id, event)
             .await
             .map_err(ServiceError::from)?;
         Ok(Response::new(recorded(&outcome)))
@@ -144,49 +144,15 @@ impl ConsentService for ConsentApi {
         let r = request.into_inner();
         let family = family_id(&r.family_id)?;
         let at = optional_timestamp(r.at, "at").map_err(ServiceError::from)?.unwrap_or_else(|| self.clock.now());
-        let officer = who.actor.role == ProfessionalRole::PrivacyOfficer;
+        let subject = if r.subject_member_id.is_empty() { None } else { Some(r.subject_member_id.as_str()) };
         let consents = self
             .families
-            .with_fresh_state(&family, |state| {
-                state
-                    .consents
-                    .values()
-                    .filter(|c| r.subject_member_id.is_empty() || c.grant.subject == r.subject_member_id)
-                    .filter(|c| {
-                        // Consents name organisations; only those involved see them.
-                        officer
-                            || c.recorded_by.organisation_id == who.actor.organisation_id
-                            || c.grant.recipients.iter().any(|rcp: &Recipient| rcp.covers(&who.actor))
-                    })
-                    .filter_map(|c| {
-                        let subject = state.members.get(&c.grant.subject)?;
-                        let status = c.status_at(subject, at);
-                        let must = match &status {
-                            gezinsdossier_ledger::consent::ConsentStatus::Incomplete { missing } => missing.clone(),
-                            gezinsdossier_ledger::consent::ConsentStatus::AgeRuleChanged { must_consent, .. } => {
-                                must_consent.clone()
-                            }
-                            _ => Default::default(),
-                        };
-                        Some(pb::ConsentSummary {
-                            consent_id: c.grant.consent_id.clone(),
-                            subject_member_id: c.grant.subject.clone(),
-                            categories: c.grant.categories.iter().map(|x| outbound::category(*x)).collect(),
-                            recipients: c.grant.recipients.iter().map(outbound::recipient).collect(),
-                            purpose: outbound::purpose(c.grant.purpose),
-                            valid_from: Some(outbound::timestamp(c.grant.valid_from)),
-                            valid_until: c.grant.valid_until.map(outbound::timestamp),
-                            agreed_member_ids: c.agreements.keys().cloned().collect(),
-                            status: status.as_str().to_owned(),
-                            explanation: status.explain(),
-                            must_consent_member_ids: must.into_iter().collect(),
-                            grant_event_id: c.event_id.to_string(),
-                        })
-                    })
-                    .collect()
-            })
+            .list_consents(&family, &who.caller(), subject, at)
             .await
-            .map_err(ServiceError::from)?;
+            .map_err(ServiceError::from)?
+            .iter()
+            .map(consent_summary)
+            .collect();
         Ok(Response::new(pb::ListConsentsResponse { consents }))
     }
 
@@ -227,7 +193,7 @@ impl ConsentService for ConsentApi {
         let purpose = purpose(r.purpose, "purpose").map_err(ServiceError::from)?;
         let decision = self
             .families
-            .check_access(&family, &who.actor, purpose, &subject, category)
+            .check_access(&family, &who.caller(), purpose, &subject, category)
             .await
             .map_err(ServiceError::from)?;
         Ok(Response::new(match decision {

@@ -228,8 +228,11 @@ pub async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
     );
 
     // The mother's who-saw-what report.
-    let mut portal =
-        AccessReportServiceClient::with_interceptor(channel(VGGZ).await?, meta("portaal", "regiebehandelaar"));
+    let mut portal = AccessReportServiceClient::with_interceptor(
+        channel(VGGZ).await?,
+        // The portal logged Sanne in with DigiD Substantieel, and says so.
+        meta("portaal", "regiebehandelaar").member_authenticated_by("digid_substantieel"),
+    );
     let report = portal
         .get_access_report(pb::GetAccessReportRequest {
             family_id: FAMILY.into(),

@@ -6,11 +6,11 @@ use crate::consent_service::family_id;
 use crate::error::ServiceError;
 use crate::identity::OrganisationRegistry;
 use crate::identity::interceptor::requester;
-use gezinsdossier_ledger::actor::{Actor, ProfessionalRole};
-use gezinsdossier_ledger::dossier::{DossierView, Shown, VisibleItem};
+use gezinsdossier_ledger::actor::Actor;
 use gezinsdossier_ledger::families::{DossierRequest, Families};
 use gezinsdossier_proto::convert::consent::purpose;
-use gezinsdossier_proto::convert::{self, FieldError, outbound};
+use gezinsdossier_proto::convert::views::dossier;
+use gezinsdossier_proto::convert::{self, FieldError};
 use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::dossier_service_server::DossierService;
 use std::sync::Arc;
@@ -51,7 +51,7 @@ impl DossierService for DossierApi {
         let btg = break_the_glass.is_some();
         let (view, logged) = self
             .families
-            .dossier(DossierRequest { family, requester: who.actor, purpose, break_the_glass })
+            .dossier(DossierRequest { family, requester: who.caller(), purpose, break_the_glass })
             .await
             .map_err(ServiceError::from)?;
         tracing::info!(items = view.timeline.len(), break_the_glass = btg, "dossier disclosed");
@@ -64,11 +64,6 @@ impl DossierService for DossierApi {
         request: Request<pb::InvestigateDossierRequest>,
     ) -> Result<Response<pb::Dossier>, Status> {
         let who = requester(&request)?;
-        if who.actor.role != ProfessionalRole::PrivacyOfficer {
-            return Err(
-                ServiceError::PermissionDenied("only a privacy officer may investigate a dossier".into()).into()
-            );
-        }
         let r = request.into_inner();
         let family = family_id(&r.family_id)?;
         let organisation = self
@@ -85,63 +80,9 @@ impl DossierService for DossierApi {
         let as_of = convert::timestamp(r.as_of, "as_of").map_err(ServiceError::from)?;
         let view = self
             .families
-            .investigate(&family, &who.actor, &investigated, purpose, as_of)
+            .investigate(&family, &who.caller(), &investigated, purpose, as_of)
             .await
             .map_err(ServiceError::from)?;
         Ok(Response::new(dossier(&r.family_id, &view, String::new())))
-    }
-}
-
-fn dossier(family_id: &str, view: &DossierView, disclosure_event_id: String) -> pb::Dossier {
-    let item = |v: &VisibleItem| pb::DossierItem {
-        event_id: v.item.event_id.to_string(),
-        revision: v.item.revision,
-        recorded_at: Some(outbound::timestamp(v.item.recorded_at)),
-        event: Some(outbound::case_event(&v.item.event_id, &v.item.event)),
-        author_organisation_id: if v.show_author { v.item.author.organisation_id.clone() } else { String::new() },
-        author_role: if v.show_author { outbound::role(v.item.author.role) } else { 0 },
-        own_record: v.shown == Shown::OwnRecord,
-        superseded_by_event_id: v.superseded_by.map(|id| id.to_string()).unwrap_or_default(),
-    };
-    let by_id = |id: &uuid::Uuid| view.timeline.iter().find(|v| v.item.event_id == *id).map(item);
-    pb::Dossier {
-        family_id: family_id.to_owned(),
-        family_revision: view.family_revision.unwrap_or_default(),
-        disclosure_event_id,
-        members: view
-            .members
-            .iter()
-            .map(|m| pb::VisibleMember {
-                member_id: m.id.clone(),
-                role: outbound::member_role(m.role),
-                birth_date: m.birth_date.map(outbound::date),
-                gezag: m.gezag.as_ref().map(outbound::gezag),
-            })
-            .collect(),
-        plans: view.plans.iter().filter_map(|p| by_id(&p.event_id)).collect(),
-        roster: view
-            .roster
-            .iter()
-            .map(|r| pb::RosterEntry {
-                organisation_id: r.organisation_id.clone(),
-                roles: r.roles.iter().map(|x| outbound::role(*x)).collect(),
-            })
-            .collect(),
-        coordinator: view.coordinator.as_ref().map(outbound::participant),
-        open_referrals: view.open_referrals.iter().filter_map(|p| by_id(&p.event_id)).collect(),
-        timeline: view.timeline.iter().map(item).collect(),
-        disclosed: view
-            .disclosed
-            .iter()
-            .flat_map(|(subject, categories)| {
-                categories.iter().map(move |(c, b)| pb::DisclosedCategory {
-                    subject_member_id: subject.clone(),
-                    category: outbound::category(*c),
-                    basis: Some(outbound::basis(b)),
-                })
-            })
-            .collect(),
-        review_required: view.needs_review(),
-        notices: view.notices.iter().map(outbound::denial_reason).collect(),
     }
 }

@@ -65,9 +65,9 @@ fn family_status(e: &FamilyError) -> (Code, String) {
         FamilyError::Validation(_) | FamilyError::Consent(ConsentRuleError::Invalid { .. }) => {
             (Code::InvalidArgument, e.to_string())
         }
-        FamilyError::Consent(ConsentRuleError::NotAllowed(_)) | FamilyError::Denied(_) => {
-            (Code::PermissionDenied, e.to_string())
-        }
+        FamilyError::Consent(ConsentRuleError::NotAllowed(_))
+        | FamilyError::Denied(_)
+        | FamilyError::NotAuthorised(_) => (Code::PermissionDenied, e.to_string()),
         FamilyError::UnknownFamily | FamilyError::UnknownDisclosure(_) => (Code::NotFound, e.to_string()),
         FamilyError::NotReviewable(_) => (Code::FailedPrecondition, e.to_string()),
         FamilyError::Report(ReportDenied::UnknownMember(_)) => (Code::InvalidArgument, e.to_string()),

@@ -1,33 +1,30 @@
 //! `LogService`: signed tree heads and Merkle proofs for auditors. The proofs come from the
-//! publisher's in-memory index (`gezinsdossier_ledger::publisher::LogIndex`).
+//! publisher's in-memory index (`gezinsdossier_ledger::publisher::LogIndex`); who may have
+//! an event's bytes is the authorisation policy's answer (`Families::event_bytes`).
 
 use crate::error::ServiceError;
 use crate::identity::interceptor::requester;
-use gezinsdossier_ledger::actor::ProfessionalRole;
-use gezinsdossier_ledger::merkle::TreeHash;
+use gezinsdossier_ledger::families::Families;
+use gezinsdossier_ledger::merkle::{TreeHash, leaf_hash};
 use gezinsdossier_ledger::publisher::{IndexError, LogIndex, latest_head};
-use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::log_service_server::LogService;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 pub struct LogApi {
-    store: Arc<dyn EventStore>,
+    families: Arc<Families>,
     index: LogIndex,
 }
 
 impl LogApi {
-    pub fn new(store: Arc<dyn EventStore>, index: LogIndex) -> Self {
-        Self { store, index }
+    pub fn new(families: Arc<Families>, index: LogIndex) -> Self {
+        Self { families, index }
     }
-}
 
-fn officer_only<T>(request: &Request<T>) -> Result<(), ServiceError> {
-    if requester(request)?.actor.role == ProfessionalRole::PrivacyOfficer {
-        Ok(())
-    } else {
-        Err(ServiceError::PermissionDenied("log proofs are for privacy officers".into()))
+    async fn authorise_proofs<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let caller = requester(request)?.caller();
+        Ok(self.families.authorise_proofs(&caller).await.map_err(ServiceError::from)?)
     }
 }
 
@@ -44,12 +41,13 @@ fn hashes(proof: Vec<TreeHash>) -> Vec<Vec<u8>> {
 
 #[tonic::async_trait]
 impl LogService for LogApi {
+    #[tracing::instrument(name = "GetLatestTreeHead", skip_all)]
     async fn get_latest_tree_head(
         &self,
         request: Request<pb::GetLatestTreeHeadRequest>,
     ) -> Result<Response<pb::TreeHead>, Status> {
-        officer_only(&request)?;
-        let head = latest_head(&*self.store)
+        self.authorise_proofs(&request).await?;
+        let head = latest_head(&**self.families.store())
             .await
             .map_err(ServiceError::from)?
             .ok_or_else(|| Status::not_found("no tree head has been published yet"))?;
@@ -62,35 +60,40 @@ impl LogService for LogApi {
         }))
     }
 
+    #[tracing::instrument(name = "GetInclusionProof", skip_all, fields(position))]
     async fn get_inclusion_proof(
         &self,
         request: Request<pb::GetInclusionProofRequest>,
     ) -> Result<Response<pb::InclusionProof>, Status> {
-        officer_only(&request)?;
+        let caller = requester(&request)?.caller();
         let r = request.into_inner();
+        tracing::Span::current().record("position", r.position);
         let proof = self.index.inclusion(r.position, r.tree_size).map_err(index_status)?;
         let root = self.index.root(r.tree_size).map_err(index_status)?;
-        let event = self
-            .store
-            .read_all(r.position, 1)
-            .await
-            .map_err(ServiceError::from)?
-            .pop()
-            .ok_or_else(|| Status::not_found(format!("no event at position {}", r.position)))?;
+        let event = if r.include_event_bytes {
+            self.families.event_bytes(&caller, r.position).await.map_err(ServiceError::from)?
+        } else {
+            self.families.authorise_proofs(&caller).await.map_err(ServiceError::from)?;
+            self.families.store().read_all(r.position, 1).await.map_err(ServiceError::from)?.pop()
+        };
+        let event = event.ok_or_else(|| Status::not_found(format!("no event at position {}", r.position)))?;
+        let bytes = event.canonical_bytes();
         Ok(Response::new(pb::InclusionProof {
             position: r.position,
             tree_size: r.tree_size,
             hashes: hashes(proof),
-            canonical_event: event.canonical_bytes(),
+            leaf_hash: leaf_hash(&bytes).to_hex(),
+            canonical_event: if r.include_event_bytes { bytes } else { Vec::new() },
             root: root.to_hex(),
         }))
     }
 
+    #[tracing::instrument(name = "GetConsistencyProof", skip_all)]
     async fn get_consistency_proof(
         &self,
         request: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::ConsistencyProof>, Status> {
-        officer_only(&request)?;
+        self.authorise_proofs(&request).await?;
         let r = request.into_inner();
         let proof = self.index.consistency(r.first_size, r.second_size).map_err(index_status)?;
         Ok(Response::new(pb::ConsistencyProof {

@@ -4,10 +4,10 @@
 use crate::consent_service::family_id;
 use crate::error::ServiceError;
 use crate::identity::OrganisationRegistry;
-use crate::identity::interceptor::requester;
+use crate::identity::interceptor::{member_authentication, requester};
 use crate::proofs::Prover;
 use crate::report_page::{self, Language};
-use gezinsdossier_ledger::families::Families;
+use gezinsdossier_ledger::families::{Families, MemberReport, ReportRequest};
 use gezinsdossier_ledger::publisher::LogIndex;
 use gezinsdossier_ledger::report::{RecipientName, ReportEntry};
 use gezinsdossier_proto::convert::{outbound, required};
@@ -79,6 +79,7 @@ impl AccessReportService for ReportApi {
         request: Request<pb::GetAccessReportRequest>,
     ) -> Result<Response<pb::AccessReport>, Status> {
         let who = requester(&request)?;
+        let member_authentication = member_authentication(&request).map_err(ServiceError::from)?;
         let r = request.into_inner();
         let family = family_id(&r.family_id)?;
         let subject = required(r.subject_member_id, "subject_member_id").map_err(ServiceError::from)?;
@@ -87,19 +88,9 @@ impl AccessReportService for ReportApi {
             Ok(pb::ReportLanguage::English) => Language::English,
             _ => Language::Dutch,
         };
-        let report = self.families.report(&family, &who.actor, &asker, &subject).await.map_err(ServiceError::from)?;
-        let names = self
-            .families
-            .with_fresh_state(&family, |s| {
-                s.members
-                    .values()
-                    .map(|m| {
-                        (m.id.clone(), if m.display_name.is_empty() { m.id.clone() } else { m.display_name.clone() })
-                    })
-                    .collect::<std::collections::HashMap<_, _>>()
-            })
-            .await
-            .map_err(ServiceError::from)?;
+        let request = ReportRequest { requested_by: &asker, subject: &subject, member_authentication };
+        let MemberReport { report, names } =
+            self.families.report(&family, &who.caller(), request).await.map_err(ServiceError::from)?;
         let member_name = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
         let organisation_name = |id: &str| self.organisation_name(id);
         let html = report_page::render(&report, &member_name(&subject), language, &organisation_name, &member_name)

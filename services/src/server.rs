@@ -74,6 +74,7 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     let mode = if config.insecure_dev { IdentityMode::InsecureDev } else { IdentityMode::MutualTls };
     let registry = Arc::new(load_registry(&config)?);
+    log_function_grants(&registry);
     let key_path = config.signing_key_path();
     if let Some(dir) = key_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
@@ -86,8 +87,8 @@ pub async fn serve_on(
     };
     let index = LogIndex::default();
     let publisher = tokio::spawn(publisher::run(store.clone(), signer, clock.clone(), policy, index.clone()));
-    let log = LogServiceServer::new(LogApi::new(store.clone(), index.clone()));
     let families = Arc::new(Families::new(store, clock.clone()));
+    let log = LogServiceServer::new(LogApi::new(families.clone(), index.clone()));
     let auth = Authenticator::new(registry.clone(), mode);
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -155,19 +156,34 @@ fn load_registry(config: &Config) -> anyhow::Result<OrganisationRegistry> {
     match &config.organisations {
         Some(path) => Ok(OrganisationRegistry::load(path)?),
         None if config.insecure_dev => {
-            let mut text = String::new();
-            for org in sample_organisations() {
-                text.push_str(&format!(
-                    "[[organisation]]\nid = {:?}\nname = {:?}\ntype = {:?}\n",
-                    org.id,
-                    org.name,
-                    org.organisation_type.as_str()
-                ));
-            }
+            let text: String = sample_organisations().iter().map(|org| org.registry_entry(None)).collect();
             Ok(OrganisationRegistry::parse(&text)?)
         }
         None => anyhow::bail!("an organisation registry is required"),
     }
+}
+
+/// Says at start which organisations hold which functions, and loudly when none does (a
+/// registry written before function grants existed).
+fn log_function_grants(registry: &OrganisationRegistry) {
+    let mut offices: Vec<&str> =
+        registry.organisations().filter(|o| o.grants.privacy_office).map(|o| o.id.as_str()).collect();
+    let mut portals: Vec<&str> = registry.organisations().filter(|o| o.grants.portal).map(|o| o.id.as_str()).collect();
+    offices.sort_unstable();
+    portals.sort_unstable();
+    if offices.is_empty() {
+        tracing::warn!(
+            "no organisation is granted the privacy-office function: AuditService and InvestigateDossier refuse \
+             everyone (add functions = [\"privacy_office\"] to organisations.toml)"
+        );
+    }
+    if portals.is_empty() {
+        tracing::warn!(
+            "no organisation is granted the portal function: AccessReportService refuses everyone (add functions = \
+             [\"portal\"] to organisations.toml)"
+        );
+    }
+    tracing::info!(privacy_office = ?offices, portal = ?portals, "function grants from the organisation registry");
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

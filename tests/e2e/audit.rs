@@ -19,8 +19,8 @@ async fn a_privacy_officer_queries_reviews_and_is_logged_doing_so() {
     let server = TestServer::start().await;
     family(&server).await;
     // Three requests: one under consent, one refused, one break-the-glass.
-    let mut gi_consent = server.consent_client(GI, "gv-3", "gezinsvoogd").await;
-    gi_consent
+    let mut youth_consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    youth_consent
         .grant_consent(grant("c-mother", "mother", &[C::TreatmentNotes], YOUTH_CARE, pb::Purpose::Care, &["mother"]))
         .await
         .unwrap();
@@ -50,10 +50,18 @@ async fn a_privacy_officer_queries_reviews_and_is_logged_doing_so() {
         out
     };
 
+    // Youth care's privacy office sees its own organisation's requests and the disclosures
+    // of its data (the GI's break-the-glass showed youth care's plans); the GI's refused
+    // request disclosed nothing of youth care's and is the GI's office's to see.
     let disclosures = run(query()).await;
     assert_eq!(disclosures.len(), 2, "{disclosures:?}");
     let with_refusals = run(pb::QueryAccessLogRequest { include_refusals: true, ..query() }).await;
-    assert_eq!(with_refusals.iter().filter(|e| e.refused).count(), 1);
+    let refused: Vec<_> = with_refusals.iter().filter(|e| e.refused).collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(
+        (refused[0].organisation_id.as_str(), refused[0].refused_function.as_str()),
+        (YOUTH_CARE, "query_access_log")
+    );
     let by_youth = run(pb::QueryAccessLogRequest { organisation_id: YOUTH_CARE.into(), ..query() }).await;
     assert_eq!(by_youth.len(), 1);
     assert!(

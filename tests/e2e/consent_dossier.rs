@@ -93,8 +93,18 @@ pub(crate) fn dossier_request(purpose: pb::Purpose) -> pb::GetDossierRequest {
     pb::GetDossierRequest { family_id: FAMILY.into(), purpose: purpose as i32, break_the_glass: None }
 }
 
+/// Youth care records the family's consents (it registered the family and collects them);
+/// the GI asks for its view.
 async fn clients(server: &TestServer) -> (ConsentClient, DossierClient) {
-    (server.consent_client(GI, "gv-3", "gezinsvoogd").await, server.dossier_client(GI, "gv-3", "gezinsvoogd").await)
+    (
+        server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await,
+        server.dossier_client(GI, "gv-3", "gezinsvoogd").await,
+    )
+}
+
+/// The GI's own dry runs: it takes part once a consent names it.
+async fn gi_checks(server: &TestServer) -> ConsentClient {
+    server.consent_client(GI, "gv-3", "gezinsvoogd").await
 }
 
 fn check(subject: &str, category: C, purpose: pb::Purpose) -> pb::CheckAccessRequest {
@@ -174,7 +184,8 @@ async fn a_child_of_12_to_15_must_agree_as_well_as_the_parents() {
         .grant_consent(grant("c-teen", "teen", &[C::Plan], GI, pb::Purpose::Care, &["mother", "father"]))
         .await
         .unwrap();
-    let answer = consent.check_access(check("teen", C::Plan, pb::Purpose::Care)).await.unwrap().into_inner();
+    let answer =
+        gi_checks(&server).await.check_access(check("teen", C::Plan, pb::Purpose::Care)).await.unwrap().into_inner();
     assert!(!answer.granted);
     let incomplete = answer.reasons.iter().find(|r| r.consent_id == "c-teen").expect("a reason about c-teen");
     assert!(incomplete.explanation.contains("incomplete"), "{incomplete:?}");
@@ -197,7 +208,8 @@ async fn a_child_of_12_to_15_must_agree_as_well_as_the_parents() {
         })
         .await
         .unwrap();
-    let answer = consent.check_access(check("teen", C::Plan, pb::Purpose::Care)).await.unwrap().into_inner();
+    let answer =
+        gi_checks(&server).await.check_access(check("teen", C::Plan, pb::Purpose::Care)).await.unwrap().into_inner();
     assert!(answer.granted, "{answer:?}");
     assert_eq!(answer.basis.unwrap().basis, Some(pb::disclosure_basis::Basis::ConsentId("c-teen".into())));
     let d = dossier.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner();
@@ -221,7 +233,8 @@ async fn with_joint_gezag_one_parent_refusing_is_a_refusal() {
         })
         .await
         .unwrap();
-    let answer = consent.check_access(check("child", C::Plan, pb::Purpose::Care)).await.unwrap().into_inner();
+    let answer =
+        gi_checks(&server).await.check_access(check("child", C::Plan, pb::Purpose::Care)).await.unwrap().into_inner();
     assert!(!answer.granted);
     assert!(answer.reasons.iter().any(|r| r.explanation.contains("refused by father")), "{:?}", answer.reasons);
     assert_eq!(
@@ -264,7 +277,8 @@ async fn when_the_child_turns_16_the_parents_earlier_consent_stops_working() {
     assert!(dossier.get_dossier(dossier_request(pb::Purpose::Care)).await.is_ok());
 
     server.advance(Duration::days(2));
-    let answer = consent.check_access(check("young", C::Plan, pb::Purpose::Care)).await.unwrap().into_inner();
+    let answer =
+        gi_checks(&server).await.check_access(check("young", C::Plan, pb::Purpose::Care)).await.unwrap().into_inner();
     assert!(!answer.granted);
     let reason = answer.reasons.iter().find(|r| r.consent_id == "c-young").expect("reason about c-young");
     assert!(reason.explanation.contains("young_person_16_plus"), "{reason:?}");
@@ -328,7 +342,8 @@ async fn an_expired_consent_denies() {
     consent.grant_consent(request).await.unwrap();
     assert!(dossier.get_dossier(dossier_request(pb::Purpose::Care)).await.is_ok());
     server.advance(Duration::hours(2));
-    let answer = consent.check_access(check("mother", C::Plan, pb::Purpose::Care)).await.unwrap().into_inner();
+    let answer =
+        gi_checks(&server).await.check_access(check("mother", C::Plan, pb::Purpose::Care)).await.unwrap().into_inner();
     assert!(answer.reasons.iter().any(|r| r.explanation.contains("expired")), "{:?}", answer.reasons);
     assert_eq!(
         dossier.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap_err().code(),
@@ -356,7 +371,8 @@ async fn under_an_ots_the_gi_sees_what_the_measure_covers_without_consent_and_it
         }),
     );
     gi_case.append_events(append(FAMILY, any(), vec![measure])).await.unwrap();
-    let (mut consent, mut dossier) = clients(&server).await;
+    let (_, mut dossier) = clients(&server).await;
+    let mut consent = gi_checks(&server).await;
     let basis = |kind: pb::LegalBasisKind| pb::RecordLegalBasisRequest {
         family_id: FAMILY.into(),
         event_id: build::id(),
@@ -512,8 +528,13 @@ async fn check_access_is_logged_and_discloses_nothing() {
     let server = TestServer::start().await;
     family(&server).await;
     let (mut consent, _) = clients(&server).await;
-    let answer =
-        consent.check_access(check("mother", C::MentalHealthDiagnosis, pb::Purpose::Care)).await.unwrap().into_inner();
+    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    let answer = gi_checks(&server)
+        .await
+        .check_access(check("mother", C::MentalHealthDiagnosis, pb::Purpose::Care))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!answer.granted);
     assert!(answer.reasons.iter().any(|r| r.must_consent_member_ids == vec!["mother"]), "{:?}", answer.reasons);
     let log = server.access_log(FAMILY).await;
@@ -543,17 +564,27 @@ async fn a_privacy_officer_can_rebuild_what_a_requester_could_see_at_a_past_time
         purpose: pb::Purpose::Care as i32,
         as_of: Some(gezinsdossier_proto::convert::outbound::timestamp(at)),
     };
+    // A privacy office investigates only requesters that received its organisation's data.
+    let mut officer = server.dossier_client(YOUTH_CARE, "fg-1", "privacy_officer").await;
+    assert_eq!(officer.investigate_dossier(investigate(before)).await.unwrap_err().code(), Code::PermissionDenied);
+    server
+        .dossier_client(GI, "gv-3", "gezinsvoogd")
+        .await
+        .get_dossier(dossier_request(pb::Purpose::Care))
+        .await
+        .unwrap();
     let mut not_officer = server.dossier_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
     assert_eq!(not_officer.investigate_dossier(investigate(before)).await.unwrap_err().code(), Code::PermissionDenied);
-    let mut officer = server.dossier_client(YOUTH_CARE, "fg-1", "privacy_officer").await;
     let then = officer.investigate_dossier(investigate(before)).await.unwrap().into_inner();
     assert!(then.timeline.is_empty());
     let now = officer.investigate_dossier(investigate(server.clock.now())).await.unwrap().into_inner();
     assert_eq!(texts(&now), vec!["Samen werken aan rust thuis", "Speltherapie voor het kind"]);
-    // Logged as investigations, not as disclosures to the GI.
+    // Logged as investigations, not as disclosures to the GI (its one disclosure is its own
+    // request); both refusals are recorded.
     let log = server.access_log(FAMILY).await;
     assert_eq!(log.iter().filter(|e| matches!(e, AccessLogEvent::Investigated(_))).count(), 2);
-    assert!(!log.iter().any(|e| matches!(e, AccessLogEvent::Disclosed(_))));
+    assert_eq!(log.iter().filter(|e| matches!(e, AccessLogEvent::Disclosed(_))).count(), 1);
+    assert_eq!(log.iter().filter(|e| matches!(e, AccessLogEvent::FunctionRefused(_))).count(), 2);
     server.stop().await;
 }
 

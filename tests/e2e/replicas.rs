@@ -152,10 +152,11 @@ async fn three_replicas_share_one_store(store_args: &[&str], store: &dyn EventSt
     assert!(landed.is_subset(&stored));
 
     // A consent withdrawn on replica 1 stops disclosures on replica 2 at the very next request.
+    // Youth care, which registered the family, records the consent; the GI reads under it.
     let consent = |replica: usize| {
         ConsentServiceClient::with_interceptor(
             channels[replica].clone(),
-            Professional::new("gv", "gezinsvoogd").claiming(GI),
+            Professional::new("jh", "casusregisseur").claiming(YOUTH),
         )
     };
     let dossier = |replica: usize| {

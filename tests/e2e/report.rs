@@ -5,6 +5,7 @@ use crate::consent_dossier::{FAMILY, dossier_request, family, grant};
 use crate::support::build::{self, any, append};
 use crate::support::{GI, Professional, TestServer, YOUTH_CARE};
 use chrono::Datelike;
+use gezinsdossier_ledger::authorisation::{Function, MemberAuthentication};
 use gezinsdossier_ledger::clock::Clock;
 use gezinsdossier_ledger::disclosure::AccessLogEvent;
 use gezinsdossier_proto::v1 as pb;
@@ -49,10 +50,18 @@ async fn members_see_who_saw_their_data_and_parents_only_their_young_childrens()
     btg.break_the_glass = Some(pb::BreakTheGlass { reason: "Kind alleen thuis".into() });
     gi.get_dossier(btg).await.unwrap();
 
-    let mut portal = AccessReportServiceClient::with_interceptor(
-        server.channel(Some(YOUTH_CARE)).await,
-        Professional::new("portal-service", "casusregisseur"),
-    );
+    // Youth care's portal, which logged the member in with DigiD Substantieel.
+    let portal_as = async |means: Option<&str>, org: &str| {
+        let meta = Professional::new("portal-service", "casusregisseur");
+        AccessReportServiceClient::with_interceptor(
+            server.channel(Some(org)).await,
+            match means {
+                Some(m) => meta.member_authenticated_by(m),
+                None => meta,
+            },
+        )
+    };
+    let mut portal = portal_as(Some("digid_substantieel"), YOUTH_CARE).await;
     let report =
         portal.get_access_report(ask("mother", "mother", pb::ReportLanguage::Dutch)).await.unwrap().into_inner();
     let seen: Vec<_> = report.entries.iter().filter(|e| !e.refused).collect();
@@ -88,12 +97,40 @@ async fn members_see_who_saw_their_data_and_parents_only_their_young_childrens()
     }
     assert!(portal.get_access_report(ask("young", "young", pb::ReportLanguage::Dutch)).await.is_ok());
     let err = portal.get_access_report(ask("nobody", "mother", pb::ReportLanguage::Dutch)).await.unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("not a member"), "{err:?}");
 
-    // Each report given was logged.
-    let reported =
-        server.access_log(FAMILY).await.into_iter().filter(|e| matches!(e, AccessLogEvent::Reported(_))).count();
-    assert_eq!(reported, 3);
+    // A portal must say how it authenticated the member, at level substantial or higher; an
+    // organisation the registry names no portal gets nothing (the GI takes part, by its
+    // break-the-glass).
+    let mother = || ask("mother", "mother", pb::ReportLanguage::Dutch);
+    let silent = portal_as(None, YOUTH_CARE).await.get_access_report(mother()).await.unwrap_err();
+    assert!(silent.message().contains("x-member-authentication"), "{silent:?}");
+    let weak = portal_as(Some("digid_midden"), YOUTH_CARE).await.get_access_report(mother()).await.unwrap_err();
+    assert!(weak.message().contains("Substantieel"), "{weak:?}");
+    let bogus = portal_as(Some("password"), YOUTH_CARE).await.get_access_report(mother()).await.unwrap_err();
+    assert_eq!(bogus.code(), Code::InvalidArgument, "{bogus:?}");
+    let no_portal = portal_as(Some("digid_hoog"), GI).await.get_access_report(mother()).await.unwrap_err();
+    assert!(no_portal.message().contains("portals"), "{no_portal:?}");
+    for refused in [&silent, &weak, &no_portal] {
+        assert_eq!(refused.code(), Code::PermissionDenied);
+    }
+
+    // Each report given was logged, with the means of authentication; so was each refusal.
+    let log = server.access_log(FAMILY).await;
+    let reported: Vec<_> = log
+        .iter()
+        .filter_map(|e| match e {
+            AccessLogEvent::Reported(r) => Some(r.member_authentication),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported, vec![Some(MemberAuthentication::DigidSubstantieel); 3]);
+    let refused_reports = log
+        .iter()
+        .filter(|e| matches!(e, AccessLogEvent::FunctionRefused(f) if f.function == Function::GetAccessReport))
+        .count();
+    assert_eq!(refused_reports, 3 + 1 + 3, "three members refused, one unknown, three portals refused");
     server.stop().await;
 }
 

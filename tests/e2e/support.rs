@@ -2,6 +2,7 @@
 //! real gRPC clients with real certificates, and request builders.
 
 use gezinsdossier_ledger::actor::OrganisationType;
+use gezinsdossier_ledger::authorisation::Grants;
 use gezinsdossier_ledger::clock::{Clock, ManualClock};
 use gezinsdossier_ledger::disclosure::{self, AccessLogEvent};
 use gezinsdossier_ledger::family::FamilyId;
@@ -28,12 +29,23 @@ pub const GI: &str = "jeugdbescherming-west";
 /// Signed by the test CA but absent from the registry.
 pub const UNREGISTERED: &str = "rogue-clinic";
 
+/// A wijkteam granted the privacy office that takes part in no test family unless a test
+/// makes it.
+pub const WIJKTEAM: &str = "wijkteam-noord";
+/// An organisation the registry grants no function (as in a registry written before
+/// function grants existed).
+pub const HUISARTS: &str = "huisarts-centrum";
+
 pub fn organisations() -> Vec<DevOrganisation> {
-    let org = |id: &str, t| DevOrganisation { id: id.into(), name: id.to_uppercase(), organisation_type: t };
+    let org = |id: &str, t, privacy_office, portal| {
+        DevOrganisation::new(id, &id.to_uppercase(), t).granted(Grants { privacy_office, portal })
+    };
     vec![
-        org(VGGZ, OrganisationType::VGgz),
-        org(YOUTH_CARE, OrganisationType::Jeugdhulpaanbieder),
-        org(GI, OrganisationType::CertifiedInstitution),
+        org(VGGZ, OrganisationType::VGgz, true, true),
+        org(YOUTH_CARE, OrganisationType::Jeugdhulpaanbieder, true, true),
+        org(GI, OrganisationType::CertifiedInstitution, true, false),
+        org(WIJKTEAM, OrganisationType::Wijkteam, true, false),
+        org(HUISARTS, OrganisationType::Huisarts, false, false),
     ]
 }
 
@@ -46,6 +58,7 @@ pub struct TestServer {
     pub store: Arc<FaultyStore<SqliteStore>>,
     pub clock: Arc<ManualClock>,
     sqlite: SqliteStore,
+    tls: bool,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: TempDir,
@@ -76,6 +89,7 @@ impl TestServer {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let sqlite = SqliteStore::open(&config.data_dir).expect("store");
         let config_data_dir = config.data_dir.clone();
+        let tls = config.tls.is_some();
         let store = Arc::new(FaultyStore::new(sqlite.clone()));
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let task = tokio::spawn(server::serve_on(config, store.clone(), clock.clone(), listener, async {
@@ -83,22 +97,26 @@ impl TestServer {
         }));
         let data_dir = config_data_dir;
         let server =
-            Self { addr, data_dir, pki, store, clock, sqlite, shutdown: Some(tx), task: Some(task), _dir: dir };
+            Self { addr, data_dir, pki, store, clock, sqlite, tls, shutdown: Some(tx), task: Some(task), _dir: dir };
         server.wait_until_serving().await;
         server
     }
 
     /// Polls gRPC health (no client certificate needed) until SERVING.
     pub async fn wait_until_serving(&self) {
-        wait_for_health(self.endpoint(), Some(&self.pki.ca_cert)).await;
+        wait_for_health(self.endpoint(), self.tls.then_some(self.pki.ca_cert.as_path())).await;
     }
 
     fn endpoint(&self) -> String {
-        format!("https://localhost:{}", self.addr.port())
+        if self.tls { format!("https://localhost:{}", self.addr.port()) } else { format!("http://{}", self.addr) }
     }
 
-    /// A channel with `organisation`'s client certificate (or none).
+    /// A channel with `organisation`'s client certificate (or none). Without TLS
+    /// (`--insecure-dev`), a plain channel: the client claims its organisation in metadata.
     pub async fn channel(&self, organisation: Option<&str>) -> Channel {
+        if !self.tls {
+            return Endpoint::from_shared(self.endpoint()).expect("endpoint").connect().await.expect("connect");
+        }
         let tls = self.pki.client_tls(organisation).expect("client tls");
         Endpoint::from_shared(self.endpoint())
             .expect("endpoint")

@@ -123,12 +123,10 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
     })
     .await;
     let mut case = server.case_client(VGGZ, "p", "psychiater").await;
-    let officer = |role: &str| {
-        let role = role.to_owned();
-        let server = &server;
-        async move { LogServiceClient::with_interceptor(server.channel(Some(VGGZ)).await, Professional::new("fg", &role)) }
-    };
-    let mut log = officer("privacy_officer").await;
+    let mut log = LogServiceClient::with_interceptor(
+        server.channel(Some(VGGZ)).await,
+        Professional::new("fg", "privacy_officer"),
+    );
     let head_of_at_least = async |log: &mut LogServiceClient<_>, size: u64| -> pb::TreeHead {
         for _ in 0..200 {
             if let Ok(h) = log.get_latest_tree_head(pb::GetLatestTreeHeadRequest {}).await {
@@ -157,7 +155,11 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
     signed(&first).verify(key.public_key()).expect("head signed by the server's key");
 
     let proof = log
-        .get_inclusion_proof(pb::GetInclusionProofRequest { position: 3, tree_size: first.size })
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            position: 3,
+            tree_size: first.size,
+            include_event_bytes: true,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -239,18 +241,24 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
                        head: &pb::TreeHead| {
         let path: Vec<TreeHash> = path.iter().map(|h| TreeHash::try_from_slice(h).unwrap()).collect();
         assert!(!path.is_empty(), "a proof is attached");
-        let request = pb::GetInclusionProofRequest { position, tree_size: head.size };
+        // The access-log event is youth care's own (it asked): it may have the bytes.
+        let request = pb::GetInclusionProofRequest { position, tree_size: head.size, include_event_bytes: true };
         let full = log.get_inclusion_proof(request).await.unwrap().into_inner();
         assert_eq!(gezinsdossier_ledger::merkle::leaf_hash(&full.canonical_event).to_hex(), leaf_hex);
+        assert_eq!(full.leaf_hash, leaf_hex);
         verify_inclusion(&full.canonical_event, position, head.size, &path, &TreeHash::from_hex(&head.root).unwrap())
             .expect("the attached proof verifies against the signed head");
     };
     let row = audit.query_access_log(query(true)).await.unwrap().into_inner().message().await.unwrap().unwrap();
     let head = row.tree_head.clone().expect("rows carry the signed head");
-    check(&mut log, row.global_position, &row.leaf_hash, &row.inclusion_proof, &head).await;
+    let mut youth_log = LogServiceClient::with_interceptor(
+        server.channel(Some(youth_org)).await,
+        Professional::new("jh", "casusregisseur"),
+    );
+    check(&mut youth_log, row.global_position, &row.leaf_hash, &row.inclusion_proof, &head).await;
     let mut portal = gezinsdossier_proto::v1::access_report_service_client::AccessReportServiceClient::with_interceptor(
         server.channel(Some(VGGZ)).await,
-        Professional::new("portal", "psychiater"),
+        Professional::new("portal", "psychiater").member_authenticated_by("digid_substantieel"),
     );
     let ask = pb::GetAccessReportRequest {
         family_id: "fam-p".into(),
@@ -263,15 +271,24 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
     signed(&head).verify(key.public_key()).unwrap();
     let line = &report.entries[0];
     assert!(!line.refused);
-    check(&mut log, line.position, &line.leaf_hash, &line.inclusion_proof, &head).await;
+    check(&mut youth_log, line.position, &line.leaf_hash, &line.inclusion_proof, &head).await;
 
-    let err =
-        log.get_inclusion_proof(pb::GetInclusionProofRequest { position: 3, tree_size: 1_000_000 }).await.unwrap_err();
+    let err = log
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            position: 3,
+            tree_size: 1_000_000,
+            include_event_bytes: false,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);
-    let mut not_officer = officer("psychiater").await;
-    assert_eq!(
-        not_officer.get_latest_tree_head(pb::GetLatestTreeHeadRequest {}).await.unwrap_err().code(),
-        tonic::Code::PermissionDenied
-    );
+    // Hashes are for every registered organisation; the bytes of VGGZ's event are not
+    // youth care's to read.
+    youth_log.get_latest_tree_head(pb::GetLatestTreeHeadRequest {}).await.unwrap();
+    let hashes_only = pb::GetInclusionProofRequest { position: 3, tree_size: first.size, include_event_bytes: false };
+    let proof = youth_log.get_inclusion_proof(hashes_only).await.unwrap().into_inner();
+    assert!(proof.canonical_event.is_empty() && proof.leaf_hash.len() == 64, "{proof:?}");
+    let bytes = pb::GetInclusionProofRequest { include_event_bytes: true, ..hashes_only };
+    assert_eq!(youth_log.get_inclusion_proof(bytes).await.unwrap_err().code(), tonic::Code::PermissionDenied);
     server.stop().await;
 }

@@ -5,6 +5,7 @@
 
 pub mod consent;
 pub mod outbound;
+pub mod views;
 
 use crate::v1 as pb;
 use chrono::{DateTime, NaiveDate, Utc};

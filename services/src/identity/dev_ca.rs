@@ -4,6 +4,7 @@
 
 use super::registry::fingerprint;
 use gezinsdossier_ledger::actor::OrganisationType;
+use gezinsdossier_ledger::authorisation::Grants;
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,41 @@ pub struct DevOrganisation {
     pub id: String,
     pub name: String,
     pub organisation_type: OrganisationType,
+    /// The functions to grant it in the registry.
+    pub grants: Grants,
+}
+
+impl DevOrganisation {
+    /// An organisation with its care relationships only.
+    pub fn new(id: &str, name: &str, organisation_type: OrganisationType) -> Self {
+        Self { id: id.into(), name: name.into(), organisation_type, grants: Grants::default() }
+    }
+
+    pub fn granted(mut self, grants: Grants) -> Self {
+        self.grants = grants;
+        self
+    }
+
+    /// Its `[[organisation]]` entry in `organisations.toml`.
+    pub fn registry_entry(&self, certificate_sha256: Option<&str>) -> String {
+        let mut functions = Vec::new();
+        if self.grants.privacy_office {
+            functions.push(super::registry::PRIVACY_OFFICE);
+        }
+        if self.grants.portal {
+            functions.push(super::registry::PORTAL);
+        }
+        let mut entry = format!(
+            "[[organisation]]\nid = {:?}\nname = {:?}\ntype = {:?}\nfunctions = {functions:?}\n",
+            self.id,
+            self.name,
+            self.organisation_type.as_str()
+        );
+        if let Some(fp) = certificate_sha256 {
+            entry.push_str(&format!("certificate_sha256 = [{fp:?}]\n"));
+        }
+        entry
+    }
 }
 
 /// What [`generate`] wrote.
@@ -124,14 +160,7 @@ pub fn generate(dir: &Path, organisations: &[DevOrganisation], unregistered: &[&
         let (cert, key, der) = issue(&org.id, vec![], &[ExtendedKeyUsagePurpose::ClientAuth])?;
         write(dir, &format!("{}.crt", org.id), &cert)?;
         write(dir, &format!("{}.key", org.id), &key)?;
-        writeln!(
-            registry,
-            "\n[[organisation]]\nid = {:?}\nname = {:?}\ntype = {:?}\ncertificate_sha256 = [{:?}]",
-            org.id,
-            org.name,
-            org.organisation_type.as_str(),
-            hex::encode(fingerprint(&der))
-        )?;
+        writeln!(registry, "\n{}", org.registry_entry(Some(&hex::encode(fingerprint(&der)))))?;
     }
     for name in unregistered {
         let (cert, key, _) = issue(name, vec![], &[ExtendedKeyUsagePurpose::ClientAuth])?;
@@ -155,13 +184,19 @@ pub fn generate(dir: &Path, organisations: &[DevOrganisation], unregistered: &[&
 
 /// A small cast of organisations covering the main types, for demos and local runs.
 pub fn sample_organisations() -> Vec<DevOrganisation> {
-    let org = |id: &str, name: &str, t| DevOrganisation { id: id.into(), name: name.into(), organisation_type: t };
+    let office = Grants { privacy_office: true, portal: false };
+    let office_and_portal = Grants { privacy_office: true, portal: true };
     vec![
-        org("ggz-delfland", "GGZ Delfland", OrganisationType::VGgz),
-        org("jeugdhulp-haaglanden", "Jeugdhulp Haaglanden", OrganisationType::Jeugdhulpaanbieder),
-        org("jeugdbescherming-west", "Jeugdbescherming west", OrganisationType::CertifiedInstitution),
-        org("wijkteam-delft", "Wijkteam Delft", OrganisationType::Wijkteam),
-        org("veilig-thuis-haaglanden", "Veilig Thuis Haaglanden", OrganisationType::VeiligThuis),
+        DevOrganisation::new("ggz-delfland", "GGZ Delfland", OrganisationType::VGgz).granted(office_and_portal),
+        DevOrganisation::new("jeugdhulp-haaglanden", "Jeugdhulp Haaglanden", OrganisationType::Jeugdhulpaanbieder)
+            .granted(office_and_portal),
+        DevOrganisation::new("jeugdbescherming-west", "Jeugdbescherming west", OrganisationType::CertifiedInstitution)
+            .granted(office),
+        // No functions: its privacy officer and portal are refused, as in a registry that
+        // predates function grants.
+        DevOrganisation::new("wijkteam-delft", "Wijkteam Delft", OrganisationType::Wijkteam),
+        DevOrganisation::new("veilig-thuis-haaglanden", "Veilig Thuis Haaglanden", OrganisationType::VeiligThuis)
+            .granted(office),
     ]
 }
 

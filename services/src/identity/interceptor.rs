@@ -3,6 +3,7 @@
 use super::registry::OrganisationRegistry;
 use crate::error::ServiceError;
 use gezinsdossier_ledger::actor::{Actor, ProfessionalRole};
+use gezinsdossier_ledger::authorisation::{Caller, Grants, MemberAuthentication};
 use std::sync::Arc;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
@@ -13,6 +14,10 @@ pub const PROFESSIONAL_ID: &str = "x-professional-id";
 pub const PROFESSIONAL_ROLE: &str = "x-professional-role";
 /// Metadata key, `--insecure-dev` only: the organisation id the caller claims to be.
 pub const DEV_ORGANISATION_ID: &str = "x-organisation-id";
+/// Metadata key, from a portal: how it authenticated the member it asks for
+/// (`digid_substantieel`, `digid_hoog`, `eidas_substantial`, `eidas_high`; lower levels are
+/// recorded and refused).
+pub const MEMBER_AUTHENTICATION: &str = "x-member-authentication";
 /// Metadata key, from a registered gateway only: the certificate it verified (Envoy's XFCC).
 pub const FORWARDED_CLIENT_CERT: &str = "x-forwarded-client-cert";
 
@@ -42,6 +47,15 @@ pub enum AuthError {
 pub struct Requester {
     pub actor: Actor,
     pub organisation_name: String,
+    /// What the registry grants the organisation (never what the caller asserts).
+    pub grants: Grants,
+}
+
+impl Requester {
+    /// The caller as the authorisation policy sees it.
+    pub fn caller(&self) -> Caller {
+        Caller { actor: self.actor.clone(), grants: self.grants }
+    }
 }
 
 /// How the organisation is established.
@@ -113,6 +127,7 @@ impl Authenticator {
                 role,
             },
             organisation_name: organisation.name.clone(),
+            grants: organisation.grants,
         })
     }
 }
@@ -147,6 +162,25 @@ pub fn requester<T>(request: &Request<T>) -> Result<Requester, ServiceError> {
         .ok_or_else(|| ServiceError::Internal("service reached without authentication".into()))
 }
 
+/// How the calling portal says it authenticated the member: `None` when it does not say.
+///
+/// # Errors
+/// [`AuthError::BadMetadata`] for a value that names no known means.
+pub fn member_authentication<T>(request: &Request<T>) -> Result<Option<MemberAuthentication>, AuthError> {
+    if !request.metadata().contains_key(MEMBER_AUTHENTICATION) {
+        return Ok(None);
+    }
+    let value = metadata(request, MEMBER_AUTHENTICATION)?;
+    MemberAuthentication::parse(value).map(Some).ok_or_else(|| AuthError::BadMetadata {
+        key: MEMBER_AUTHENTICATION,
+        problem: format!(
+            "unknown means {:?}; one of: {}",
+            value.chars().take(32).collect::<String>(),
+            MemberAuthentication::ALL.map(MemberAuthentication::as_str).join(", ")
+        ),
+    })
+}
+
 /// The client side of the same contract: adds the metadata an EPD asserts on every call
 /// (professional and role, and in `--insecure-dev` the claimed organisation). For the
 /// demo, examples and tests.
@@ -155,16 +189,23 @@ pub struct ProfessionalMetadata {
     id: String,
     role: String,
     organisation: Option<String>,
+    member_authentication: Option<String>,
 }
 
 impl ProfessionalMetadata {
     pub fn new(id: &str, role: &str) -> Self {
-        Self { id: id.into(), role: role.into(), organisation: None }
+        Self { id: id.into(), role: role.into(), organisation: None, member_authentication: None }
     }
 
     /// For `--insecure-dev`: also claims an organisation in metadata.
     pub fn claiming(mut self, organisation: &str) -> Self {
         self.organisation = Some(organisation.into());
+        self
+    }
+
+    /// For a portal: says how it authenticated the member (`digid_substantieel`…).
+    pub fn member_authenticated_by(mut self, means: &str) -> Self {
+        self.member_authentication = Some(means.into());
         self
     }
 }
@@ -181,6 +222,9 @@ impl Interceptor for ProfessionalMetadata {
         }
         if let Some(org) = &self.organisation {
             md.insert(DEV_ORGANISATION_ID, org.parse().map_err(|_| invalid(DEV_ORGANISATION_ID))?);
+        }
+        if let Some(means) = &self.member_authentication {
+            md.insert(MEMBER_AUTHENTICATION, means.parse().map_err(|_| invalid(MEMBER_AUTHENTICATION))?);
         }
         Ok(request)
     }

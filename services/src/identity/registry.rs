@@ -10,6 +10,10 @@
 //! name = "GGZ Delfland"
 //! type = "v_ggz"
 //! certificate_sha256 = ["3f1a…"]
+//! # Functions beyond the organisation's own care relationships (optional; none if left
+//! # out): "privacy_office" (its privacy officer audits within its own scope) and "portal"
+//! # (its client portal fetches who-saw-what reports for members it authenticated).
+//! functions = ["privacy_office", "portal"]
 //!
 //! # A gRPC-aware load balancer that terminates TLS and forwards the organisation's
 //! # certificate in `x-forwarded-client-cert` (see `forwarded`). It is not an organisation.
@@ -19,6 +23,7 @@
 //! ```
 
 use gezinsdossier_ledger::actor::OrganisationType;
+use gezinsdossier_ledger::authorisation::Grants;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -29,7 +34,14 @@ pub struct Organisation {
     pub id: String,
     pub name: String,
     pub organisation_type: OrganisationType,
+    /// Functions the registry grants beyond the organisation's care relationships.
+    pub grants: Grants,
 }
+
+/// The registry's name of the privacy-office function.
+pub const PRIVACY_OFFICE: &str = "privacy_office";
+/// The registry's name of the portal function.
+pub const PORTAL: &str = "portal";
 
 #[derive(Debug, Clone, Default)]
 pub struct OrganisationRegistry {
@@ -76,6 +88,8 @@ struct Entry {
     organisation_type: String,
     #[serde(default)]
     certificate_sha256: Vec<String>,
+    #[serde(default)]
+    functions: Vec<String>,
 }
 
 impl OrganisationRegistry {
@@ -107,7 +121,20 @@ impl OrganisationRegistry {
                     return Err(problem(format!("fingerprint {fp} is registered twice")));
                 }
             }
-            let org = Organisation { id: entry.id.clone(), name: entry.name.clone(), organisation_type };
+            let mut grants = Grants::default();
+            for function in &entry.functions {
+                match function.as_str() {
+                    PRIVACY_OFFICE => grants.privacy_office = true,
+                    PORTAL => grants.portal = true,
+                    other => {
+                        return Err(problem(format!(
+                            "unknown function {:?}: use {PRIVACY_OFFICE:?} or {PORTAL:?}",
+                            other.chars().take(32).collect::<String>()
+                        )));
+                    }
+                }
+            }
+            let org = Organisation { id: entry.id.clone(), name: entry.name.clone(), organisation_type, grants };
             if registry.by_id.insert(entry.id.clone(), org).is_some() {
                 return Err(problem("id is registered twice".into()));
             }
@@ -150,6 +177,11 @@ impl OrganisationRegistry {
         self.by_id.get(id)
     }
 
+    /// Every registered organisation.
+    pub fn organisations(&self) -> impl Iterator<Item = &Organisation> {
+        self.by_id.values()
+    }
+
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
@@ -183,6 +215,13 @@ mod tests {
         let ok = format!("[[organisation]]\nid='a'\nname='A'\ntype='v_ggz'\ncertificate_sha256=['{FP}']\n");
         let reg = OrganisationRegistry::parse(&ok).unwrap();
         assert_eq!(reg.by_id("a").unwrap().organisation_type, OrganisationType::VGgz);
+
+        assert_eq!(reg.by_id("a").unwrap().grants, Grants::default(), "no functions unless granted");
+        let granted = ok.replace("type='v_ggz'", "type='v_ggz'\nfunctions=['privacy_office','portal']");
+        let reg = OrganisationRegistry::parse(&granted).unwrap();
+        assert_eq!(reg.by_id("a").unwrap().grants, Grants { privacy_office: true, portal: true });
+        let unknown = ok.replace("type='v_ggz'", "type='v_ggz'\nfunctions=['superuser']");
+        assert!(OrganisationRegistry::parse(&unknown).unwrap_err().to_string().contains("unknown function"));
 
         let bad_type = ok.replace("v_ggz", "bakery");
         assert!(OrganisationRegistry::parse(&bad_type).unwrap_err().to_string().contains("unknown type"));

@@ -1,0 +1,66 @@
+//! The family cache: each family's state, kept current by applying what this process
+//! appends and by catching up with the store before every decision.
+//!
+//! Another replica may have appended meanwhile, so the cache is used optimistically: writes
+//! go to the store with the exact revision their checks ran against, and a conflict means
+//! "catch up and check again", never "write anyway".
+
+use super::{CATCH_UP_PAGE, FamilyError};
+use crate::family::{FamilyId, FamilyState};
+use crate::store::EventStore;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// One family's cached state.
+#[derive(Default)]
+pub(super) struct Slot {
+    pub(super) state: FamilyState,
+    loaded: bool,
+}
+
+/// Cached family states, one lock per family.
+#[derive(Default)]
+pub(super) struct FamilyCache {
+    slots: Mutex<HashMap<FamilyId, Arc<tokio::sync::Mutex<Slot>>>>,
+}
+
+impl FamilyCache {
+    /// The family's slot, read from the store on first use.
+    pub(super) async fn loaded(
+        &self,
+        store: &dyn EventStore,
+        family: &FamilyId,
+    ) -> Result<Arc<tokio::sync::Mutex<Slot>>, FamilyError> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.entry(family.clone()).or_default().clone()
+        };
+        {
+            let mut guard = slot.lock().await;
+            if !guard.loaded {
+                catch_up(store, family, &mut guard.state).await?;
+                guard.loaded = true;
+            }
+        }
+        Ok(slot)
+    }
+}
+
+/// Applies the family's events that `state` has not seen yet.
+pub(super) async fn catch_up(
+    store: &dyn EventStore,
+    family: &FamilyId,
+    state: &mut FamilyState,
+) -> Result<(), FamilyError> {
+    let stream = family.stream();
+    loop {
+        let from = state.revision.map_or(0, |r| r + 1);
+        let page = store.read_stream(&stream, from, CATCH_UP_PAGE).await?;
+        for event in &page {
+            state.apply(event)?;
+        }
+        if page.len() < CATCH_UP_PAGE {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The use cases over family streams, one file each. A newcomer looking for "where does X
+//! happen" starts here:
+//! - [`append`]: checked, optimistic appends of case events (and the write path shared with
+//!   consent events);
+//! - [`consent`]: recording consent-ledger events, listing consents, dry-run access checks;
+//! - [`dossier`]: building a requester's gezinsdossier and committing the disclosure before
+//!   it is returned; a privacy officer's investigation;
+//! - [`audit`]: the privacy office's access-log queries and reviews;
+//! - [`report`]: the who-saw-what report for a member, through a portal;
+//! - [`event_bytes`]: one event's canonical bytes, to whom they belong;
+//! - [`cache`]: the cached family states.
+//!
+//! Every use case asks [`crate::authorisation::authorise`] first, and every refusal is
+//! committed to the access log before the caller hears of it.
+
+mod append;
+mod audit;
+mod cache;
+mod consent;
+mod dossier;
+mod event_bytes;
+mod report;
+
+pub use append::CaseAppend;
+pub use consent::ConsentListing;
+pub use dossier::DossierRequest;
+pub use report::{MemberReport, ReportRequest};
+
+use crate::authorisation::{Caller, Grant, Refused};
+use crate::case::validate::ValidationError;
+use crate::clock::Clock;
+use crate::consent::DenialReason;
+use crate::consent::validate::ConsentRuleError;
+use crate::disclosure::{self, AccessLogEvent, FunctionRefusal};
+use crate::envelope::{EventId, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
+use crate::family::{ApplyError, FamilyId, FamilyState};
+use crate::store::{EventStore, StoreError};
+use cache::FamilyCache;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Events read per page when catching a family up.
+const CATCH_UP_PAGE: usize = 1_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FamilyError {
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("family stream cannot be read: {0}")]
+    Unreadable(#[from] ApplyError),
+    #[error(transparent)]
+    Consent(#[from] ConsentRuleError),
+    #[error("no such family")]
+    UnknownFamily,
+    #[error("no disclosure {0} in this family's access log")]
+    UnknownDisclosure(uuid::Uuid),
+    #[error("disclosure cannot be reviewed: {0}")]
+    NotReviewable(String),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportDenied),
+    /// Refused by the consent engine, and the refusal is recorded.
+    #[error("access denied: {}", .0.iter().map(|r| r.explanation.as_str()).collect::<Vec<_>>().join("; "))]
+    Denied(Vec<DenialReason>),
+    /// Refused by the authorisation policy, and the refusal is recorded.
+    #[error("{0}")]
+    NotAuthorised(Refused),
+}
+
+/// Where an access-log event was committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Logged {
+    pub event_id: EventId,
+    pub position: u64,
+}
+
+/// What a call aimed at, for the record of its refusal.
+struct Target<'a> {
+    family: Option<&'a FamilyId>,
+    family_exists: bool,
+    /// More of the request, in words (never data).
+    detail: String,
+}
+
+impl<'a> Target<'a> {
+    fn family(family: &'a FamilyId, exists: bool) -> Self {
+        Self { family: Some(family), family_exists: exists, detail: String::new() }
+    }
+
+    fn with(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    fn describe(&self) -> String {
+        let family = self.family.map(|f| format!("family {f}"));
+        [family, Some(self.detail.clone()).filter(|d| !d.is_empty())]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Family streams over one event store.
+pub struct Families {
+    store: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+    cache: FamilyCache,
+}
+
+impl Families {
+    pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock, cache: FamilyCache::default() }
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// Runs `f` on the family state after catching up with the store.
+    ///
+    /// # Errors
+    /// [`FamilyError::UnknownFamily`] or a store failure.
+    pub async fn with_fresh_state<T>(
+        &self,
+        family: &FamilyId,
+        f: impl FnOnce(&FamilyState) -> T,
+    ) -> Result<T, FamilyError> {
+        self.with_state_or_empty(family, |state| state.revision.map(|_| f(state)))
+            .await?
+            .ok_or(FamilyError::UnknownFamily)
+    }
+
+    /// Runs `f` on the family as it stands, or on an empty family when there is none: to the
+    /// policy an unknown id and a family the caller takes no part in look alike.
+    async fn with_state_or_empty<T>(
+        &self,
+        family: &FamilyId,
+        f: impl FnOnce(&FamilyState) -> T,
+    ) -> Result<T, FamilyError> {
+        let slot = self.cache.loaded(&*self.store, family).await?;
+        let mut slot = slot.lock().await;
+        cache::catch_up(&*self.store, family, &mut slot.state).await?;
+        Ok(f(&slot.state))
+    }
+
+    /// Turns the policy's answer into a result; a refusal is committed first, to the
+    /// family's access log when the family exists, otherwise to the cross-family one.
+    async fn enforce(
+        &self,
+        caller: &Caller,
+        target: Target<'_>,
+        decision: Result<Grant, Refused>,
+    ) -> Result<Grant, FamilyError> {
+        let refused = match decision {
+            Ok(grant) => return Ok(grant),
+            Err(refused) => refused,
+        };
+        let stream = match target.family {
+            Some(family) if target.family_exists => disclosure::stream(family),
+            _ => disclosure::cross_family_refusal_stream(),
+        };
+        let record = FunctionRefusal {
+            caller: caller.actor.clone(),
+            function: refused.function,
+            at: self.clock.now(),
+            target: target.describe(),
+            reasons: refused.reasons.clone(),
+        };
+        tracing::info!(
+            organisation_id = %caller.actor.organisation_id,
+            function = refused.function.as_str(),
+            "function refused by the authorisation policy"
+        );
+        self.commit_to(&stream, AccessLogEvent::FunctionRefused(record)).await?;
+        Err(FamilyError::NotAuthorised(refused))
+    }
+
+    /// Commits one access-log event to the family's access log; nothing may be shown unless
+    /// this succeeds.
+    async fn commit_access_log_event(&self, family: &FamilyId, event: AccessLogEvent) -> Result<Logged, FamilyError> {
+        self.commit_to(&disclosure::stream(family), event).await
+    }
+
+    async fn commit_to(&self, stream: &StreamId, event: AccessLogEvent) -> Result<Logged, FamilyError> {
+        let event_id = Uuid::new_v4();
+        let proposed = ProposedEvent {
+            event_id,
+            event_type: event.event_type().to_owned(),
+            recorded_at_micros: self.clock.now().timestamp_micros(),
+            payload: crate::codec::to_json(&event),
+        };
+        let outcome = self.store.append(stream, ExpectedRevision::Any, vec![proposed]).await?;
+        Ok(Logged { event_id, position: outcome.positions.first().copied().unwrap_or_default() })
+    }
+
+    async fn access_log(&self, family: &FamilyId) -> Result<Vec<RecordedEvent>, FamilyError> {
+        let stream = disclosure::stream(family);
+        let mut events = Vec::new();
+        loop {
+            let page = self.store.read_stream(&stream, events.len() as u64, CATCH_UP_PAGE).await?;
+            let done = page.len() < CATCH_UP_PAGE;
+            events.extend(page);
+            if done {
+                return Ok(events);
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The who-saw-what report, served to a registered portal for a member it authenticated.
+//! Every request is written to the access log, granted or refused.
+
+use super::{Families, FamilyError, Target};
+use crate::authorisation::{Action, Caller, Function, MemberAuthentication, Refused, authorise};
+use crate::case::MemberId;
+use crate::disclosure::{AccessLogEvent, ReportAccess};
+use crate::family::FamilyId;
+use crate::report::{self, AccessReport};
+use std::collections::HashMap;
+
+/// A report and how the family names its members (for the rendered page).
+#[derive(Debug, Clone)]
+pub struct MemberReport {
+    pub report: AccessReport,
+    /// Member id to display name (the id where no name is known).
+    pub names: HashMap<MemberId, String>,
+}
+
+/// Who asks for whose report, and how the portal authenticated them.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportRequest<'a> {
+    pub requested_by: &'a str,
+    pub subject: &'a str,
+    pub member_authentication: Option<MemberAuthentication>,
+}
+
+impl Families {
+    /// The who-saw-what report about `subject`, asked for by `requested_by` through a
+    /// portal. The request is logged, and so is a refusal.
+    ///
+    /// # Errors
+    /// [`FamilyError::NotAuthorised`] (recorded) when the caller is no portal of this
+    /// family, the member's authentication is missing or too weak, or the member may not
+    /// see this report; a store failure.
+    pub async fn report(
+        &self,
+        family: &FamilyId,
+        portal: &Caller,
+        request: ReportRequest<'_>,
+    ) -> Result<MemberReport, FamilyError> {
+        let at = self.clock.now();
+        let log = self.access_log(family).await?;
+        let (exists, decision, built) = self
+            .with_state_or_empty(family, |state| {
+                let action =
+                    Action::GetAccessReport { family: state, member_authentication: request.member_authentication };
+                let decision = authorise(portal, &action).and_then(|grant| {
+                    // Which member may see whose report is the report's own rule.
+                    report::may_request(state, request.requested_by, request.subject, at).map(|()| grant).map_err(
+                        |denied| Refused { function: Function::GetAccessReport, reasons: vec![denied.to_string()] },
+                    )
+                });
+                let built = decision.is_ok().then(|| MemberReport {
+                    report: report::build(state, &log, request.subject, at),
+                    names: state
+                        .members
+                        .values()
+                        .map(|m| {
+                            let name = if m.display_name.is_empty() { &m.id } else { &m.display_name };
+                            (m.id.clone(), name.clone())
+                        })
+                        .collect(),
+                });
+                (state.revision.is_some(), decision, built)
+            })
+            .await?;
+        let target = Target::family(family, exists).with(format!(
+            "report on {:?} for {:?}",
+            prefix(request.subject),
+            prefix(request.requested_by)
+        ));
+        self.enforce(portal, target, decision).await?;
+        let built = built.ok_or(FamilyError::UnknownFamily)?;
+        let access = ReportAccess {
+            portal: portal.actor.clone(),
+            at,
+            requested_by: request.requested_by.to_owned(),
+            subject: request.subject.to_owned(),
+            member_authentication: request.member_authentication,
+        };
+        self.commit_access_log_event(family, AccessLogEvent::Reported(access)).await?;
+        Ok(built)
+    }
+}
+
+/// At most a short prefix of a caller-chosen id, for a refusal record.
+fn prefix(s: &str) -> &str {
+    let end = s.char_indices().nth(64).map_or(s.len(), |(i, _)| i);
+    &s[..end]
+}
