@@ -1,7 +1,13 @@
 //! # gezinsdossier-ledger
 //!
 //! The core of gezinsdossier: every fact is an immutable event in a hash-chained stream, and
-//! every view is rebuilt from those events. This crate knows nothing of gRPC.
+//! every view is rebuilt from those events.
+//!
+//! The rule on gRPC, as it really is: this crate serves no gRPC and has no tonic or prost
+//! types in its API or its code. Its KurrentDB backend talks to the cluster through the
+//! official `kurrentdb` client, which brings tonic in as that client's own dependency.
+//! `.ci/run` checks that neither tonic nor prost is a direct dependency, nor named in
+//! `ledger/src`.
 //!
 //! ## Layout
 //! - [`envelope`]: the stored event, stream ids, expected revisions, canonical bytes.

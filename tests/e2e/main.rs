@@ -4,6 +4,7 @@
 mod support;
 
 mod audit;
+mod authority_matrix;
 mod case_append;
 mod consent_dossier;
 mod durability;

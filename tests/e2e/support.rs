@@ -127,11 +127,18 @@ impl TestServer {
             .expect("connect")
     }
 
+    /// The metadata of `professional` with `role` at `organisation`; without TLS it also
+    /// claims the organisation, as `--insecure-dev` requires.
+    pub fn professional(&self, organisation: &str, professional: &str, role: &str) -> Professional {
+        let metadata = Professional::new(professional, role);
+        if self.tls { metadata } else { metadata.claiming(organisation) }
+    }
+
     /// A CaseService client acting as `professional` with `role` at `organisation`.
     pub async fn case_client(&self, organisation: &str, professional: &str, role: &str) -> CaseClient {
         CaseServiceClient::with_interceptor(
             self.channel(Some(organisation)).await,
-            Professional::new(professional, role),
+            self.professional(organisation, professional, role),
         )
         .max_encoding_message_size(64 * 1024 * 1024)
     }
@@ -168,14 +175,14 @@ impl TestServer {
     pub async fn consent_client(&self, organisation: &str, professional: &str, role: &str) -> ConsentClient {
         ConsentServiceClient::with_interceptor(
             self.channel(Some(organisation)).await,
-            Professional::new(professional, role),
+            self.professional(organisation, professional, role),
         )
     }
 
     pub async fn dossier_client(&self, organisation: &str, professional: &str, role: &str) -> DossierClient {
         DossierServiceClient::with_interceptor(
             self.channel(Some(organisation)).await,
-            Professional::new(professional, role),
+            self.professional(organisation, professional, role),
         )
         .max_decoding_message_size(usize::MAX)
     }
