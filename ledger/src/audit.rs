@@ -122,38 +122,13 @@ pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
                     review: None,
                 });
             }
-            AccessLogEvent::Refused(r) => rows.push(AuditRow {
-                family: family.clone(),
-                event_id: event.event_id,
-                position: event.position,
-                leaf_hash: leaf_hash(&event.canonical_bytes()),
-                at: r.at,
-                requester: r.requester,
-                purpose: Some(r.purpose),
-                function: None,
-                authors: BTreeSet::new(),
-                shown: None,
-                refusal_reasons: r.reasons.into_iter().map(|x| x.explanation).collect(),
-                break_the_glass: None,
-                review_required: false,
-                review: None,
-            }),
-            AccessLogEvent::FunctionRefused(f) => rows.push(AuditRow {
-                family: family.clone(),
-                event_id: event.event_id,
-                position: event.position,
-                leaf_hash: leaf_hash(&event.canonical_bytes()),
-                at: f.at,
-                requester: f.caller,
-                purpose: None,
-                function: Some(f.function),
-                authors: BTreeSet::new(),
-                shown: None,
-                refusal_reasons: f.reasons,
-                break_the_glass: None,
-                review_required: false,
-                review: None,
-            }),
+            AccessLogEvent::Refused(r) => {
+                let reasons = r.reasons.into_iter().map(|x| x.explanation).collect();
+                rows.push(refusal_row(&family, event, r.at, r.requester, Some(r.purpose), None, reasons));
+            }
+            AccessLogEvent::FunctionRefused(f) => {
+                rows.push(refusal_row(&family, event, f.at, f.caller, None, Some(f.function), f.reasons));
+            }
             AccessLogEvent::Reviewed(review) => {
                 if let Some(&i) = by_id.get(&review.disclosure_event_id) {
                     rows[i].review = Some(review);
@@ -166,4 +141,33 @@ pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
         }
     }
     rows.into_iter().filter(|r| filter.accepts(r)).collect()
+}
+
+/// A refused request, by the consent engine (with its purpose) or by the authorisation
+/// policy (with the function asked for).
+fn refusal_row(
+    family: &str,
+    event: &RecordedEvent,
+    at: DateTime<Utc>,
+    requester: Actor,
+    purpose: Option<Purpose>,
+    function: Option<Function>,
+    refusal_reasons: Vec<String>,
+) -> AuditRow {
+    AuditRow {
+        family: family.to_owned(),
+        event_id: event.event_id,
+        position: event.position,
+        leaf_hash: leaf_hash(&event.canonical_bytes()),
+        at,
+        requester,
+        purpose,
+        function,
+        authors: BTreeSet::new(),
+        shown: None,
+        refusal_reasons,
+        break_the_glass: None,
+        review_required: false,
+        review: None,
+    }
 }

@@ -8,7 +8,7 @@
 
 use crate::consent_dossier::{FAMILY, dossier_request, family, grant};
 use crate::support::build::{self, any, append};
-use crate::support::{ConsentClient, HUISARTS, Professional, TestServer, VGGZ, WIJKTEAM, YOUTH_CARE};
+use crate::support::{HUISARTS, Professional, TestServer, VGGZ, WIJKTEAM, YOUTH_CARE};
 use gezinsdossier_ledger::clock::Clock;
 use gezinsdossier_ledger::codec::{self, FamilyEvent};
 use gezinsdossier_ledger::store::EventStore;
@@ -181,22 +181,12 @@ impl<'a> Fixture<'a> {
         events.iter().filter(|e| matches!(e.event_type.as_str(), "access.refused" | "access.function_refused")).count()
     }
 
-    async fn youth_consent(&self) -> ConsentClient {
-        self.server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await
-    }
-
-    /// A consent for the 6-year-old agreed by the mother only: it waits for the father.
-    async fn pending_consent(&self) -> String {
+    /// A consent for the 6-year-old: agreed by both parents with gezag it is in force; by
+    /// the mother alone it waits for the father.
+    async fn consent_for_child(&self, given_by: &[&str]) -> String {
         let id = build::id();
-        let request = grant(&id, "child", &[C::Plan], VGGZ, pb::Purpose::Care, &["mother"]);
-        self.youth_consent().await.grant_consent(request).await.unwrap();
-        id
-    }
-
-    async fn complete_consent(&self) -> String {
-        let id = build::id();
-        let request = grant(&id, "child", &[C::Plan], VGGZ, pb::Purpose::Care, &["mother", "father"]);
-        self.youth_consent().await.grant_consent(request).await.unwrap();
+        let request = grant(&id, "child", &[C::Plan], VGGZ, pb::Purpose::Care, given_by);
+        self.server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await.grant_consent(request).await.unwrap();
         id
     }
 
@@ -236,7 +226,7 @@ impl<'a> Fixture<'a> {
                 consent().grant_consent(request).await.map(drop)
             }
             Call::AddAgreement => {
-                let consent_id = self.pending_consent().await;
+                let consent_id = self.consent_for_child(&["mother"]).await;
                 let request = pb::AddAgreementRequest {
                     family_id: FAMILY.into(),
                     event_id: build::id(),
@@ -247,7 +237,7 @@ impl<'a> Fixture<'a> {
                 consent().add_agreement(request).await.map(drop)
             }
             Call::RecordRefusal => {
-                let consent_id = self.pending_consent().await;
+                let consent_id = self.consent_for_child(&["mother"]).await;
                 let request = pb::RecordRefusalRequest {
                     family_id: FAMILY.into(),
                     event_id: build::id(),
@@ -258,7 +248,7 @@ impl<'a> Fixture<'a> {
                 consent().record_refusal(request).await.map(drop)
             }
             Call::WithdrawConsent => {
-                let consent_id = self.complete_consent().await;
+                let consent_id = self.consent_for_child(&["mother", "father"]).await;
                 let request = pb::WithdrawConsentRequest {
                     family_id: FAMILY.into(),
                     event_id: build::id(),
