@@ -15,6 +15,8 @@ use crate::treehead::{self, SignedTreeHead, TreeHeadSigner};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// When to publish.
 #[derive(Debug, Clone, Copy)]
@@ -92,35 +94,100 @@ struct Latest {
     timestamp_micros: i64,
 }
 
-/// Runs until the store's subscription ends (the store shut down) or the task is aborted.
-///
-/// # Errors
-/// A store failure while following the log.
+/// What the publisher is doing, for health: how far it has indexed, and how much of the
+/// log no signed head covers yet.
+#[derive(Debug, Clone, Default)]
+pub struct PublisherStatus {
+    /// Events in the proof index.
+    pub indexed: u64,
+    /// The index holds every event under the latest signed head it found when it (re)started:
+    /// proofs against published heads can be served.
+    pub caught_up: bool,
+    /// Size of the latest signed head this publisher knows.
+    pub signed_size: u64,
+    /// Events (other than tree heads) indexed since that head.
+    pub uncovered: u64,
+    /// When the oldest of those arrived.
+    pub uncovered_since: Option<Instant>,
+    /// When the publisher stopped on an error, while it waits to restart.
+    pub stopped_since: Option<Instant>,
+    pub restarts: u64,
+}
+
+/// The first wait before restarting after an error, doubled per failed attempt.
+const FIRST_RESTART_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Follows the log and publishes heads until the store's subscription ends (the store shut
+/// down) or the task is aborted. A store failure stops one run; the publisher then restarts
+/// with backoff, resuming from what the index already holds, and says so in the log.
 pub async fn run(
     store: Arc<dyn EventStore>,
     signer: Arc<TreeHeadSigner>,
     clock: Arc<dyn Clock>,
     policy: PublishPolicy,
     index: LogIndex,
+    status: watch::Sender<PublisherStatus>,
+) {
+    let mut backoff = FIRST_RESTART_BACKOFF;
+    loop {
+        let indexed_before = index.size();
+        let result = run_once(&*store, &signer, &*clock, policy, &index, &status).await;
+        let Err(e) = result else { return };
+        if index.size() > indexed_before {
+            backoff = FIRST_RESTART_BACKOFF;
+        }
+        let restarts = status.borrow().restarts + 1;
+        status.send_modify(|s| {
+            s.restarts = restarts;
+            s.stopped_since.get_or_insert_with(Instant::now);
+        });
+        tracing::warn!(error = %e, restarts, retry_in_ms = backoff.as_millis() as u64, "tree-head publisher stopped; restarting");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
+    }
+}
+
+/// One run: from the index's size, until the subscription ends or fails.
+async fn run_once(
+    store: &dyn EventStore,
+    signer: &TreeHeadSigner,
+    clock: &dyn Clock,
+    policy: PublishPolicy,
+    index: &LogIndex,
+    status: &watch::Sender<PublisherStatus>,
 ) -> Result<(), StoreError> {
     let heads = treehead::stream();
-    let mut latest = load_latest(&*store).await?;
-    let mut unsigned = 0u64;
-    let mut log = store.subscribe_all(0);
+    let mut latest = load_latest(store).await?;
+    let start_target = latest.size;
+    let mut log = store.subscribe_all(index.size());
     let mut ticker = tokio::time::interval(policy.every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    status.send_modify(|s| {
+        s.stopped_since = None;
+        s.signed_size = latest.size;
+        s.indexed = index.size();
+        s.caught_up = index.size() >= start_target;
+    });
     loop {
         let due = tokio::select! {
             next = log.next() => {
                 let Some(event) = next else { return Ok(()) };
                 let event = event?;
                 index.push(leaf_hash(&event.canonical_bytes()));
-                if event.stream != heads {
-                    unsigned += 1;
-                }
-                unsigned >= policy.every_events
+                let size = index.size();
+                let is_head = event.stream == heads;
+                status.send_modify(|s| {
+                    s.indexed = size;
+                    s.caught_up = size >= start_target;
+                    if !is_head && size > s.signed_size {
+                        s.uncovered += 1;
+                        s.uncovered_since.get_or_insert_with(Instant::now);
+                    }
+                });
+                status.borrow().uncovered >= policy.every_events
             }
-            _ = ticker.tick() => unsigned > 0,
+            _ = ticker.tick() => status.borrow().uncovered > 0,
         };
         let size = index.size();
         if !due || size <= latest.size {
@@ -134,17 +201,26 @@ pub async fn run(
             Ok(outcome) => {
                 tracing::info!(size = head.size, "tree head published");
                 latest = Latest { revision: Some(outcome.stream_revision), size: head.size, timestamp_micros };
-                unsigned = 0;
+                status.send_modify(|s| s.covered_up_to(head.size));
             }
             Err(StoreError::WrongExpectedRevision { .. }) => {
                 // Another replica published first; chain onto its head.
-                latest = load_latest(&*store).await?;
+                latest = load_latest(store).await?;
                 if latest.size >= size {
-                    unsigned = 0;
+                    status.send_modify(|s| s.covered_up_to(latest.size));
                 }
             }
             Err(e) => tracing::warn!(error = %e, "tree head not published; will retry"),
         }
+    }
+}
+
+impl PublisherStatus {
+    fn covered_up_to(&mut self, size: u64) {
+        self.signed_size = self.signed_size.max(size);
+        // What arrived while signing is at most this much, and counts from now.
+        self.uncovered = self.indexed.saturating_sub(self.signed_size);
+        self.uncovered_since = (self.uncovered > 0).then(Instant::now);
     }
 }
 

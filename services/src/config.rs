@@ -48,6 +48,15 @@ pub struct Config {
     pub tree_head_every_events: u64,
     /// …or this many milliseconds, whichever comes first.
     pub tree_head_interval_ms: u64,
+    /// Health says the log service is NOT_SERVING once more events than this wait for a
+    /// signed tree head (at least twice `tree_head_every_events`)…
+    pub tree_head_max_lag_events: u64,
+    /// …or the oldest has waited this many milliseconds (at least twice
+    /// `tree_head_interval_ms`).
+    pub tree_head_max_lag_ms: u64,
+    /// On shutdown, health says NOT_SERVING for this long before the listener closes, so
+    /// that balancers and probes take the replica out of rotation first.
+    pub shutdown_drain_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -73,6 +82,9 @@ impl Default for Config {
             signing_key: None,
             tree_head_every_events: 1000,
             tree_head_interval_ms: 10_000,
+            tree_head_max_lag_events: 10_000,
+            tree_head_max_lag_ms: 60_000,
+            shutdown_drain_ms: 0,
         }
     }
 }
@@ -153,6 +165,18 @@ pub struct ConfigFlags {
     #[arg(long, value_name = "MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tree_head_interval_ms: Option<u64>,
+    /// Log service NOT_SERVING once more events than this wait for a signed tree head.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree_head_max_lag_events: Option<u64>,
+    /// Log service NOT_SERVING once an event has waited this long (ms) for a signed head.
+    #[arg(long, value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree_head_max_lag_ms: Option<u64>,
+    /// On shutdown, say NOT_SERVING for this long (ms) before closing the listener.
+    #[arg(long, value_name = "MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_drain_ms: Option<u64>,
 }
 
 #[derive(Serialize)]

@@ -49,7 +49,8 @@ pub async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
     let server = tokio::spawn(crate::server::serve(config, listener, async {
         let _ = stopped.await;
     }));
-    crate::health::check(&format!("https://localhost:{port}"), Some(&pki.ca_cert), "localhost").await?;
+    crate::health::check(&format!("https://localhost:{port}"), Some(&pki.ca_cert), "localhost", &Default::default())
+        .await?;
     println!("== gezinsdossier demo: server on 127.0.0.1:{port} (mTLS, embedded store in {})", data.display());
 
     let channel = |org: &'static str| connect(&pki, port, org);

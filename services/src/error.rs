@@ -90,6 +90,15 @@ fn store_status(e: &StoreError) -> (Code, String) {
             tracing::error!(error = %detail, "store backend failed");
             (Code::Unavailable, "the event store is unavailable; nothing was written, retry later".to_owned())
         }
+        StoreError::OutcomeUnknown(detail) => {
+            tracing::error!(error = %detail, "store commit outcome unknown");
+            (
+                Code::Unavailable,
+                "the connection to the event store broke while committing: the append may or may not be stored; \
+                 retry with the same event ids (a retry of a stored append is recognised and not written twice)"
+                    .to_owned(),
+            )
+        }
         StoreError::Corrupt(detail) => {
             tracing::error!(error = %detail, "store data is inconsistent");
             (Code::Internal, "the event store holds inconsistent data; the incident is logged".to_owned())

@@ -33,6 +33,7 @@ pub mod identity;
 pub mod limits;
 pub mod log_service;
 pub mod proofs;
+pub mod readiness;
 pub mod report_page;
 pub mod report_service;
 pub mod server;

@@ -81,6 +81,12 @@ enum Command {
         /// TLS server name to expect.
         #[arg(long, default_value = "localhost")]
         server_name: String,
+        /// One service (e.g. gezinsdossier.v1.LogService) instead of the whole server.
+        #[arg(long, value_name = "NAME", default_value = "")]
+        service: String,
+        /// Liveness: exit 0 on any answer, SERVING or NOT_SERVING.
+        #[arg(long)]
+        alive: bool,
     },
 }
 
@@ -213,9 +219,9 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Export { data_dir, format, family } => export(&data_dir, format, family.as_deref()),
-        Command::Health { endpoint, ca, server_name } => {
+        Command::Health { endpoint, ca, server_name, service, alive } => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(health::check(&endpoint, ca.as_deref(), &server_name))
+            runtime.block_on(health::check(&endpoint, ca.as_deref(), &server_name, &health::Probe { service, alive }))
         }
         Command::DevCa { out } => {
             let pki = dev_ca::generate(&out, &dev_ca::sample_organisations(), &[])?;

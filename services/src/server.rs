@@ -11,11 +11,13 @@ use crate::identity::interceptor::IdentityMode;
 use crate::identity::{Authenticator, OrganisationRegistry};
 use crate::limits::OversizeAsResourceExhausted;
 use crate::log_service::LogApi;
+use crate::readiness::{LagBound, Readiness};
 use crate::report_service::ReportApi;
 use gezinsdossier_ledger::clock::{Clock, SystemClock};
 use gezinsdossier_ledger::families::Families;
-use gezinsdossier_ledger::publisher::{self, LogIndex, PublishPolicy};
+use gezinsdossier_ledger::publisher::{self, LogIndex, PublishPolicy, PublisherStatus};
 use gezinsdossier_ledger::store::EventStore;
+use gezinsdossier_ledger::store::commit_watch::CommitWatch;
 use gezinsdossier_ledger::store::kurrent::KurrentStore;
 use gezinsdossier_ledger::store::postgres::PostgresStore;
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
@@ -28,7 +30,9 @@ use gezinsdossier_proto::v1::dossier_service_server::DossierServiceServer;
 use gezinsdossier_proto::v1::log_service_server::LogServiceServer;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
@@ -86,18 +90,38 @@ pub async fn serve_on(
         every: std::time::Duration::from_millis(config.tree_head_interval_ms.max(10)),
     };
     let index = LogIndex::default();
-    let publisher = tokio::spawn(publisher::run(store.clone(), signer, clock.clone(), policy, index.clone()));
+    let watched = Arc::new(CommitWatch::new(store));
+    let store: Arc<dyn EventStore> = watched.clone();
+    let (publisher_status, publisher_watch) = watch::channel(PublisherStatus::default());
+    let publisher =
+        tokio::spawn(publisher::run(store.clone(), signer, clock.clone(), policy, index.clone(), publisher_status));
     let families = Arc::new(Families::new(store, clock.clone()));
     let log = LogServiceServer::new(LogApi::new(families.clone(), index.clone()));
     let auth = Authenticator::new(registry.clone(), mode);
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<CaseServiceServer<CaseApi>>().await;
-    health.set_serving::<ConsentServiceServer<ConsentApi>>().await;
-    health.set_serving::<DossierServiceServer<DossierApi>>().await;
-    health.set_serving::<AuditServiceServer<AuditApi>>().await;
-    health.set_serving::<AccessReportServiceServer<ReportApi>>().await;
-    health.set_serving::<LogServiceServer<LogApi>>().await;
+    let (draining_tx, draining) = watch::channel(false);
+    let readiness = tokio::spawn(
+        Readiness {
+            reporter: health.clone(),
+            store: watched,
+            publisher: publisher_watch,
+            draining,
+            bound: LagBound {
+                events: config.tree_head_max_lag_events.max(policy.every_events.saturating_mul(2)),
+                time: Duration::from_millis(config.tree_head_max_lag_ms).max(policy.every * 2),
+            },
+            writing_services: vec![
+                service_name::<CaseServiceServer<CaseApi>>(),
+                service_name::<ConsentServiceServer<ConsentApi>>(),
+                service_name::<DossierServiceServer<DossierApi>>(),
+                service_name::<AuditServiceServer<AuditApi>>(),
+                service_name::<AccessReportServiceServer<ReportApi>>(),
+            ],
+            log_service: service_name::<LogServiceServer<LogApi>>(),
+        }
+        .run(),
+    );
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(gezinsdossier_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -139,15 +163,14 @@ pub async fn serve_on(
         .add_service(InterceptedService::new(log, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             shutdown.await;
+            // Out of rotation first, then stop accepting.
+            let _ = draining_tx.send(true);
+            tracing::info!(drain_ms = config.shutdown_drain_ms, "shutting down: health says NOT_SERVING");
+            tokio::time::sleep(Duration::from_millis(config.shutdown_drain_ms)).await;
             tracing::info!("shutting down: finishing in-flight requests");
         })
         .await;
-    health.set_not_serving::<CaseServiceServer<CaseApi>>().await;
-    health.set_not_serving::<ConsentServiceServer<ConsentApi>>().await;
-    health.set_not_serving::<DossierServiceServer<DossierApi>>().await;
-    health.set_not_serving::<AuditServiceServer<AuditApi>>().await;
-    health.set_not_serving::<AccessReportServiceServer<ReportApi>>().await;
-    health.set_not_serving::<LogServiceServer<LogApi>>().await;
+    readiness.abort();
     publisher.abort();
     result.map_err(Into::into)
 }
@@ -184,6 +207,10 @@ fn log_function_grants(registry: &OrganisationRegistry) {
         );
     }
     tracing::info!(privacy_office = ?offices, portal = ?portals, "function grants from the organisation registry");
+}
+
+fn service_name<S: tonic::server::NamedService>() -> &'static str {
+    S::NAME
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -107,6 +107,23 @@ impl TestServer {
         wait_for_health(self.endpoint(), self.tls.then_some(self.pki.ca_cert.as_path())).await;
     }
 
+    /// What gRPC health says of `service` (`""`: the whole server).
+    pub async fn health(&self, service: &str) -> Option<ServingStatus> {
+        health_status(&self.endpoint(), self.tls.then_some(self.pki.ca_cert.as_path()), service).await
+    }
+
+    /// Waits until `service` reports `want` (panics after 10 s).
+    pub async fn await_health(&self, service: &str, want: ServingStatus) {
+        wait_for_status(&self.endpoint(), self.tls.then_some(self.pki.ca_cert.as_path()), service, want).await;
+    }
+
+    /// Signals a graceful shutdown without waiting for it (see [`TestServer::stop`]).
+    pub fn begin_stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     fn endpoint(&self) -> String {
         if self.tls { format!("https://localhost:{}", self.addr.port()) } else { format!("http://{}", self.addr) }
     }
@@ -196,27 +213,37 @@ impl Drop for TestServer {
     }
 }
 
+pub use tonic_health::pb::health_check_response::ServingStatus;
+
 /// Polls gRPC health until SERVING; `ca` is the server's CA for `https` endpoints.
 pub async fn wait_for_health(endpoint: String, ca: Option<&Path>) {
-    use tonic_health::pb::health_check_response::ServingStatus;
-    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    gezinsdossier_services::identity::tls::use_ring_crypto();
-    let tls =
-        ca.map(|ca| ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca))).domain_name("localhost"));
+    wait_for_status(&endpoint, ca, "", ServingStatus::Serving).await;
+}
+
+/// Polls until `service` (`""`: the whole server) reports `want`; panics after 10 s.
+pub async fn wait_for_status(endpoint: &str, ca: Option<&Path>, service: &str, want: ServingStatus) {
     for _ in 0..200 {
-        let mut ep = Endpoint::from_shared(endpoint.clone()).expect("endpoint");
-        if let Some(tls) = &tls {
-            ep = ep.tls_config(tls.clone()).expect("tls");
-        }
-        if let Ok(channel) = ep.connect().await {
-            let status = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
-            if status.is_ok_and(|s| s.into_inner().status == ServingStatus::Serving as i32) {
-                return;
-            }
+        if health_status(endpoint, ca, service).await == Some(want) {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("server at {endpoint} never reported SERVING");
+    panic!("{service:?} at {endpoint} never reported {want:?}");
+}
+
+/// What gRPC health says of `service` now (no client certificate needed); `None` when
+/// the server does not answer.
+pub async fn health_status(endpoint: &str, ca: Option<&Path>, service: &str) -> Option<ServingStatus> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    gezinsdossier_services::identity::tls::use_ring_crypto();
+    let mut ep = Endpoint::from_shared(endpoint.to_owned()).expect("endpoint").timeout(Duration::from_secs(2));
+    if let Some(ca) = ca {
+        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca))).domain_name("localhost");
+        ep = ep.tls_config(tls).expect("tls");
+    }
+    let channel = ep.connect().await.ok()?;
+    let response = HealthClient::new(channel).check(HealthCheckRequest { service: service.into() }).await.ok()?;
+    Some(response.into_inner().status())
 }
 
 /// Adds the professional metadata an EPD asserts on every call.

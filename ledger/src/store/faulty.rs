@@ -1,12 +1,13 @@
 //! A fault-injecting wrapper around any store, for tests that must prove derived state and
 //! the log stay in step when the store fails: before writing, or after writing but
-//! reporting an error ("wrote it, but said it failed").
+//! reporting an error ("wrote it, but said it failed"), and a subscription that breaks.
 
 use super::{AppendOutcome, EventStore, StoreError};
 use crate::envelope::{ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
 use async_trait::async_trait;
+use futures::StreamExt;
 use futures::stream::BoxStream;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// When an injected fault strikes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,11 +22,19 @@ pub enum Fault {
 pub struct FaultyStore<S> {
     inner: S,
     rule: Mutex<Option<(String, Fault)>>,
+    /// One subscription fails, once, instead of delivering this global position.
+    break_subscription: Arc<Mutex<Option<u64>>>,
 }
 
 impl<S> FaultyStore<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, rule: Mutex::new(None) }
+        Self { inner, rule: Mutex::new(None), break_subscription: Arc::default() }
+    }
+
+    /// Makes the first subscription that reaches global position `position` fail there
+    /// once (a read error), and end.
+    pub fn break_subscription_at(&self, position: u64) {
+        *self.break_subscription.lock().unwrap_or_else(|e| e.into_inner()) = Some(position);
     }
 
     /// Makes appends to streams starting with `prefix` fail as `fault`, until cleared.
@@ -75,7 +84,37 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
     }
 
     fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
-        self.inner.subscribe_all(from)
+        let armed = self.break_subscription.clone();
+        let breaks_here = move |event: &Result<RecordedEvent, StoreError>| {
+            let mut armed = armed.lock().unwrap_or_else(|e| e.into_inner());
+            let hit = matches!((event, *armed), (Ok(e), Some(p)) if e.position == p);
+            if hit {
+                *armed = None;
+            }
+            hit
+        };
+        let stream = self.inner.subscribe_all(from).map(move |event| {
+            if breaks_here(&event) { Err(StoreError::Backend("injected read fault".into())) } else { event }
+        });
+        // A failed subscription ends after its error, as a real one does.
+        let mut failed = false;
+        Box::pin(stream.take_while(move |event| {
+            let go_on = !failed;
+            failed |= event.is_err();
+            futures::future::ready(go_on)
+        }))
+    }
+
+    /// Fails while every append fails before writing (a full disk, a lost database).
+    async fn probe_writes(&self) -> Result<(), StoreError> {
+        let every_stream_fails = matches!(
+            &*self.rule.lock().unwrap_or_else(|e| e.into_inner()),
+            Some((prefix, Fault::BeforeWrite)) if prefix.is_empty()
+        );
+        if every_stream_fails {
+            return Err(StoreError::Backend("injected fault".into()));
+        }
+        self.inner.probe_writes().await
     }
 
     async fn shutdown(&self) {

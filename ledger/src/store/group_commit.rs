@@ -8,9 +8,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// A message to a backend's writer.
 pub enum WriterMsg {
     Append(AppendRequest),
+    /// Check that the writer can commit (see [`super::EventStore::probe_writes`]); answered
+    /// after the batch it was drained with.
+    Probe(ProbeReply),
     /// Commit everything queued before this, then stop and acknowledge.
     Shutdown(oneshot::Sender<()>),
 }
+
+/// Where a write probe's answer goes.
+pub type ProbeReply = oneshot::Sender<Result<(), StoreError>>;
 
 /// One caller's append, waiting for its group commit.
 pub struct AppendRequest {
@@ -39,6 +45,16 @@ pub async fn submit(
     rx.await.map_err(|_| StoreError::Closed)?
 }
 
+/// Asks the writer to prove it can commit, and waits for the answer.
+///
+/// # Errors
+/// [`StoreError::Closed`] after shutdown, or the backend's failure.
+pub async fn probe(writer: &mpsc::Sender<WriterMsg>) -> Result<(), StoreError> {
+    let (reply, rx) = oneshot::channel();
+    writer.send(WriterMsg::Probe(reply)).await.map_err(|_| StoreError::Closed)?;
+    rx.await.map_err(|_| StoreError::Closed)?
+}
+
 /// Asks the writer to commit what is queued and stop, and waits until it has.
 pub async fn stop(writer: &mpsc::Sender<WriterMsg>) {
     let (tx, rx) = oneshot::channel();
@@ -47,19 +63,22 @@ pub async fn stop(writer: &mpsc::Sender<WriterMsg>) {
     }
 }
 
-/// Moves `first` and whatever else is already queued (up to `max_batch`) into `batch`.
-/// Returns the shutdown acknowledgement if a shutdown was reached; appends queued after it
-/// stay unread, and fail with [`StoreError::Closed`] once the writer drops the queue.
+/// Moves `first` and whatever else is already queued (up to `max_batch`) into `batch`, and
+/// write probes into `probes`. Returns the shutdown acknowledgement if a shutdown was
+/// reached; appends queued after it stay unread, and fail with [`StoreError::Closed`] once
+/// the writer drops the queue.
 pub fn drain(
     first: WriterMsg,
     rx: &mut mpsc::Receiver<WriterMsg>,
     max_batch: usize,
     batch: &mut Vec<AppendRequest>,
+    probes: &mut Vec<ProbeReply>,
 ) -> Option<oneshot::Sender<()>> {
     let mut next = Some(first);
     while let Some(msg) = next.take() {
         match msg {
             WriterMsg::Append(req) => batch.push(req),
+            WriterMsg::Probe(reply) => probes.push(reply),
             WriterMsg::Shutdown(ack) => return Some(ack),
         }
         if batch.len() < max_batch {

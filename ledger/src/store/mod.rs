@@ -9,10 +9,13 @@
 //! - [`kurrent`]: KurrentDB for deployments that run a KurrentDB cluster (gapless ordinals
 //!   derived from `$all`, retries recognised by event id).
 //! - [`group_commit`]: the queue and batch draining every group-committing writer shares.
-//! - [`faulty`]: a fault-injecting wrapper for tests (fail before or after writing).
+//! - [`faulty`]: a fault-injecting wrapper for tests (fail before or after writing, break a
+//!   subscription).
+//! - [`commit_watch`]: a wrapper that says whether commits work now, for health.
 //! - [`subscription`]: catch-up-then-live built on `read_all` plus a head signal, shared by
 //!   backends.
 
+pub mod commit_watch;
 pub mod faulty;
 pub mod group_commit;
 pub mod kurrent;
@@ -59,6 +62,17 @@ pub enum StoreError {
     Corrupt(String),
     #[error("store backend failed: {0}")]
     Backend(String),
+    /// The connection broke after the commit was sent: the append may or may not be stored.
+    /// Retrying with the same event ids is safe (retries are idempotent).
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+}
+
+impl StoreError {
+    /// Whether this says the store itself is failing (rather than refusing this append).
+    pub fn is_store_failure(&self) -> bool {
+        matches!(self, Self::Backend(_) | Self::OutcomeUnknown(_))
+    }
 }
 
 /// The contract every backend meets. Positions are gapless and in commit order; revisions
@@ -103,6 +117,17 @@ pub trait EventStore: Send + Sync + 'static {
     /// Every event from global position `from` on: first those already stored, then each new
     /// one as it commits, without gaps or repeats.
     fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>>;
+
+    /// Proves that the store can commit now, without writing to the log: SQLite and
+    /// PostgreSQL run a small write transaction on their writer's own connection (which
+    /// also reconnects it); other backends read, which proves only that they are reachable.
+    /// Health uses it to learn that commits work again while no append arrives.
+    ///
+    /// # Errors
+    /// The backend's failure.
+    async fn probe_writes(&self) -> Result<(), StoreError> {
+        self.stream_revision(&crate::treehead::stream()).await.map(drop)
+    }
 
     /// Lets every queued append commit, then stops accepting appends (they fail with
     /// [`StoreError::Closed`]) and releases what the store holds.

@@ -127,8 +127,13 @@ impl PostgresStore {
         if let Some(schema) = &options.schema {
             config.options(format!("-c search_path={schema}"));
         }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let target = describe_target(&config);
         let pool = build_pool(config, &options)?;
-        let mut writer_conn = pool.get().await.map_err(pool_err)?;
+        let mut writer_conn =
+            pool.get().await.map_err(|e| StoreError::Backend(format!("connect to {target}: {}", chain(&e))))?;
         writer_conn.batch_execute("SET synchronous_commit = on").await.map_err(pg)?;
         migrate(&mut writer_conn, options.schema.as_deref()).await?;
         let next = read_head(&writer_conn).await?;
@@ -136,7 +141,8 @@ impl PostgresStore {
         let (head_tx, head_rx) = watch::channel(next);
         let (tx, rx) = mpsc::channel(16_384);
         let head_tx = Arc::new(head_tx);
-        tokio::spawn(writer(writer_conn, rx, head_tx.clone(), options.max_batch.max(1)));
+        let writer = Writer::new(pool.clone(), writer_conn, head_tx.clone());
+        tokio::spawn(writer.run(rx, options.max_batch.max(1)));
         tokio::spawn(poll_head(pool.clone(), head_tx));
         Ok(Self { inner: Arc::new(Inner { pool, writer: tx, head: head_rx }) })
     }
@@ -171,9 +177,14 @@ fn build_pool(config: tokio_postgres::Config, options: &PostgresOptions) -> Resu
             Manager::from_config(config, tokio_postgres_rustls::MakeRustlsConnect::new(tls), manager_config)
         }
     };
-    // One extra connection: the writer keeps its own for its lifetime.
+    // One extra connection: the writer keeps its own (replacing it when it breaks). Timeouts
+    // so that an unreachable database fails a request instead of hanging it.
     Pool::builder(manager)
         .max_size(options.pool_size.max(1) + 1)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(CONNECT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
         .build()
         .map_err(|e| StoreError::Backend(format!("postgres pool: {e}")))
 }
@@ -222,34 +233,134 @@ async fn poll_head(pool: Pool, head: Arc<watch::Sender<u64>>) {
     }
 }
 
-async fn writer(
-    mut conn: deadpool_postgres::Object,
-    mut rx: mpsc::Receiver<WriterMsg>,
+/// The writer task: one connection of its own, replaced when it breaks (a failover, a
+/// restart of PostgreSQL, a terminated backend, a network drop). While no connection can be
+/// had, batches fail at once (nothing was written) and reconnects back off up to
+/// [`MAX_RECONNECT_BACKOFF`], so writes resume within that bound of the database coming back.
+struct Writer {
+    pool: Pool,
+    conn: Option<deadpool_postgres::Object>,
     head: Arc<watch::Sender<u64>>,
-    max_batch: usize,
-) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.recv().await {
-        let shutdown = group_commit::drain(first, &mut rx, max_batch, &mut batch);
-        if !batch.is_empty() {
-            match commit_batch(&mut conn, &batch).await {
-                Ok((results, next_position)) => {
-                    group_commit::advance_head(&head, next_position);
-                    for (req, result) in batch.drain(..).zip(results) {
-                        let _ = req.reply.send(result);
-                    }
+    backoff: Duration,
+    next_attempt: tokio::time::Instant,
+}
+
+/// The longest wait between reconnect attempts.
+const MAX_RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
+const FIRST_RECONNECT_BACKOFF: Duration = Duration::from_millis(25);
+/// How long a connection attempt, or a wait for a pooled connection, may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Writer {
+    fn new(pool: Pool, conn: deadpool_postgres::Object, head: Arc<watch::Sender<u64>>) -> Self {
+        let next_attempt = tokio::time::Instant::now();
+        Self { pool, conn: Some(conn), head, backoff: FIRST_RECONNECT_BACKOFF, next_attempt }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>, max_batch: usize) {
+        let mut batch = Vec::with_capacity(max_batch);
+        let mut probes = Vec::new();
+        while let Some(first) = rx.recv().await {
+            let shutdown = group_commit::drain(first, &mut rx, max_batch, &mut batch, &mut probes);
+            if !batch.is_empty() {
+                self.commit(&mut batch).await;
+            }
+            if !probes.is_empty() {
+                let result = self.probe().await;
+                for reply in probes.drain(..) {
+                    let _ = reply.send(result.clone());
                 }
-                Err(e) => {
+            }
+            if let Some(ack) = shutdown {
+                let _ = ack.send(());
+                return;
+            }
+        }
+    }
+
+    async fn commit(&mut self, batch: &mut Vec<AppendRequest>) {
+        let result = match self.connection().await {
+            Ok(conn) => commit_batch(conn, batch).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok((results, next_position)) => {
+                group_commit::advance_head(&self.head, next_position);
+                for (req, result) in batch.drain(..).zip(results) {
+                    let _ = req.reply.send(result);
+                }
+            }
+            Err(e) => {
+                self.discard_connection();
+                if matches!(e, StoreError::OutcomeUnknown(_)) {
+                    tracing::error!(error = %e, appends = batch.len(), "postgres group commit outcome unknown");
+                } else {
                     tracing::error!(error = %e, appends = batch.len(), "postgres group commit failed; nothing was written");
-                    for req in batch.drain(..) {
-                        let _ = req.reply.send(Err(e.clone()));
-                    }
+                }
+                for req in batch.drain(..) {
+                    let _ = req.reply.send(Err(e.clone()));
                 }
             }
         }
-        if let Some(ack) = shutdown {
-            let _ = ack.send(());
-            return;
+    }
+
+    /// A write transaction on the writer's connection: it takes the `log_head` row lock (which
+    /// writes the row's lock mark) and commits, so it proves the path every append takes.
+    async fn probe(&mut self) -> Result<(), StoreError> {
+        let result = async {
+            let conn = self.connection().await?;
+            let txn = conn.transaction().await.map_err(pg)?;
+            txn.query_one("SELECT next_position FROM log_head FOR UPDATE", &[]).await.map_err(pg)?;
+            txn.commit().await.map_err(pg)
+        }
+        .await;
+        if result.is_err() {
+            self.discard_connection();
+        }
+        result
+    }
+
+    /// The writer's connection, reconnecting (with backoff) when it has none.
+    async fn connection(&mut self) -> Result<&mut deadpool_postgres::Object, StoreError> {
+        if self.conn.is_none() {
+            let now = tokio::time::Instant::now();
+            if now < self.next_attempt {
+                return Err(StoreError::Backend("postgres: the writer lost its connection and is reconnecting".into()));
+            }
+            match self.reconnect().await {
+                Ok(conn) => {
+                    tracing::info!("postgres writer reconnected");
+                    self.backoff = FIRST_RECONNECT_BACKOFF;
+                    self.conn = Some(conn);
+                }
+                Err(e) => {
+                    self.next_attempt = now + self.backoff;
+                    self.backoff = (self.backoff * 2).min(MAX_RECONNECT_BACKOFF);
+                    tracing::warn!(error = %e, retry_in_ms = self.backoff.as_millis() as u64, "postgres writer cannot reconnect");
+                    return Err(e);
+                }
+            }
+        }
+        self.conn.as_mut().ok_or_else(|| StoreError::Backend("postgres: writer has no connection".into()))
+    }
+
+    async fn reconnect(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        let conn = self.pool.get().await.map_err(pool_err)?;
+        conn.batch_execute("SET synchronous_commit = on").await.map_err(pg)?;
+        Ok(conn)
+    }
+
+    /// Drops the connection after a failed transaction, so that the next batch reconnects.
+    /// Refusals of single appends never get here (savepoints turn them into results), so a
+    /// failure is the connection's or the server's: reconnecting costs one round trip and
+    /// never keeps a broken connection that does not know it is broken yet.
+    fn discard_connection(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if conn.is_closed() {
+                tracing::warn!("postgres writer connection lost; reconnecting");
+            }
+            // Out of the pool for good: it must not be recycled.
+            drop(deadpool_postgres::Object::take(conn));
         }
     }
 }
@@ -288,7 +399,7 @@ async fn commit_batch(
         }
     }
     txn.execute("UPDATE log_head SET next_position = $1", &[&to_i64(next)?]).await.map_err(pg)?;
-    txn.commit().await.map_err(pg)?;
+    txn.commit().await.map_err(commit_error)?;
     Ok((results, next))
 }
 
@@ -415,6 +526,10 @@ impl EventStore for PostgresStore {
         subscription::follow(self, self.inner.head.clone(), from)
     }
 
+    async fn probe_writes(&self) -> Result<(), StoreError> {
+        group_commit::probe(&self.inner.writer).await
+    }
+
     async fn shutdown(&self) {
         group_commit::stop(&self.inner.writer).await;
     }
@@ -441,11 +556,60 @@ fn hash_of(row: &Row, i: usize) -> Result<EventHash, StoreError> {
 }
 
 fn pg(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(format!("postgres: {e}"))
+    StoreError::Backend(format!("postgres: {}", chain(&e)))
+}
+
+/// A failed COMMIT: an ERROR from PostgreSQL means it rolled back. Anything else leaves
+/// the outcome unknown: the connection broke once COMMIT was sent, or the backend was
+/// terminated (FATAL) around the commit, when it may already have committed locally.
+fn commit_error(e: tokio_postgres::Error) -> StoreError {
+    if e.as_db_error().is_some_and(|db| db.severity() == "ERROR") {
+        return pg(e);
+    }
+    StoreError::OutcomeUnknown(format!(
+        "postgres: the connection failed after COMMIT was sent ({}); the append may have been written",
+        chain(&e)
+    ))
 }
 
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Backend(format!("postgres pool: {e}"))
+    StoreError::Backend(format!("postgres pool: {}", chain(&e)))
+}
+
+/// An error with its causes, `outer: inner: os error`: tokio-postgres puts the host's
+/// refusal or the OS error in `source()`, which `Display` alone drops.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// `host:port, host:port` of a connection config, for error messages (never the password).
+fn describe_target(config: &tokio_postgres::Config) -> String {
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let host = match host {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            };
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect();
+    if hosts.is_empty() { "postgres (default host)".into() } else { format!("postgres at {}", hosts.join(", ")) }
 }
 
 fn to_i64(n: u64) -> Result<i64, StoreError> {

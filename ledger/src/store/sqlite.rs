@@ -184,6 +184,10 @@ impl EventStore for SqliteStore {
         subscription::follow(self, self.inner.head.clone(), from)
     }
 
+    async fn probe_writes(&self) -> Result<(), StoreError> {
+        group_commit::probe(&self.inner.writer).await
+    }
+
     async fn shutdown(&self) {
         group_commit::stop(&self.inner.writer).await;
         self.inner.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -211,10 +215,17 @@ struct Writer {
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>, max_batch: usize) {
         let mut batch = Vec::with_capacity(max_batch);
+        let mut probes = Vec::new();
         while let Some(first) = rx.blocking_recv() {
-            let shutdown = group_commit::drain(first, &mut rx, max_batch, &mut batch);
+            let shutdown = group_commit::drain(first, &mut rx, max_batch, &mut batch, &mut probes);
             if !batch.is_empty() {
                 self.commit_batch(&mut batch);
+            }
+            if !probes.is_empty() {
+                let result = self.probe();
+                for reply in probes.drain(..) {
+                    let _ = reply.send(result.clone());
+                }
             }
             if let Some(ack) = shutdown {
                 tracing::info!(next_position = self.next_position, "sqlite writer stopped");
@@ -222,6 +233,18 @@ impl Writer {
                 return;
             }
         }
+    }
+
+    /// A write transaction that touches no row: rewriting the header's schema version (to
+    /// the same value) makes SQLite write and sync a page, so a full disk or a read-only
+    /// file fails here as a commit would.
+    fn probe(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch(&format!("BEGIN IMMEDIATE; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")).map_err(
+            |e| {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                sql(e)
+            },
+        )
     }
 
     /// Applies every request in one transaction, syncs once, then answers each caller.
