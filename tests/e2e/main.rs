@@ -8,6 +8,7 @@ mod authority_matrix;
 mod case_append;
 mod consent_dossier;
 mod durability;
+mod engine_faults;
 mod health;
 mod identity;
 mod replicas;

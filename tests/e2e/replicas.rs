@@ -19,13 +19,13 @@ use tonic::transport::Channel;
 const YOUTH: &str = "jeugdhulp-haaglanden";
 const GI: &str = "jeugdbescherming-west";
 
-fn url() -> String {
+pub(crate) fn url() -> String {
     std::env::var("GZD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
 }
 
 /// A schema of this test's own, dropped at the end; `None` (having said SKIPPED) when
 /// PostgreSQL is unreachable and not required.
-async fn schema() -> Option<Schema> {
+pub(crate) async fn schema() -> Option<Schema> {
     let name = format!("replicas_{}", uuid::Uuid::new_v4().simple());
     match tokio_postgres::connect(&url(), tokio_postgres::NoTls).await {
         Ok((client, conn)) => {
@@ -42,13 +42,13 @@ async fn schema() -> Option<Schema> {
     }
 }
 
-struct Schema {
-    client: tokio_postgres::Client,
-    name: String,
+pub(crate) struct Schema {
+    pub(crate) client: tokio_postgres::Client,
+    pub(crate) name: String,
 }
 
 impl Schema {
-    async fn drop_now(self) {
+    pub(crate) async fn drop_now(self) {
         let _ = self.client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)).await;
     }
 }
