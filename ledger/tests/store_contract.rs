@@ -260,6 +260,27 @@ mod cases {
         let out = store.append(&stream("family-late"), ExpectedRevision::Any, vec![event("late")]).await.unwrap();
         assert_eq!(sub.next().await.unwrap().unwrap().position, out.positions[0]);
     }
+
+    /// A write probe on a working store succeeds, between and among appends, and writes no
+    /// event: positions go on without a gap.
+    pub async fn write_probes_succeed_and_write_no_event<S: EventStore>(store: S) {
+        let store = Arc::new(store);
+        store.append(&stream("family-p"), ExpectedRevision::NoStream, vec![event("a")]).await.unwrap();
+        let probes: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.probe_writes().await })
+            })
+            .collect();
+        let next = store.append(&stream("family-p"), ExpectedRevision::Exact(0), vec![event("b")]).await.unwrap();
+        for probe in probes {
+            probe.await.unwrap().unwrap();
+        }
+        store.probe_writes().await.unwrap();
+        let last = store.append(&stream("family-p"), ExpectedRevision::Exact(1), vec![event("c")]).await.unwrap();
+        assert_eq!(last.positions[0], next.positions[0] + 1);
+        assert_eq!(assert_log_sound(&*store).await, 3);
+    }
 }
 
 macro_rules! contract_suite {
@@ -289,6 +310,7 @@ macro_rules! contract_suite {
             case!(concurrent_writers_on_one_stream);
             case!(concurrent_writers_on_many_streams);
             case!(subscription_catches_up_then_follows);
+            case!(write_probes_succeed_and_write_no_event);
         }
     };
 }

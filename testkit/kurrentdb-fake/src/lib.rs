@@ -42,10 +42,13 @@ use proto::event_store::client::{Empty, StreamIdentifier, Uuid as ProtoUuid};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+
+mod severed;
 
 /// Every this many appends, a foreign event lands in `$all` first.
 const FOREIGN_EVERY: usize = 5;
@@ -53,6 +56,8 @@ const FOREIGN_EVERY: usize = 5;
 /// A running fake; stops when dropped.
 pub struct FakeKurrentDb {
     addr: SocketAddr,
+    /// Bumped to sever every connection accepted before.
+    generation: Arc<AtomicU64>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -66,12 +71,15 @@ impl FakeKurrentDb {
         let addr = listener.local_addr().expect("bound address");
         let (stop, stopped) = oneshot::channel::<()>();
         let service = streams_server::StreamsServer::new(Fake::new());
+        let generation = Arc::new(AtomicU64::new(0));
+        let severable = generation.clone();
         tokio::spawn(async move {
             // Nagle plus delayed ACKs would add ~40 ms to each small request.
             let incoming =
-                tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
-                    s.inspect(|s| {
+                tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), move |s| {
+                    s.map(|s| {
                         let _ = s.set_nodelay(true);
+                        severed::Severable::new(s, severable.clone())
                     })
                 });
             let _ = tonic::transport::Server::builder()
@@ -81,7 +89,13 @@ impl FakeKurrentDb {
                 })
                 .await;
         });
-        Self { addr, _stop: stop }
+        Self { addr, generation, _stop: stop }
+    }
+
+    /// Breaks every open connection, as a node restart or a network drop would: each fails
+    /// its next read or write. New connections are accepted as before.
+    pub fn drop_connections(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// A connection string for the official client.

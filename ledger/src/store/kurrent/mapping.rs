@@ -210,6 +210,20 @@ pub fn translate(error: kurrentdb::Error) -> Failure {
     }
 }
 
+/// Classifies the failure of an append that was sent: a broken connection or a deadline
+/// leaves its outcome unknown (the cluster may have written it before the reply was lost).
+pub fn translate_append(error: kurrentdb::Error) -> Failure {
+    use kurrentdb::Error as K;
+    match error {
+        K::DeadlineExceeded | K::ConnectionClosed | K::GrpcConnectionError(_) => {
+            Failure::Store(StoreError::OutcomeUnknown(format!(
+                "kurrentdb: the append was sent, then {error}; it may have been written"
+            )))
+        }
+        other => translate(other),
+    }
+}
+
 /// Converts a KurrentDB error where a race or missing stream is not expected.
 pub fn store_error(error: kurrentdb::Error) -> StoreError {
     translate(error).into_store_error()
@@ -340,5 +354,18 @@ mod tests {
         assert!(message(K::NotLeaderException(leader)).contains("leader is node2:2113"));
         assert!(matches!(translate(K::ResourceDeleted), Failure::Store(StoreError::Corrupt(_))));
         assert!(matches!(store_error(K::ResourceNotFound), StoreError::Backend(_)));
+    }
+
+    #[test]
+    fn an_append_whose_connection_broke_has_an_unknown_outcome() {
+        use kurrentdb::Error as K;
+        for broken in [K::ConnectionClosed, K::DeadlineExceeded] {
+            assert!(matches!(translate_append(broken), Failure::Store(StoreError::OutcomeUnknown(_))));
+        }
+        // A refusal by the cluster is still a refusal.
+        assert!(matches!(translate_append(K::AccessDenied), Failure::Store(StoreError::Backend(_))));
+        let raced =
+            K::WrongExpectedVersion { expected: StreamState::StreamRevision(3), current: CurrentRevision::Current(5) };
+        assert_eq!(translate_append(raced), Failure::Raced { current: Some(5) });
     }
 }

@@ -30,6 +30,7 @@ pub mod mapping;
 use self::log_index::{Entry, LogIndex, is_after};
 use self::mapping::{
     Failure, Namespace, StoredParts, chain_of, decode_event, encode_event, expected_state, store_error, translate,
+    translate_append,
 };
 use super::{
     AppendOutcome, EventStore, Link, StoreError, check_batch, link, resolve_retry, revision_matches, subscription,
@@ -376,7 +377,7 @@ impl EventStore for KurrentStore {
             let options = AppendToStreamOptions::default().stream_state(expected_state(actual)).requires_leader(true);
             match self.inner.client.append_to_stream(name.as_str(), &options, data).await {
                 Ok(_) => return self.confirmed(stream, &events, &links).await,
-                Err(e) => match translate(e) {
+                Err(e) => match translate_append(e) {
                     Failure::Raced { .. } => {
                         tracing::debug!(race, "kurrentdb append lost a race; re-reading the head");
                         tokio::time::sleep(Duration::from_millis(u64::from(race % 8))).await;
