@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "gezinsdossier/v1/audit.proto",
         "gezinsdossier/v1/report.proto",
         "gezinsdossier/v1/log.proto",
+        "gezinsdossier/v1/notice.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

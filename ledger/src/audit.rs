@@ -137,7 +137,9 @@ pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
             AccessLogEvent::Checked(_)
             | AccessLogEvent::Investigated(_)
             | AccessLogEvent::Audited(_)
-            | AccessLogEvent::Reported(_) => {}
+            | AccessLogEvent::Reported(_)
+            | AccessLogEvent::Notified(_)
+            | AccessLogEvent::NoticeAcknowledged(_) => {}
         }
     }
     rows.into_iter().filter(|r| filter.accepts(r)).collect()

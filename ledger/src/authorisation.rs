@@ -47,7 +47,7 @@ impl From<Actor> for Caller {
 }
 
 impl Caller {
-    fn organisation(&self) -> &str {
+    pub fn organisation(&self) -> &str {
         &self.actor.organisation_id
     }
 
@@ -116,6 +116,9 @@ pub enum Function {
     GetAccessReport,
     ReadProofs,
     ReadEventBytes,
+    CorrectEvent,
+    ListNotices,
+    AcknowledgeNotice,
 }
 
 impl Function {
@@ -132,6 +135,9 @@ impl Function {
             Self::GetAccessReport => "get_access_report",
             Self::ReadProofs => "read_proofs",
             Self::ReadEventBytes => "read_event_bytes",
+            Self::CorrectEvent => "correct_event",
+            Self::ListNotices => "list_notices",
+            Self::AcknowledgeNotice => "acknowledge_notice",
         }
     }
 }
@@ -186,6 +192,16 @@ pub enum Action<'a> {
     ReadEventBytes {
         author: Option<&'a str>,
     },
+    /// Correct or retract an event that `author` (an organisation id) wrote.
+    CorrectEvent {
+        author: &'a str,
+    },
+    /// The notices to (or caused by) the caller's organisation, in one family or all.
+    ListNotices,
+    /// Confirm a notice addressed to `recipient` (an organisation id).
+    AcknowledgeNotice {
+        recipient: &'a str,
+    },
 }
 
 impl Action<'_> {
@@ -202,6 +218,9 @@ impl Action<'_> {
             Self::GetAccessReport { .. } => Function::GetAccessReport,
             Self::ReadProofs => Function::ReadProofs,
             Self::ReadEventBytes { .. } => Function::ReadEventBytes,
+            Self::CorrectEvent { .. } => Function::CorrectEvent,
+            Self::ListNotices => Function::ListNotices,
+            Self::AcknowledgeNotice { .. } => Function::AcknowledgeNotice,
         }
     }
 }
@@ -287,6 +306,33 @@ fn decide(caller: &Caller, action: &Action<'_>, reasons: &mut Vec<String>) -> Op
                 refuse(NO_PRIVACY_OFFICE);
             }
             Some(if caller.is_privacy_officer() { Grant::PrivacyOffice } else { Grant::OwnEvent })
+        }
+        Action::CorrectEvent { author } => {
+            // AVG art. 16: the controller that recorded the data rectifies it; a subject's
+            // request goes to that organisation's EPD.
+            if author != caller.organisation() {
+                refuse("only the organisation that wrote an event may correct or retract it");
+            }
+            if caller.is_privacy_officer() {
+                refuse(NOT_A_CARE_ROLE);
+            }
+            Some(Grant::OwnEvent)
+        }
+        Action::ListNotices => {
+            // Scoped by the use case to the caller's own organisation.
+            if caller.is_privacy_officer() && !caller.grants.privacy_office {
+                refuse(NO_PRIVACY_OFFICE);
+            }
+            Some(Grant::OwnEvent)
+        }
+        Action::AcknowledgeNotice { recipient } => {
+            if recipient != caller.organisation() {
+                refuse("only the organisation a notice is addressed to may acknowledge it");
+            }
+            if caller.is_privacy_officer() && !caller.grants.privacy_office {
+                refuse(NO_PRIVACY_OFFICE);
+            }
+            Some(Grant::OwnEvent)
         }
         Action::AppendCaseEvents { .. } | Action::GetDossier => {
             // Registering or joining a family and asking for a view are open to care roles:

@@ -145,6 +145,51 @@ pub struct FunctionRefusal {
     pub reasons: Vec<String>,
 }
 
+/// What a notice tells its recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// An event the recipient received was corrected (AVG art. 19): the dossier now shows
+    /// the corrected content.
+    Correction,
+    /// An event the recipient received was retracted (AVG art. 19): it is shown to nobody
+    /// any more; remove or mark it in the recipient's own record.
+    Retraction,
+}
+
+impl NoticeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Correction => "correction",
+            Self::Retraction => "retraction",
+        }
+    }
+}
+
+/// A notice to one organisation, open until that organisation acknowledges it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    /// The organisation told.
+    pub recipient_organisation_id: String,
+    /// The event the notice is about (the corrected or retracted original).
+    pub about_event_id: uuid::Uuid,
+    /// The event that caused it (the correction).
+    pub cause_event_id: uuid::Uuid,
+    /// Who caused it.
+    pub from: Actor,
+    pub at: DateTime<Utc>,
+}
+
+/// The recipient confirms it has acted on a notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeAcknowledgement {
+    /// The access-log event id of the notice.
+    pub notice_id: uuid::Uuid,
+    pub by: Actor,
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AccessLogEvent {
@@ -156,6 +201,8 @@ pub enum AccessLogEvent {
     Audited(AuditAccess),
     Reported(ReportAccess),
     FunctionRefused(FunctionRefusal),
+    Notified(Notice),
+    NoticeAcknowledged(NoticeAcknowledgement),
 }
 
 impl AccessLogEvent {
@@ -169,6 +216,8 @@ impl AccessLogEvent {
             Self::Audited(_) => "access.audited",
             Self::Reported(_) => "access.reported",
             Self::FunctionRefused(_) => "access.function_refused",
+            Self::Notified(_) => "access.notified",
+            Self::NoticeAcknowledged(_) => "access.notice_acknowledged",
         }
     }
 
@@ -183,6 +232,8 @@ impl AccessLogEvent {
             Self::Audited(a) => &a.privacy_officer,
             Self::Reported(r) => &r.portal,
             Self::FunctionRefused(f) => &f.caller,
+            Self::Notified(n) => &n.from,
+            Self::NoticeAcknowledged(a) => &a.by,
         }
     }
 }

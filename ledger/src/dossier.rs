@@ -8,10 +8,12 @@
 //!   `involvement` is covered for all the item's subjects: the mere fact of a v-ggz
 //!   treatment is protected;
 //! - a parent's data inside a child's record needs a basis for that parent too, because
-//!   the item names the parent as a subject.
+//!   the item names the parent as a subject;
+//! - a corrected item shows its corrected content (with the correction's subjects and
+//!   categories), and a retracted one is shown to nobody (see [`crate::correction`]).
 
 use crate::actor::Actor;
-use crate::case::{CaseEventKind, InformationCategory, MemberId, Participant, PlanKind};
+use crate::case::{CaseEvent, CaseEventKind, InformationCategory, MemberId, Participant, PlanKind};
 use crate::consent::{AccessQuery, Basis, ConsentStatus, Decision, DenialReason, Purpose, decide};
 use crate::envelope::EventId;
 use crate::family::{CaseItem, FamilyState, Member};
@@ -31,12 +33,29 @@ pub enum Shown {
 
 #[derive(Debug, Clone)]
 pub struct VisibleItem {
+    /// The event as recorded (its id, time and author).
     pub item: Arc<CaseItem>,
     pub shown: Shown,
     /// Whether the author organisation may be named to this requester.
     pub show_author: bool,
-    /// A visible correction that supersedes this item.
-    pub superseded_by: Option<EventId>,
+    /// The correction whose content this item shows instead of the original.
+    pub corrected: Option<Corrected>,
+}
+
+/// An item shows corrected content.
+#[derive(Debug, Clone)]
+pub struct Corrected {
+    pub correction_event_id: EventId,
+    pub at: DateTime<Utc>,
+    /// The content now: the replacement with the correction's subjects and categories.
+    pub content: CaseEvent,
+}
+
+impl VisibleItem {
+    /// What the item says now.
+    pub fn event(&self) -> &CaseEvent {
+        self.corrected.as_ref().map_or(&self.item.event, |c| &c.content)
+    }
 }
 
 /// An organisation the requester may know to be involved.
@@ -156,57 +175,65 @@ fn record_disclosure(
 /// Builds `requester`'s view of `family` for `purpose` at `at`.
 pub fn build(family: &FamilyState, requester: &Actor, purpose: Purpose, at: DateTime<Utc>) -> DossierView {
     let grants = Grants::compute(family, requester, purpose, at);
+    let amendments = crate::correction::amendments(family, at);
     let mut timeline = Vec::new();
     let mut disclosed: BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>> = BTreeMap::new();
-    let mut position_of: HashMap<EventId, usize> = HashMap::new();
     for item in &family.items {
         if item.recorded_at > at {
             break;
         }
+        // A correction is folded into the item it corrects.
+        if matches!(item.event.kind, CaseEventKind::Correction(_)) {
+            continue;
+        }
+        let corrected = match amendments.get(&item.event_id) {
+            None => None,
+            Some(amendment) => match amendment.applied_to(&item.event) {
+                // Retracted: shown to nobody.
+                None => continue,
+                Some(content) => Some(Corrected {
+                    correction_event_id: amendment.correction.event_id,
+                    at: amendment.correction.recorded_at,
+                    content,
+                }),
+            },
+        };
+        let event = corrected.as_ref().map_or(&item.event, |c| &c.content);
         let own = item.author.organisation_id == requester.organisation_id;
         let shown = if own {
             Shown::OwnRecord
         } else {
-            let covered =
-                item.event.subjects.iter().all(|s| item.event.categories.iter().all(|c| grants.get(s, *c).is_some()));
+            let covered = event.subjects.iter().all(|s| event.categories.iter().all(|c| grants.get(s, *c).is_some()));
             if !covered {
                 continue;
             }
-            for s in &item.event.subjects {
-                for c in &item.event.categories {
+            for s in &event.subjects {
+                for c in &event.categories {
                     record_disclosure(&mut disclosed, &grants, s, *c);
                 }
             }
             Shown::Disclosed
         };
         let show_author =
-            own || item.event.subjects.iter().all(|s| grants.get(s, InformationCategory::Involvement).is_some());
+            own || event.subjects.iter().all(|s| grants.get(s, InformationCategory::Involvement).is_some());
         if show_author && !own {
-            for s in &item.event.subjects {
+            for s in &event.subjects {
                 record_disclosure(&mut disclosed, &grants, s, InformationCategory::Involvement);
             }
         }
-        if let CaseEventKind::Correction(c) = &item.event.kind
-            && let Some(&target) = position_of.get(&c.corrects)
-        {
-            let entry: &mut VisibleItem = &mut timeline[target];
-            entry.superseded_by = Some(item.event_id);
-        }
-        position_of.insert(item.event_id, timeline.len());
-        timeline.push(VisibleItem { item: item.clone(), shown, show_author, superseded_by: None });
+        timeline.push(VisibleItem { item: item.clone(), shown, show_author, corrected });
     }
 
-    let current = || timeline.iter().filter(|v| v.superseded_by.is_none());
     let mut plans: BTreeMap<(u8, String), Arc<CaseItem>> = BTreeMap::new();
     let mut coordinator = None;
     let mut referrals = Vec::new();
     let mut members = BTreeMap::new();
     let mut roster: BTreeMap<String, BTreeSet<_>> = BTreeMap::new();
-    for v in current() {
+    for v in &timeline {
         if v.show_author {
             roster.entry(v.item.author.organisation_id.clone()).or_default().insert(v.item.author.role);
         }
-        match &v.item.event.kind {
+        match &v.event().kind {
             CaseEventKind::PlanAgreed(p) => {
                 let kind_order = match p.plan_kind {
                     PlanKind::Gezinsplan => 0,

@@ -243,6 +243,11 @@ impl FamilyState {
     }
 
     /// Whether a child protection measure is in force at `at`.
+    /// The case event with this id.
+    pub fn item(&self, id: &EventId) -> Option<&Arc<CaseItem>> {
+        self.items.iter().find(|i| i.event_id == *id)
+    }
+
     pub fn measure_in_force(&self, measure_id: &str, at: DateTime<Utc>) -> bool {
         self.measures.get(measure_id).is_some_and(|m| {
             let day = at.date_naive();

@@ -56,6 +56,8 @@ pub fn audit_events(family: &str, events: &[RecordedEvent]) -> Vec<Value> {
                 AccessLogEvent::Reviewed(v) => ("U", "update", "0", &v.reviewer, v.at, "review".into(), false),
                 AccessLogEvent::Reported(r) => ("R", "read", "0", &r.portal, r.at, "who-saw-what report".into(), false),
                 AccessLogEvent::FunctionRefused(f) => ("E", "operation", "4", &f.caller, f.at, f.function.as_str().into(), false),
+                // Notices tell an organisation something; nobody accessed data.
+                AccessLogEvent::Notified(_) | AccessLogEvent::NoticeAcknowledged(_) => return None,
             };
             let mut purpose_of_event = vec![json!({ "text": purpose })];
             if emergency {

@@ -19,6 +19,8 @@
 //! - [`consent`]: the consent ledger, legal bases, who may consent, and the access
 //!   decision (basis or reasons).
 //! - [`dossier`]: one requester's view of a family, filtered per subject and category.
+//! - [`correction`]: rectification and retraction (AVG art. 16, 19): corrected views and
+//!   the notices to earlier recipients.
 //! - [`report`]: the who-saw-what report for a family member (who may ask, what it lists).
 //! - [`fhir`]: FHIR R4 AuditEvent and Consent resources.
 //! - [`nen7513`]: NEN 7513 access records from the access log.
@@ -44,6 +46,7 @@ pub mod chain;
 pub mod clock;
 pub mod codec;
 pub mod consent;
+pub mod correction;
 pub mod disclosure;
 pub mod dossier;
 pub mod envelope;

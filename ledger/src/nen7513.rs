@@ -120,6 +120,8 @@ pub fn records(family: &str, events: &[RecordedEvent]) -> Vec<Nen7513Record> {
             AccessLogEvent::FunctionRefused(f) => {
                 out.push(base("function_refused", f.function.as_str(), "refused", &f.caller, f.at, f.target.clone()));
             }
+            // Notices are not access to data (NEN 7513 logs access).
+            AccessLogEvent::Notified(_) | AccessLogEvent::NoticeAcknowledged(_) => {}
             AccessLogEvent::Reviewed(v) => {
                 out.push(base(
                     "review",

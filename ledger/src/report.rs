@@ -107,6 +107,18 @@ pub enum RecipientName {
     Type(OrganisationType, Option<ProfessionalRole>),
 }
 
+/// Data about the subject that its author corrected or retracted (AVG art. 16), and which
+/// earlier recipients were told (art. 19).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorrectionLine {
+    pub at: DateTime<Utc>,
+    /// The organisation that corrected it.
+    pub organisation_id: String,
+    pub retraction: bool,
+    /// The organisations told, by id.
+    pub told: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessReport {
     pub subject: MemberId,
@@ -114,6 +126,8 @@ pub struct AccessReport {
     /// Oldest first.
     pub entries: Vec<ReportEntry>,
     pub consents: Vec<ConsentInForce>,
+    /// Oldest first.
+    pub corrections: Vec<CorrectionLine>,
 }
 
 /// Builds the report about `subject` from the family and its access log. Its cost follows
@@ -190,7 +204,41 @@ pub fn build(family: &FamilyState, access_log: &[RecordedEvent], subject: &str, 
             may_withdraw: c.agreements.keys().cloned().collect(),
         })
         .collect();
-    AccessReport { subject: subject.to_owned(), at, entries, consents }
+    let corrections = corrections_about(family, access_log, subject, at);
+    AccessReport { subject: subject.to_owned(), at, entries, consents, corrections }
+}
+
+/// Corrections by their author of events about `subject` (before or after), with the
+/// organisations their notices went to.
+fn corrections_about(
+    family: &FamilyState,
+    access_log: &[RecordedEvent],
+    subject: &str,
+    at: DateTime<Utc>,
+) -> Vec<CorrectionLine> {
+    let mut told: std::collections::HashMap<EventId, Vec<String>> = std::collections::HashMap::new();
+    for event in access_log {
+        if let Ok(crate::disclosure::AccessLogEvent::Notified(n)) = serde_json::from_slice(&event.payload) {
+            told.entry(n.cause_event_id).or_default().push(n.recipient_organisation_id);
+        }
+    }
+    family
+        .items
+        .iter()
+        .take_while(|i| i.recorded_at <= at)
+        .filter_map(|item| {
+            let crate::case::CaseEventKind::Correction(c) = &item.event.kind else { return None };
+            let original = family.item(&c.corrects)?;
+            let by_author = original.author.organisation_id == item.author.organisation_id;
+            let about_subject = original.event.subjects.contains(subject) || item.event.subjects.contains(subject);
+            (by_author && about_subject).then(|| CorrectionLine {
+                at: item.recorded_at,
+                organisation_id: item.author.organisation_id.clone(),
+                retraction: c.replacement.is_none(),
+                told: told.remove(&item.event_id).unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 impl ReportEntry {

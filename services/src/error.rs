@@ -68,7 +68,9 @@ fn family_status(e: &FamilyError) -> (Code, String) {
         FamilyError::Consent(ConsentRuleError::NotAllowed(_))
         | FamilyError::Denied(_)
         | FamilyError::NotAuthorised(_) => (Code::PermissionDenied, e.to_string()),
-        FamilyError::UnknownFamily | FamilyError::UnknownDisclosure(_) => (Code::NotFound, e.to_string()),
+        FamilyError::UnknownFamily | FamilyError::UnknownDisclosure(_) | FamilyError::UnknownNotice(_) => {
+            (Code::NotFound, e.to_string())
+        }
         FamilyError::NotReviewable(_) => (Code::FailedPrecondition, e.to_string()),
         FamilyError::Report(ReportDenied::UnknownMember(_)) => (Code::InvalidArgument, e.to_string()),
         FamilyError::Report(ReportDenied::NotAllowed { .. }) => (Code::PermissionDenied, e.to_string()),

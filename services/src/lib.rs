@@ -13,6 +13,8 @@
 //! - [`report_page`]: that report as a printable page in Dutch (B1) and English.
 //! - [`demo`]: the `demo` tour (one family through real gRPC, then verify and tamper).
 //! - [`log_service`]: the LogService (signed tree heads, inclusion and consistency proofs).
+//! - [`notice_service`]: the NoticeService (corrections told to earlier recipients).
+//! - [`readiness`]: what gRPC health says (commits, proof index, tree-head lag, shutdown).
 //! - [`proofs`]: inclusion proofs attached to audit rows and report lines.
 //! - [`identity`]: mTLS organisation registry, the authentication interceptor, dev CA.
 //! - [`error`]: service errors and their single mapping to gRPC status codes.
@@ -32,6 +34,7 @@ pub mod health;
 pub mod identity;
 pub mod limits;
 pub mod log_service;
+pub mod notice_service;
 pub mod proofs;
 pub mod readiness;
 pub mod report_page;

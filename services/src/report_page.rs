@@ -30,6 +30,7 @@ pub struct Texts {
     consents_heading: &'static str,
     consents_intro: &'static str,
     no_consents: &'static str,
+    corrections_heading: &'static str,
     footer: &'static str,
 }
 
@@ -49,6 +50,7 @@ const DUTCH: Texts = Texts {
     consents_heading: "Uw toestemmingen",
     consents_intro: "Deze toestemmingen gelden nu. U mag een toestemming altijd intrekken. Zeg het tegen uw hulpverlener. Vanaf dat moment mag niemand die informatie meer zien.",
     no_consents: "Er gelden nu geen toestemmingen.",
+    corrections_heading: "Verbeterde gegevens",
     footer: "Gemaakt op",
 };
 
@@ -68,6 +70,7 @@ const ENGLISH: Texts = Texts {
     consents_heading: "Your consents",
     consents_intro: "These consents are in force now. You may withdraw a consent at any time. Tell your care professional. From then on nobody may see that information.",
     no_consents: "No consents are in force now.",
+    corrections_heading: "Corrected information",
     footer: "Made on",
 };
 
@@ -78,6 +81,7 @@ struct Page<'a> {
     intro: String,
     rows: Vec<Row>,
     consents: Vec<String>,
+    corrections: Vec<String>,
     generated: String,
 }
 
@@ -196,7 +200,31 @@ pub fn render(
             }
         })
         .collect();
-    Page { t, intro, rows, consents, generated: date(report.at) }.render()
+    let corrections = report
+        .corrections
+        .iter()
+        .map(|c| {
+            let by = organisation_name(&c.organisation_id);
+            let told = c.told.iter().map(|o| organisation_name(o)).collect::<Vec<_>>().join(", ");
+            let (verb, told) = match language {
+                Language::Dutch => (
+                    if c.retraction { "Ingetrokken op" } else { "Verbeterd op" },
+                    if told.is_empty() {
+                        "Niemand anders had het gezien.".into()
+                    } else {
+                        format!("Op de hoogte gebracht: {told}.")
+                    },
+                ),
+                Language::English => (
+                    if c.retraction { "Withdrawn on" } else { "Corrected on" },
+                    if told.is_empty() { "Nobody else had seen it.".into() } else { format!("Told: {told}.") },
+                ),
+            };
+            let by_word = if language == Language::Dutch { "door" } else { "by" };
+            format!("{verb} {} {by_word} {by}. {told}", date(c.at))
+        })
+        .collect();
+    Page { t, intro, rows, consents, corrections, generated: date(report.at) }.render()
 }
 
 fn category(c: InformationCategory, l: Language) -> &'static str {

@@ -134,6 +134,16 @@ impl AccessReportService for ReportApi {
             generated_at: Some(outbound::timestamp(report.at)),
             entries,
             consents,
+            corrections: report
+                .corrections
+                .iter()
+                .map(|c| pb::ReportCorrection {
+                    at: Some(outbound::timestamp(c.at)),
+                    organisation_name: self.organisation_name(&c.organisation_id),
+                    retraction: c.retraction,
+                    told_organisation_names: c.told.iter().map(|o| self.organisation_name(o)).collect(),
+                })
+                .collect(),
             html,
         }))
     }

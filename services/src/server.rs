@@ -11,6 +11,7 @@ use crate::identity::interceptor::IdentityMode;
 use crate::identity::{Authenticator, OrganisationRegistry};
 use crate::limits::OversizeAsResourceExhausted;
 use crate::log_service::LogApi;
+use crate::notice_service::NoticeApi;
 use crate::readiness::{LagBound, Readiness};
 use crate::report_service::ReportApi;
 use gezinsdossier_ledger::clock::{Clock, SystemClock};
@@ -28,6 +29,7 @@ use gezinsdossier_proto::v1::case_service_server::CaseServiceServer;
 use gezinsdossier_proto::v1::consent_service_server::ConsentServiceServer;
 use gezinsdossier_proto::v1::dossier_service_server::DossierServiceServer;
 use gezinsdossier_proto::v1::log_service_server::LogServiceServer;
+use gezinsdossier_proto::v1::notice_service_server::NoticeServiceServer;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,6 +119,7 @@ pub async fn serve_on(
                 service_name::<DossierServiceServer<DossierApi>>(),
                 service_name::<AuditServiceServer<AuditApi>>(),
                 service_name::<AccessReportServiceServer<ReportApi>>(),
+                service_name::<NoticeServiceServer<NoticeApi>>(),
             ],
             log_service: service_name::<LogServiceServer<LogApi>>(),
         }
@@ -135,6 +138,8 @@ pub async fn serve_on(
         .max_decoding_message_size(config.max_message_bytes);
     let report = AccessReportServiceServer::new(ReportApi::new(families.clone(), registry.clone(), index.clone()))
         .max_decoding_message_size(config.max_message_bytes);
+    let notices =
+        NoticeServiceServer::new(NoticeApi::new(families.clone())).max_decoding_message_size(config.max_message_bytes);
     let dossier = DossierServiceServer::new(DossierApi::new(families, registry.clone()))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(usize::MAX);
@@ -160,6 +165,7 @@ pub async fn serve_on(
         .add_service(InterceptedService::new(dossier, auth.clone()))
         .add_service(InterceptedService::new(audit, auth.clone()))
         .add_service(InterceptedService::new(report, auth.clone()))
+        .add_service(InterceptedService::new(notices, auth.clone()))
         .add_service(InterceptedService::new(log, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             shutdown.await;

@@ -19,6 +19,7 @@ use gezinsdossier_proto::v1::case_service_client::CaseServiceClient;
 use gezinsdossier_proto::v1::consent_service_client::ConsentServiceClient;
 use gezinsdossier_proto::v1::dossier_service_client::DossierServiceClient;
 use gezinsdossier_proto::v1::log_service_client::LogServiceClient;
+use gezinsdossier_proto::v1::notice_service_client::NoticeServiceClient;
 use pb::InformationCategory as C;
 use std::time::Duration;
 use tonic::transport::Channel;
@@ -97,6 +98,8 @@ enum Call {
     GetInclusionProof,
     GetConsistencyProof,
     GetEventBytes,
+    ListNotices,
+    AcknowledgeNotice,
     AppendEvents,
 }
 
@@ -125,12 +128,16 @@ fn expected(call: Call) -> [Outcome; 9] {
         Call::GetLatestTreeHead | Call::GetInclusionProof | Call::GetConsistencyProof => [Y, Y, Y, Y, Y, Y, Y, U, Y],
         // An event's bytes: its author organisation, care role or privacy office.
         Call::GetEventBytes => [Y, D, Y, D, D, Y, D, U, D],
+        // Each organisation's own notices; a privacy officer needs the office.
+        Call::ListNotices => [Y, Y, Y, Y, D, Y, Y, U, Y],
+        // Only the organisation a notice is addressed to (here the v-ggz).
+        Call::AcknowledgeNotice => [Y, D, Y, D, D, Y, D, U, D],
         // Registering or joining a family is open to care roles (see the closing note).
         Call::AppendEvents => [Y, Y, D, D, D, Y, Y, U, D],
     }
 }
 
-const CALLS: [Call; 18] = [
+const CALLS: [Call; 20] = [
     Call::GrantConsent,
     Call::AddAgreement,
     Call::RecordRefusal,
@@ -148,6 +155,9 @@ const CALLS: [Call; 18] = [
     Call::GetInclusionProof,
     Call::GetConsistencyProof,
     Call::GetEventBytes,
+    Call::ListNotices,
+    // After the views: it retracts an item to cause its notice.
+    Call::AcknowledgeNotice,
     // Last: an append makes its organisation take part.
     Call::AppendEvents,
 ];
@@ -157,6 +167,7 @@ const CALLS: [Call; 18] = [
 struct Fixture<'a> {
     server: &'a TestServer,
     vggz_event: u64,
+    notice_to_vggz: tokio::sync::OnceCell<String>,
 }
 
 impl<'a> Fixture<'a> {
@@ -173,7 +184,7 @@ impl<'a> Fixture<'a> {
             .find(|e| matches!(codec::decode(e), Ok(FamilyEvent::Case(r)) if r.author.organisation_id == VGGZ))
             .expect("a v-ggz event")
             .position;
-        Self { server, vggz_event }
+        Self { server, vggz_event, notice_to_vggz: tokio::sync::OnceCell::new() }
     }
 
     async fn refusals(&self) -> usize {
@@ -188,6 +199,33 @@ impl<'a> Fixture<'a> {
         let request = grant(&id, "child", &[C::Plan], VGGZ, pb::Purpose::Care, given_by);
         self.server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await.grant_consent(request).await.unwrap();
         id
+    }
+
+    /// A notice addressed to the v-ggz: it receives youth care's plan for the child, which
+    /// youth care then retracts.
+    async fn notice_to_vggz(&self) -> String {
+        let make = async || {
+            self.consent_for_child(&["mother", "father"]).await;
+            let mut vggz = self.server.dossier_client(VGGZ, "ggz-1", "regiebehandelaar").await;
+            let view = vggz.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner();
+            let plan = view.timeline.iter().find(|i| i.author_organisation_id == YOUTH_CARE || !i.own_record).unwrap();
+            let retraction = build::event(
+                &["child"],
+                &[C::Plan],
+                pb::case_event::Kind::Correction(pb::Correction {
+                    corrects_event_id: plan.event_id.clone(),
+                    reason: "Dubbel ingevoerd".into(),
+                    replacement: None,
+                }),
+            );
+            let mut youth = self.server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+            youth.append_events(append(FAMILY, any(), vec![retraction])).await.unwrap();
+            let metadata = self.server.professional(VGGZ, "ggz-1", "regiebehandelaar");
+            let mut notices = NoticeServiceClient::with_interceptor(self.server.channel(Some(VGGZ)).await, metadata);
+            let request = pb::ListNoticesRequest { family_id: FAMILY.into(), ..Default::default() };
+            notices.list_notices(request).await.unwrap().into_inner().notices[0].notice_id.clone()
+        };
+        self.notice_to_vggz.get_or_init(make).await.clone()
     }
 
     /// A break-the-glass view by the v-ggz: a disclosure waiting for review.
@@ -346,6 +384,21 @@ impl<'a> Fixture<'a> {
                 let second_size = self.signed_size().await;
                 let request = pb::GetConsistencyProofRequest { first_size: 1, second_size };
                 log().get_consistency_proof(request).await.map(drop)
+            }
+            Call::ListNotices => {
+                let request = pb::ListNoticesRequest { family_id: FAMILY.into(), ..Default::default() };
+                NoticeServiceClient::with_interceptor(channel.clone(), who.clone())
+                    .list_notices(request)
+                    .await
+                    .map(drop)
+            }
+            Call::AcknowledgeNotice => {
+                let notice_id = self.notice_to_vggz().await;
+                let request = pb::AcknowledgeNoticeRequest { family_id: FAMILY.into(), notice_id };
+                NoticeServiceClient::with_interceptor(channel.clone(), who.clone())
+                    .acknowledge_notice(request)
+                    .await
+                    .map(drop)
             }
             Call::AppendEvents => {
                 let request = append(FAMILY, any(), vec![build::note("mother", "Contact gehad")]);

@@ -7,6 +7,7 @@ mod audit;
 mod authority_matrix;
 mod case_append;
 mod consent_dossier;
+mod corrections;
 mod durability;
 mod engine_faults;
 mod health;

@@ -164,6 +164,12 @@ fn check_kind(s: &Scratch<'_>, kind: &CaseEventKind, prefix: &str) -> Result<(),
             if !s.case_event_exists(&c.corrects) {
                 return fail("correction.corrects_event_id", format!("no case event {} in this family", c.corrects));
             }
+            if s.state.events.get(&c.corrects).is_some_and(|e| e.event_type == "case.correction") {
+                return fail(
+                    "correction.corrects_event_id",
+                    format!("{} is a correction; correct the original event again instead", c.corrects),
+                );
+            }
             if c.reason.trim().is_empty() {
                 return fail("correction.reason", "say why the earlier event is corrected".into());
             }

@@ -4,9 +4,9 @@
 use super::cache::{self, Slot};
 use super::{Families, FamilyError, Target};
 use crate::authorisation::{Action, Caller, authorise};
-use crate::case::CaseEvent;
 use crate::case::CaseRecord;
 use crate::case::validate::validate_batch;
+use crate::case::{CaseEvent, CaseEventKind};
 use crate::codec::encode_case;
 use crate::envelope::{EventId, ExpectedRevision, ProposedEvent};
 use crate::family::{FamilyId, FamilyState};
@@ -49,8 +49,31 @@ impl Families {
         let exists = slot.state.revision.is_some();
         let decision = authorise(&request.author, &Action::AppendCaseEvents { family: exists.then_some(&slot.state) });
         self.enforce(&request.author, Target::family(&request.family, exists), decision).await?;
+        let corrections: Vec<(EventId, EventId)> = request
+            .events
+            .iter()
+            .filter_map(|(id, e)| match &e.kind {
+                CaseEventKind::Correction(c) => Some((*id, c.corrects)),
+                _ => None,
+            })
+            .collect();
+        if corrections.iter().any(|(_, original)| slot.state.item(original).is_none()) {
+            cache::catch_up(&*self.store, &request.family, &mut slot.state).await?;
+        }
+        for (_, original) in &corrections {
+            // An unknown original is the validation's to refuse, naming the field.
+            let Some(author) = slot.state.item(original).map(|i| i.author.organisation_id.clone()) else { continue };
+            let decision = authorise(&request.author, &Action::CorrectEvent { author: &author });
+            let target = Target::family(&request.family, exists).with(format!("correction of event {original}"));
+            self.enforce(&request.author, target, decision).await?;
+        }
         let check = |state: &FamilyState| validate_batch(state, &request.events).map_err(FamilyError::from);
-        self.append_checked(&request.family, &mut slot, request.expected, proposed, check).await
+        let outcome = self.append_checked(&request.family, &mut slot, request.expected, proposed, check).await?;
+        if !corrections.is_empty() {
+            let ids: Vec<EventId> = corrections.iter().map(|(id, _)| *id).collect();
+            self.notify_earlier_recipients(&request.family, &slot.state, &ids).await?;
+        }
+        Ok(outcome)
     }
 
     /// The checked, optimistic append shared by every kind of family event.

@@ -1,13 +1,11 @@
 //! The privacy office's use cases: queries over the access log and reviews of sharing
 //! without consent, each bounded to the office's own organisation (`authorisation`).
 
-use super::{CATCH_UP_PAGE, Families, FamilyError, Logged, Target};
+use super::{Families, FamilyError, Logged, Target};
 use crate::audit::{self, AuditFilter, AuditRow};
 use crate::authorisation::{Action, Caller, authorise, row_in_scope};
 use crate::disclosure::{self, AccessLogEvent, AuditAccess, Review, ReviewOutcome};
-use crate::envelope::RecordedEvent;
 use crate::family::FamilyId;
-use std::collections::HashMap;
 
 impl Families {
     /// The family's disclosures and refusals that `filter` selects and that lie within the
@@ -55,18 +53,7 @@ impl Families {
         let decision = authorise(officer, &Action::QueryAccessLog { family: None });
         self.enforce(officer, Target { family: None, family_exists: false, detail: "all families".into() }, decision)
             .await?;
-        let mut logs: HashMap<String, Vec<RecordedEvent>> = HashMap::new();
-        let mut from = 0;
-        loop {
-            let page = self.store.read_all(from, CATCH_UP_PAGE).await?;
-            let Some(last) = page.last() else { break };
-            from = last.position + 1;
-            for event in page {
-                if event.stream.as_str().starts_with(disclosure::STREAM_PREFIX) {
-                    logs.entry(event.stream.as_str().to_owned()).or_default().push(event);
-                }
-            }
-        }
+        let logs = self.all_access_logs().await?;
         let mut rows = in_scope(officer, logs.values().flat_map(|events| audit::rows(events, filter)).collect());
         rows.sort_by_key(|r| r.position);
         let access = AuditAccess {

@@ -8,6 +8,8 @@
 //! - [`audit`]: the privacy office's access-log queries and reviews;
 //! - [`report`]: the who-saw-what report for a member, through a portal;
 //! - [`event_bytes`]: one event's canonical bytes, to whom they belong;
+//! - [`notices`]: telling earlier recipients of corrections (AVG art. 19), listing and
+//!   acknowledging notices;
 //! - [`cache`]: the cached family states.
 //!
 //! Every use case asks [`crate::authorisation::authorise`] first, and every refusal is
@@ -19,11 +21,13 @@ mod cache;
 mod consent;
 mod dossier;
 mod event_bytes;
+mod notices;
 mod report;
 
 pub use append::CaseAppend;
 pub use consent::ConsentListing;
 pub use dossier::DossierRequest;
+pub use notices::{FamilyNotice, NoticeScope};
 pub use report::{MemberReport, ReportRequest};
 
 use crate::authorisation::{Caller, Grant, Refused};
@@ -36,6 +40,7 @@ use crate::envelope::{EventId, ExpectedRevision, ProposedEvent, RecordedEvent, S
 use crate::family::{ApplyError, FamilyId, FamilyState};
 use crate::store::{EventStore, StoreError};
 use cache::FamilyCache;
+use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -56,6 +61,8 @@ pub enum FamilyError {
     UnknownFamily,
     #[error("no disclosure {0} in this family's access log")]
     UnknownDisclosure(uuid::Uuid),
+    #[error("no notice {0} in this family's access log")]
+    UnknownNotice(uuid::Uuid),
     #[error("disclosure cannot be reviewed: {0}")]
     NotReviewable(String),
     #[error(transparent)]
@@ -194,6 +201,23 @@ impl Families {
         };
         let outcome = self.store.append(stream, ExpectedRevision::Any, vec![proposed]).await?;
         Ok(Logged { event_id, position: outcome.positions.first().copied().unwrap_or_default() })
+    }
+
+    /// Every family's access log, from one pass over the global log (cross-family queries).
+    async fn all_access_logs(&self) -> Result<HashMap<String, Vec<RecordedEvent>>, FamilyError> {
+        let mut logs: HashMap<String, Vec<RecordedEvent>> = HashMap::new();
+        let mut from = 0;
+        loop {
+            let page = self.store.read_all(from, CATCH_UP_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            from = last.position + 1;
+            for event in page {
+                if let Some(family) = event.stream.as_str().strip_prefix(disclosure::STREAM_PREFIX) {
+                    logs.entry(family.to_owned()).or_default().push(event);
+                }
+            }
+        }
+        Ok(logs)
     }
 
     async fn access_log(&self, family: &FamilyId) -> Result<Vec<RecordedEvent>, FamilyError> {

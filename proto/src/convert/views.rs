@@ -15,11 +15,13 @@ pub fn dossier(family_id: &str, view: &DossierView, disclosure_event_id: String)
         event_id: v.item.event_id.to_string(),
         revision: v.item.revision,
         recorded_at: Some(outbound::timestamp(v.item.recorded_at)),
-        event: Some(outbound::case_event(&v.item.event_id, &v.item.event)),
+        event: Some(outbound::case_event(&v.item.event_id, v.event())),
         author_organisation_id: if v.show_author { v.item.author.organisation_id.clone() } else { String::new() },
         author_role: if v.show_author { outbound::role(v.item.author.role) } else { 0 },
         own_record: v.shown == Shown::OwnRecord,
-        superseded_by_event_id: v.superseded_by.map(|id| id.to_string()).unwrap_or_default(),
+        corrected_by_event_id: v.corrected.as_ref().map(|c| c.correction_event_id.to_string()).unwrap_or_default(),
+        corrected_at: v.corrected.as_ref().map(|c| outbound::timestamp(c.at)),
+        ..Default::default()
     };
     let by_id = |id: &uuid::Uuid| view.timeline.iter().find(|v| v.item.event_id == *id).map(item);
     pb::Dossier {
