@@ -272,6 +272,7 @@ pub fn names_organisation(recipient: &Recipient, caller: &Caller) -> bool {
     match recipient {
         Recipient::Organisation { organisation_id } => *organisation_id == caller.actor.organisation_id,
         Recipient::TypeAndRole { organisation_type, .. } => *organisation_type == caller.actor.organisation_type,
+        Recipient::OrganisationRole { organisation_id, .. } => *organisation_id == caller.actor.organisation_id,
     }
 }
 

@@ -143,6 +143,10 @@ fn consent(family: &str, state: &FamilyState, c: &ConsentState, at: DateTime<Utc
                 Recipient::Organisation { organisation_id } => {
                     json!({ "identifier": { "system": "urn:gezinsdossier:organisation", "value": organisation_id } })
                 }
+                Recipient::OrganisationRole { organisation_id, role } => json!({
+                    "identifier": { "system": "urn:gezinsdossier:organisation", "value": organisation_id },
+                    "display": format!("{organisation_id} / {}", role.as_str()),
+                }),
                 Recipient::TypeAndRole { organisation_type, role } => json!({
                     "display": format!("{}{}", organisation_type.as_str(), role.map(|r| format!(" / {}", r.as_str())).unwrap_or_default())
                 }),

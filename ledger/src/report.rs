@@ -105,6 +105,7 @@ pub struct ConsentInForce {
 pub enum RecipientName {
     Organisation(String),
     Type(OrganisationType, Option<ProfessionalRole>),
+    RoleAt(String, ProfessionalRole),
 }
 
 /// Data about the subject that its author corrected or retracted (AVG art. 16), and which
@@ -196,6 +197,9 @@ pub fn build(family: &FamilyState, access_log: &[RecordedEvent], subject: &str, 
                     Recipient::Organisation { organisation_id } => RecipientName::Organisation(organisation_id.clone()),
                     Recipient::TypeAndRole { organisation_type, role } => {
                         RecipientName::Type(*organisation_type, *role)
+                    }
+                    Recipient::OrganisationRole { organisation_id, role } => {
+                        RecipientName::RoleAt(organisation_id.clone(), *role)
                     }
                 })
                 .collect(),

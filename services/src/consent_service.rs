@@ -2,8 +2,10 @@
 //! `gezinsdossier_ledger::consent`.
 
 use crate::error::ServiceError;
+use crate::identity::OrganisationRegistry;
 use crate::identity::interceptor::requester;
-use gezinsdossier_ledger::consent::{ConsentEvent, ConsentGranted, Decision, LegalBasis};
+use gezinsdossier_ledger::actor::OrganisationType;
+use gezinsdossier_ledger::consent::{ConsentEvent, ConsentGranted, Decision, LegalBasis, LegalBasisKind};
 use gezinsdossier_ledger::families::Families;
 use gezinsdossier_ledger::family::FamilyId;
 use gezinsdossier_ledger::store::AppendOutcome;
@@ -18,11 +20,38 @@ use tonic::{Request, Response, Status};
 pub struct ConsentApi {
     families: Arc<Families>,
     clock: Arc<dyn gezinsdossier_ledger::clock::Clock>,
+    registry: Arc<OrganisationRegistry>,
 }
 
 impl ConsentApi {
-    pub fn new(families: Arc<Families>, clock: Arc<dyn gezinsdossier_ledger::clock::Clock>) -> Self {
-        Self { families, clock }
+    pub fn new(
+        families: Arc<Families>,
+        clock: Arc<dyn gezinsdossier_ledger::clock::Clock>,
+        registry: Arc<OrganisationRegistry>,
+    ) -> Self {
+        Self { families, clock, registry }
+    }
+
+    /// A meldcode report goes to a registered Veilig Thuis organisation (BW 1:240); the
+    /// ledger checks that exactly one organisation is named.
+    fn check_meldcode_recipient(&self, basis: &LegalBasis) -> Result<(), ServiceError> {
+        if basis.kind != LegalBasisKind::Meldcode {
+            return Ok(());
+        }
+        for (i, recipient) in basis.recipients.iter().enumerate() {
+            let Some(id) = recipient.organisation_id() else { continue };
+            let is_veilig_thuis =
+                self.registry.by_id(id).is_some_and(|o| o.organisation_type == OrganisationType::VeiligThuis);
+            if !is_veilig_thuis {
+                let shown: String = id.chars().take(64).collect();
+                return Err(FieldError::new(
+                    format!("recipients[{i}].organisation_id"),
+                    format!("{shown:?} is not a Veilig Thuis organisation in the registry"),
+                )
+                .into());
+            }
+        }
+        Ok(())
     }
 
     async fn record(
@@ -177,6 +206,7 @@ impl ConsentService for ConsentApi {
                 .unwrap_or_else(|| self.clock.now()),
             valid_until: optional_timestamp(r.valid_until, "valid_until").map_err(ServiceError::from)?,
         };
+        self.check_meldcode_recipient(&basis)?;
         self.record(&r.family_id, &r.event_id, &who, ConsentEvent::LegalBasis(basis)).await
     }
 

@@ -182,6 +182,7 @@ pub fn render(
                 .iter()
                 .map(|r| match r {
                     RecipientName::Organisation(id) => organisation_name(id),
+                    RecipientName::RoleAt(id, r) => format!("{} ({})", organisation_name(id), role(*r, language)),
                     RecipientName::Type(t, r) => {
                         let kind = organisation_type(*t, language);
                         r.map_or(kind.to_owned(), |r| format!("{kind} ({})", role(r, language)))

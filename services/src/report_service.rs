@@ -118,6 +118,9 @@ impl AccessReportService for ReportApi {
                     .iter()
                     .map(|r| match r {
                         RecipientName::Organisation(id) => self.organisation_name(id),
+                        RecipientName::RoleAt(id, role) => {
+                            format!("{} / {}", self.organisation_name(id), role.as_str())
+                        }
                         RecipientName::Type(t, role) => {
                             format!("{}{}", t.as_str(), role.map(|r| format!(" / {}", r.as_str())).unwrap_or_default())
                         }

@@ -132,7 +132,7 @@ pub async fn serve_on(
 
     let case = CaseServiceServer::new(CaseApi::new(families.clone(), config.max_events_per_request))
         .max_decoding_message_size(config.max_message_bytes);
-    let consent = ConsentServiceServer::new(ConsentApi::new(families.clone(), clock))
+    let consent = ConsentServiceServer::new(ConsentApi::new(families.clone(), clock, registry.clone()))
         .max_decoding_message_size(config.max_message_bytes);
     let audit = AuditServiceServer::new(AuditApi::new(families.clone(), index.clone()))
         .max_decoding_message_size(config.max_message_bytes);

@@ -8,7 +8,7 @@
 
 use crate::consent_dossier::{FAMILY, dossier_request, family, grant};
 use crate::support::build::{self, any, append};
-use crate::support::{HUISARTS, Professional, TestServer, VGGZ, WIJKTEAM, YOUTH_CARE};
+use crate::support::{HUISARTS, Professional, TestServer, VEILIG_THUIS, VGGZ, WIJKTEAM, YOUTH_CARE};
 use gezinsdossier_ledger::clock::Clock;
 use gezinsdossier_ledger::codec::{self, FamilyEvent};
 use gezinsdossier_ledger::store::EventStore;
@@ -297,8 +297,6 @@ impl<'a> Fixture<'a> {
                 consent().withdraw_consent(request).await.map(drop)
             }
             Call::RecordLegalBasis => {
-                let veilig_thuis =
-                    pb::TypeAndRole { organisation_type: pb::OrganisationType::VeiligThuis as i32, role: 0 };
                 let request = pb::RecordLegalBasisRequest {
                     family_id: FAMILY.into(),
                     event_id: build::id(),
@@ -309,7 +307,7 @@ impl<'a> Fixture<'a> {
                     subject_member_ids: vec!["child".into()],
                     categories: vec![C::Plan as i32],
                     recipients: vec![pb::Recipient {
-                        recipient: Some(pb::recipient::Recipient::TypeAndRole(veilig_thuis)),
+                        recipient: Some(pb::recipient::Recipient::OrganisationId(VEILIG_THUIS.into())),
                     }],
                     valid_from: None,
                     valid_until: None,

@@ -12,6 +12,7 @@ mod durability;
 mod engine_faults;
 mod health;
 mod identity;
+mod law;
 mod replicas;
 mod report;
 mod verifier;

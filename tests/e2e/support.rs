@@ -35,6 +35,10 @@ pub const WIJKTEAM: &str = "wijkteam-noord";
 /// An organisation the registry grants no function (as in a registry written before
 /// function grants existed).
 pub const HUISARTS: &str = "huisarts-centrum";
+/// The regional Veilig Thuis (advice and reporting centre).
+pub const VEILIG_THUIS: &str = "veilig-thuis-haaglanden";
+/// Another region's Veilig Thuis.
+pub const VEILIG_THUIS_ELSEWHERE: &str = "veilig-thuis-utrecht";
 
 pub fn organisations() -> Vec<DevOrganisation> {
     let org = |id: &str, t, privacy_office, portal| {
@@ -46,6 +50,8 @@ pub fn organisations() -> Vec<DevOrganisation> {
         org(GI, OrganisationType::CertifiedInstitution, true, false),
         org(WIJKTEAM, OrganisationType::Wijkteam, true, false),
         org(HUISARTS, OrganisationType::Huisarts, false, false),
+        org(VEILIG_THUIS, OrganisationType::VeiligThuis, false, false),
+        org(VEILIG_THUIS_ELSEWHERE, OrganisationType::VeiligThuis, false, false),
     ]
 }
 

@@ -42,6 +42,8 @@ pub enum Recipient {
     Organisation { organisation_id: String },
     /// Any organisation of a type, optionally only professionals in one role.
     TypeAndRole { organisation_type: OrganisationType, role: Option<ProfessionalRole> },
+    /// Professionals in one role at one named organisation.
+    OrganisationRole { organisation_id: String, role: ProfessionalRole },
 }
 
 impl Recipient {
@@ -51,6 +53,19 @@ impl Recipient {
             Self::TypeAndRole { organisation_type, role } => {
                 *organisation_type == requester.organisation_type && role.is_none_or(|r| r == requester.role)
             }
+            Self::OrganisationRole { organisation_id, role } => {
+                *organisation_id == requester.organisation_id && *role == requester.role
+            }
+        }
+    }
+
+    /// The one organisation this recipient names, if it names one.
+    pub fn organisation_id(&self) -> Option<&str> {
+        match self {
+            Self::Organisation { organisation_id } | Self::OrganisationRole { organisation_id, .. } => {
+                Some(organisation_id)
+            }
+            Self::TypeAndRole { .. } => None,
         }
     }
 }

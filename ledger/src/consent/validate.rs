@@ -143,14 +143,29 @@ fn validate_legal_basis(
                     "measure {measure_id:?} is carried out by another institution"
                 )));
             }
+            // Jeugdwet 7.3.11: the right to information is the GI's that carries out the
+            // measure, and no one else's.
+            if b.recipients.iter().any(|r| r.organisation_id() != Some(measure.certified_institution_id.as_str())) {
+                return Err(invalid(
+                    "recipients",
+                    format!(
+                        "a child protection basis gives information only to the GI that carries out the measure \
+                         ({:?}, Jeugdwet 7.3.11); record a consent for anyone else",
+                        measure.certified_institution_id
+                    ),
+                ));
+            }
         }
         LegalBasisKind::Meldcode => {
-            let to_veilig_thuis = b
-                .recipients
-                .iter()
-                .all(|r| matches!(r, Recipient::TypeAndRole { organisation_type: OrganisationType::VeiligThuis, .. }));
-            if !to_veilig_thuis {
-                return Err(invalid("recipients", "a meldcode report goes to Veilig Thuis only"));
+            // BW 1:240, Wmo 2015 4.1.8: a report goes to the one Veilig Thuis it is made to,
+            // not to every Veilig Thuis in the country. (That the organisation is a Veilig
+            // Thuis is checked against the registry by the service.)
+            if !matches!(b.recipients.as_slice(), [Recipient::Organisation { .. }]) {
+                return Err(invalid(
+                    "recipients",
+                    "a meldcode report goes to one named Veilig Thuis organisation (BW 1:240): give exactly one \
+                     organisation_id",
+                ));
             }
         }
         LegalBasisKind::BreakTheGlass => {
@@ -169,10 +184,7 @@ fn check_recipients(recipients: &[Recipient]) -> Result<(), ConsentRuleError> {
     if recipients.is_empty() {
         return Err(invalid("recipients", "name at least one recipient"));
     }
-    if recipients
-        .iter()
-        .any(|r| matches!(r, Recipient::Organisation { organisation_id } if organisation_id.trim().is_empty()))
-    {
+    if recipients.iter().any(|r| r.organisation_id().is_some_and(|id| id.trim().is_empty())) {
         return Err(invalid("recipients", "an organisation recipient needs an organisation id"));
     }
     Ok(())

@@ -56,7 +56,13 @@ pub fn recipients(raw: Vec<pb::Recipient>, field: &str) -> Result<Vec<Recipient>
                         Some(professional_role(t.role, &format!("{at}.type_and_role.role"))?)
                     },
                 }),
-                _ => Err(FieldError::new(at, "set organisation_id or type_and_role")),
+                Some(R::OrganisationAndRole(o)) if !o.organisation_id.trim().is_empty() => {
+                    Ok(Recipient::OrganisationRole {
+                        organisation_id: o.organisation_id,
+                        role: professional_role(o.role, &format!("{at}.organisation_and_role.role"))?,
+                    })
+                }
+                _ => Err(FieldError::new(at, "set organisation_id, type_and_role or organisation_and_role")),
             }
         })
         .collect()

@@ -65,6 +65,12 @@ pub fn recipient(r: &Recipient) -> pb::Recipient {
             Recipient::TypeAndRole { organisation_type: t, role: r } => {
                 R::TypeAndRole(pb::TypeAndRole { organisation_type: organisation_type(*t), role: r.map_or(0, role) })
             }
+            Recipient::OrganisationRole { organisation_id, role: r } => {
+                R::OrganisationAndRole(pb::OrganisationAndRole {
+                    organisation_id: organisation_id.clone(),
+                    role: role(*r),
+                })
+            }
         }),
     }
 }

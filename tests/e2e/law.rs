@@ -1,0 +1,150 @@
+//! Dutch law, second pass, each scenario written from the article it cites and run through
+//! the real server over gRPC: legal bases scoped to the recipient the law names, recipients
+//! narrowed to one role at one organisation.
+
+use crate::consent_dossier::{FAMILY, dossier_request, family, grant};
+use crate::support::build::{self, any, append};
+use crate::support::{GI, TestServer, VEILIG_THUIS, VEILIG_THUIS_ELSEWHERE, VGGZ, WIJKTEAM, YOUTH_CARE};
+use chrono::Datelike;
+use gezinsdossier_ledger::clock::Clock;
+use gezinsdossier_proto::v1 as pb;
+use pb::InformationCategory as C;
+use pb::case_event::Kind;
+use tonic::Code;
+
+fn to_org(id: &str) -> pb::Recipient {
+    pb::Recipient { recipient: Some(pb::recipient::Recipient::OrganisationId(id.into())) }
+}
+
+fn basis(kind: pb::LegalBasisKind, measure: &str, recipients: Vec<pb::Recipient>) -> pb::RecordLegalBasisRequest {
+    pb::RecordLegalBasisRequest {
+        family_id: FAMILY.into(),
+        event_id: build::id(),
+        basis_id: build::id(),
+        kind: kind as i32,
+        justification: "Zorgen over de veiligheid van het kind".into(),
+        measure_id: measure.into(),
+        subject_member_ids: vec!["child".into()],
+        categories: vec![C::Plan as i32],
+        recipients,
+        valid_from: None,
+        valid_until: None,
+    }
+}
+
+fn sees_child_plan(d: &pb::Dossier) -> bool {
+    d.timeline.iter().any(|i| {
+        matches!(i.event.as_ref().and_then(|e| e.kind.as_ref()),
+            Some(Kind::PlanAgreed(p)) if p.summary == "Speltherapie voor het kind")
+    })
+}
+
+/// Jeugdwet 7.3.11: under an OTS the right to information belongs to the GI that carries
+/// out the measure, and to no one else; a basis citing the measure names only that GI.
+#[tokio::test]
+async fn an_ots_basis_gives_information_only_to_the_gi_that_carries_out_the_measure_jeugdwet_7_3_11() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let today = server.clock.now_date();
+    let mut gi_case = server.case_client(GI, "gv-3", "gezinsvoogd").await;
+    let measure = build::event(
+        &["child"],
+        &[C::ChildProtection],
+        Kind::MeasureImposed(pb::MeasureImposed {
+            measure_id: "ots-1".into(),
+            measure: pb::MeasureKind::Ots as i32,
+            child_member_id: "child".into(),
+            certified_institution_id: GI.into(),
+            valid_from: Some(build::date(today.year(), today.month() as i32, today.day() as i32)),
+            valid_until: None,
+        }),
+    );
+    gi_case.append_events(append(FAMILY, any(), vec![measure])).await.unwrap();
+    let mut gi = server.consent_client(GI, "gv-3", "gezinsvoogd").await;
+    let kind = pb::LegalBasisKind::ChildProtectionMeasure;
+    let err = gi.record_legal_basis(basis(kind, "ots-1", vec![to_org(GI), to_org(WIJKTEAM)])).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().starts_with("recipients:") && err.message().contains("7.3.11"), "{}", err.message());
+    gi.record_legal_basis(basis(kind, "ots-1", vec![to_org(GI)])).await.unwrap();
+
+    let mut wijkteam = server.dossier_client(WIJKTEAM, "wt-1", "wijkteam_medewerker").await;
+    let refused = wijkteam.get_dossier(dossier_request(pb::Purpose::ChildProtection)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let mut gi_dossier = server.dossier_client(GI, "gv-3", "gezinsvoogd").await;
+    assert!(sees_child_plan(
+        &gi_dossier.get_dossier(dossier_request(pb::Purpose::ChildProtection)).await.unwrap().into_inner()
+    ));
+    server.stop().await;
+}
+
+/// BW 1:240 and Wmo 2015 4.1.8: a meldcode report is made to one Veilig Thuis, the one of
+/// the child's region; every other Veilig Thuis in the country sees nothing of it.
+#[tokio::test]
+async fn a_meldcode_report_goes_to_one_named_veilig_thuis_bw_1_240() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let mut youth = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let kind = pb::LegalBasisKind::Meldcode;
+    let every_veilig_thuis = pb::Recipient {
+        recipient: Some(pb::recipient::Recipient::TypeAndRole(pb::TypeAndRole {
+            organisation_type: pb::OrganisationType::VeiligThuis as i32,
+            role: 0,
+        })),
+    };
+    let err = youth.record_legal_basis(basis(kind, "", vec![every_veilig_thuis])).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("one named Veilig Thuis"), "{}", err.message());
+    let err = youth.record_legal_basis(basis(kind, "", vec![to_org(WIJKTEAM)])).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("recipients[0].organisation_id:"), "{}", err.message());
+    youth.record_legal_basis(basis(kind, "", vec![to_org(VEILIG_THUIS)])).await.unwrap();
+
+    let mut regional = server.dossier_client(VEILIG_THUIS, "vt-1", "veilig_thuis_medewerker").await;
+    let report = regional.get_dossier(dossier_request(pb::Purpose::SafetyAssessment)).await.unwrap().into_inner();
+    assert!(sees_child_plan(&report));
+    let mut elsewhere = server.dossier_client(VEILIG_THUIS_ELSEWHERE, "vt-9", "veilig_thuis_medewerker").await;
+    let err = elsewhere.get_dossier(dossier_request(pb::Purpose::SafetyAssessment)).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    server.stop().await;
+}
+
+/// A consent may name one role at one organisation (AVG art. 5(1)(c), data minimisation):
+/// the v-ggz's regiebehandelaar receives the child's plan, its other professionals do not.
+#[tokio::test]
+async fn a_consent_may_name_one_role_at_one_organisation() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let mut youth = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let mut consent = grant("c-role", "child", &[C::Plan], VGGZ, pb::Purpose::Care, &["mother", "father"]);
+    consent.recipients = vec![pb::Recipient {
+        recipient: Some(pb::recipient::Recipient::OrganisationAndRole(pb::OrganisationAndRole {
+            organisation_id: VGGZ.into(),
+            role: pb::ProfessionalRole::Regiebehandelaar as i32,
+        })),
+    }];
+    youth.grant_consent(consent.clone()).await.unwrap();
+    let mut regie = server.dossier_client(VGGZ, "ggz-1", "regiebehandelaar").await;
+    assert!(sees_child_plan(&regie.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner()));
+    let mut psychiater = server.dossier_client(VGGZ, "ggz-7", "psychiater").await;
+    let other_role = psychiater.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner();
+    assert!(!sees_child_plan(&other_role));
+    let listed = youth
+        .list_consents(pb::ListConsentsRequest { family_id: FAMILY.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let recipient = &listed.consents.iter().find(|c| c.consent_id == "c-role").unwrap().recipients[0];
+    assert_eq!(recipient, &consent.recipients[0], "the recipient round-trips");
+    // An empty organisation id is refused, naming the field.
+    consent.consent_id = "c-empty".into();
+    consent.event_id = build::id();
+    consent.recipients = vec![pb::Recipient {
+        recipient: Some(pb::recipient::Recipient::OrganisationAndRole(pb::OrganisationAndRole {
+            organisation_id: String::new(),
+            role: pb::ProfessionalRole::Regiebehandelaar as i32,
+        })),
+    }];
+    let err = youth.grant_consent(consent).await.unwrap_err();
+    assert!(err.message().starts_with("recipients[0]"), "{}", err.message());
+    server.stop().await;
+}
