@@ -40,10 +40,17 @@ pub struct AuditRow {
     pub refusal_reasons: Vec<String>,
     pub break_the_glass: Option<String>,
     pub review_required: bool,
+    /// When the review is due (with `review_required`).
+    pub review_due: Option<DateTime<Utc>>,
     pub review: Option<Review>,
 }
 
 impl AuditRow {
+    /// Waits for a review whose deadline passed before `now`.
+    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
+        self.review.is_none() && self.review_due.is_some_and(|due| due < now)
+    }
+
     /// Who received this disclosure and whose data was in it, for the policy's scope.
     pub fn parties(&self) -> DisclosureParties<'_> {
         DisclosureParties { requester_organisation: &self.requester.organisation_id, authors: &self.authors }
@@ -74,6 +81,8 @@ pub struct AuditFilter {
     pub include_refusals: bool,
     /// Only legal-basis uses that still wait for a review.
     pub pending_review_only: bool,
+    /// Only reviews overdue at this time.
+    pub overdue_at: Option<DateTime<Utc>>,
 }
 
 impl AuditFilter {
@@ -86,7 +95,8 @@ impl AuditFilter {
         let period_ok = self.from.is_none_or(|f| row.at >= f) && self.until.is_none_or(|u| row.at < u);
         let kind_ok = row.shown.is_some() || self.include_refusals;
         let pending_ok = !self.pending_review_only || (row.review_required && row.review.is_none());
-        subject_ok && org_ok && basis_ok && purpose_ok && period_ok && kind_ok && pending_ok
+        let overdue_ok = self.overdue_at.is_none_or(|now| row.overdue(now));
+        subject_ok && org_ok && basis_ok && purpose_ok && period_ok && kind_ok && pending_ok && overdue_ok
     }
 }
 
@@ -105,6 +115,7 @@ pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
         match entry {
             AccessLogEvent::Disclosed(d) => {
                 by_id.insert(event.event_id, rows.len());
+                let review_due = d.review_due_at();
                 rows.push(AuditRow {
                     family: family.clone(),
                     event_id: event.event_id,
@@ -119,6 +130,7 @@ pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
                     refusal_reasons: Vec::new(),
                     break_the_glass: d.break_the_glass,
                     review_required: d.review_required,
+                    review_due,
                     review: None,
                 });
             }
@@ -170,6 +182,7 @@ fn refusal_row(
         refusal_reasons,
         break_the_glass: None,
         review_required: false,
+        review_due: None,
         review: None,
     }
 }

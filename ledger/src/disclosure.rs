@@ -51,6 +51,20 @@ pub struct Disclosure {
     /// their privacy officers audit and review this disclosure.
     #[serde(default)]
     pub authors: BTreeSet<String>,
+    /// With `review_required`: when the review is due. Older records have none; they are
+    /// due [`DEFAULT_REVIEW_WITHIN`] after `at`.
+    #[serde(default)]
+    pub review_due: Option<DateTime<Utc>>,
+}
+
+/// How long a privacy officer has to review a use of a legal basis, unless configured.
+pub const DEFAULT_REVIEW_WITHIN: chrono::Duration = chrono::Duration::days(7);
+
+impl Disclosure {
+    /// When its review is due, if it needs one.
+    pub fn review_due_at(&self) -> Option<DateTime<Utc>> {
+        self.review_required.then(|| self.review_due.unwrap_or(self.at + DEFAULT_REVIEW_WITHIN))
+    }
 }
 
 /// A request that was refused, and why.
@@ -155,6 +169,9 @@ pub enum NoticeKind {
     /// An event the recipient received was retracted (AVG art. 19): it is shown to nobody
     /// any more; remove or mark it in the recipient's own record.
     Retraction,
+    /// Another organisation broke the glass and saw data the recipient wrote: its privacy
+    /// officer may review that use (`about_event_id` is the disclosure).
+    BreakTheGlass,
 }
 
 impl NoticeKind {
@@ -162,6 +179,7 @@ impl NoticeKind {
         match self {
             Self::Correction => "correction",
             Self::Retraction => "retraction",
+            Self::BreakTheGlass => "break_the_glass",
         }
     }
 }
@@ -172,9 +190,10 @@ pub struct Notice {
     pub kind: NoticeKind,
     /// The organisation told.
     pub recipient_organisation_id: String,
-    /// The event the notice is about (the corrected or retracted original).
+    /// The event the notice is about (the corrected or retracted original; for
+    /// break-the-glass, the disclosure).
     pub about_event_id: uuid::Uuid,
-    /// The event that caused it (the correction).
+    /// The event that caused it (the correction; the disclosure).
     pub cause_event_id: uuid::Uuid,
     /// Who caused it.
     pub from: Actor,

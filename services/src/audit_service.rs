@@ -59,7 +59,9 @@ impl AuditService for AuditApi {
             until: optional_timestamp(r.until, "until").map_err(ServiceError::from)?,
             include_refusals: r.include_refusals,
             pending_review_only: r.pending_review_only,
+            overdue_at: r.overdue_only.then(|| self.families.now()),
         };
+        let now = self.families.now();
         let limit = if r.limit == 0 { MAX_PAGE } else { (r.limit as usize).min(MAX_PAGE) };
         let query = format!("{filter:?}, after position {:?}, limit {limit}", r.after_position);
         let rows = match &family {
@@ -77,7 +79,7 @@ impl AuditService for AuditApi {
             .filter(|row| r.after_position.is_none_or(|after| row.position > after))
             .take(limit)
             .map(|row| {
-                let mut e = access_log_entry(row);
+                let mut e = access_log_entry(row, now);
                 if let Some(p) = &prover {
                     e.inclusion_proof = p.path(row.position);
                     e.tree_head = p.head_message();

@@ -57,6 +57,9 @@ pub struct Config {
     /// On shutdown, health says NOT_SERVING for this long before the listener closes, so
     /// that balancers and probes take the replica out of rotation first.
     pub shutdown_drain_ms: u64,
+    /// Days a privacy officer has to review a use of a legal basis (break-the-glass
+    /// included); later it is overdue in the review queue.
+    pub review_deadline_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -85,6 +88,7 @@ impl Default for Config {
             tree_head_max_lag_events: 10_000,
             tree_head_max_lag_ms: 60_000,
             shutdown_drain_ms: 0,
+            review_deadline_days: 7,
         }
     }
 }
@@ -177,6 +181,10 @@ pub struct ConfigFlags {
     #[arg(long, value_name = "MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shutdown_drain_ms: Option<u64>,
+    /// Days a privacy officer has to review a use of a legal basis [default: 7].
+    #[arg(long, value_name = "DAYS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_deadline_days: Option<u32>,
 }
 
 #[derive(Serialize)]

@@ -71,6 +71,7 @@ fn notice(n: &FamilyNotice) -> pb::Notice {
         kind: match s.notice.kind {
             NoticeKind::Correction => pb::NoticeKind::Correction,
             NoticeKind::Retraction => pb::NoticeKind::Retraction,
+            NoticeKind::BreakTheGlass => pb::NoticeKind::BreakTheGlass,
         } as i32,
         recipient_organisation_id: s.notice.recipient_organisation_id.clone(),
         about_event_id: s.notice.about_event_id.to_string(),

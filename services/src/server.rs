@@ -97,7 +97,8 @@ pub async fn serve_on(
     let (publisher_status, publisher_watch) = watch::channel(PublisherStatus::default());
     let publisher =
         tokio::spawn(publisher::run(store.clone(), signer, clock.clone(), policy, index.clone(), publisher_status));
-    let families = Arc::new(Families::new(store, clock.clone()));
+    let review_within = chrono::Duration::days(i64::from(config.review_deadline_days.max(1)));
+    let families = Arc::new(Families::new(store, clock.clone()).with_review_deadline(review_within));
     let log = LogServiceServer::new(LogApi::new(families.clone(), index.clone()));
     let auth = Authenticator::new(registry.clone(), mode);
 

@@ -148,3 +148,65 @@ async fn a_consent_may_name_one_role_at_one_organisation() {
     assert!(err.message().starts_with("recipients[0]"), "{}", err.message());
     server.stop().await;
 }
+
+/// Break-the-glass (sharing without consent in acute danger, AVG art. 6(1)(d), 9(2)(c))
+/// is reviewed afterwards: the privacy office of every organisation whose data was seen is
+/// told at once, and the use waits in the review queue with a deadline (7 days unless
+/// configured), overdue after that.
+#[tokio::test]
+async fn break_the_glass_tells_the_authors_and_is_overdue_for_review_after_its_deadline() {
+    use gezinsdossier_proto::v1::audit_service_client::AuditServiceClient;
+    use gezinsdossier_proto::v1::notice_service_client::NoticeServiceClient;
+    let server = TestServer::start().await;
+    family(&server).await;
+    let mut gi = server.dossier_client(GI, "gv-3", "gezinsvoogd").await;
+    let mut btg = dossier_request(pb::Purpose::SafetyAssessment);
+    btg.break_the_glass = Some(pb::BreakTheGlass { reason: "Kind alleen thuis aangetroffen".into() });
+    let opened = gi.get_dossier(btg).await.unwrap().into_inner();
+    assert!(sees_child_plan(&opened));
+
+    let officer = server.professional(YOUTH_CARE, "fg-1", "privacy_officer");
+    let mut notices = NoticeServiceClient::with_interceptor(server.channel(Some(YOUTH_CARE)).await, officer.clone());
+    let request = pb::ListNoticesRequest { family_id: FAMILY.into(), ..Default::default() };
+    let told = notices.list_notices(request).await.unwrap().into_inner().notices;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].kind, pb::NoticeKind::BreakTheGlass as i32);
+    assert_eq!(told[0].about_event_id, opened.disclosure_event_id);
+    assert_eq!(told[0].from_organisation_id, GI);
+
+    let mut audit = AuditServiceClient::with_interceptor(server.channel(Some(YOUTH_CARE)).await, officer);
+    let query = |overdue_only: bool| pb::QueryAccessLogRequest {
+        family_id: FAMILY.into(),
+        pending_review_only: true,
+        overdue_only,
+        ..Default::default()
+    };
+    let run = async |audit: &mut AuditServiceClient<_>, q| {
+        let mut stream = audit.query_access_log(q).await.unwrap().into_inner();
+        let mut rows: Vec<pb::AccessLogEntry> = Vec::new();
+        while let Some(row) = stream.message().await.unwrap() {
+            rows.push(row);
+        }
+        rows
+    };
+    let pending = run(&mut audit, query(false)).await;
+    assert_eq!(pending.len(), 1);
+    let (at, due) = (pending[0].at.unwrap(), pending[0].review_due_at.unwrap());
+    assert_eq!(due.seconds - at.seconds, 7 * 24 * 3600, "due 7 days later");
+    assert!(!pending[0].overdue);
+    assert!(run(&mut audit, query(true)).await.is_empty());
+
+    server.advance(chrono::Duration::days(8));
+    let overdue = run(&mut audit, query(true)).await;
+    assert_eq!(overdue.len(), 1);
+    assert!(overdue[0].overdue);
+    let review = pb::RecordReviewRequest {
+        family_id: FAMILY.into(),
+        disclosure_event_id: overdue[0].event_id.clone(),
+        outcome: pb::ReviewOutcome::Justified as i32,
+        note: "Terecht, kind was alleen".into(),
+    };
+    audit.record_review(review).await.unwrap();
+    assert!(run(&mut audit, query(true)).await.is_empty());
+    server.stop().await;
+}

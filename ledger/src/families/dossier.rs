@@ -7,7 +7,8 @@ use crate::actor::Actor;
 use crate::authorisation::{Action, Caller, authorise};
 use crate::case::InformationCategory;
 use crate::consent::{ConsentEvent, ConsentRecord, DenialReason, LegalBasis, LegalBasisKind, Purpose, Recipient};
-use crate::disclosure::{AccessLogEvent, Disclosure, Investigation, Refusal};
+use crate::correction::notice_id;
+use crate::disclosure::{self, AccessLogEvent, Disclosure, Investigation, Notice, NoticeKind, Refusal};
 use crate::dossier::{self, DossierView, Shown};
 use crate::family::{FamilyId, FamilyState};
 use chrono::{DateTime, Utc};
@@ -115,10 +116,28 @@ impl Families {
             shown: view.disclosed.clone(),
             own_records: view.timeline.iter().filter(|v| v.shown == Shown::OwnRecord).count(),
             review_required: view.needs_review(),
+            review_due: view.needs_review().then(|| at + self.review_within),
             break_the_glass: request.break_the_glass.clone(),
             authors: disclosed.iter().map(|v| v.item.author.organisation_id.clone()).collect(),
         };
-        self.commit_access_log_event(&request.family, AccessLogEvent::Disclosed(disclosure)).await
+        let authors = disclosure.authors.clone();
+        let logged = self.commit_access_log_event(&request.family, AccessLogEvent::Disclosed(disclosure)).await?;
+        if request.break_the_glass.is_some() {
+            // Every organisation whose data was seen hears of it, before the data leaves.
+            let notices = authors.into_iter().map(|author| {
+                let notice = Notice {
+                    kind: NoticeKind::BreakTheGlass,
+                    recipient_organisation_id: author.clone(),
+                    about_event_id: logged.event_id,
+                    cause_event_id: logged.event_id,
+                    from: request.requester.actor.clone(),
+                    at,
+                };
+                (notice_id(logged.event_id, &author), AccessLogEvent::Notified(notice))
+            });
+            self.commit_many(&disclosure::stream(&request.family), notices.collect(), at).await?;
+        }
+        Ok(logged)
     }
 
     /// Rebuilds what `investigated` could have seen at `as_of`, for a privacy officer. The

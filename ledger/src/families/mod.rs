@@ -115,15 +115,29 @@ pub struct Families {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
     cache: FamilyCache,
+    /// How long a privacy officer has to review a use of a legal basis.
+    review_within: chrono::Duration,
 }
 
 impl Families {
     pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, cache: FamilyCache::default() }
+        Self { store, clock, cache: FamilyCache::default(), review_within: disclosure::DEFAULT_REVIEW_WITHIN }
+    }
+
+    /// Sets the review deadline of disclosures under a legal basis (break-the-glass
+    /// included); reviews not recorded by then are overdue in the review queue.
+    pub fn with_review_deadline(mut self, within: chrono::Duration) -> Self {
+        self.review_within = within;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
+    }
+
+    /// The time as the use cases see it.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     /// Runs `f` on the family state after catching up with the store.
@@ -189,6 +203,29 @@ impl Families {
     /// this succeeds.
     async fn commit_access_log_event(&self, family: &FamilyId, event: AccessLogEvent) -> Result<Logged, FamilyError> {
         self.commit_to(&disclosure::stream(family), event).await
+    }
+
+    /// Commits access-log events with the given ids, together (nothing when empty).
+    async fn commit_many(
+        &self,
+        stream: &StreamId,
+        events: Vec<(EventId, AccessLogEvent)>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), FamilyError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let proposed = events
+            .into_iter()
+            .map(|(event_id, event)| ProposedEvent {
+                event_id,
+                event_type: event.event_type().to_owned(),
+                recorded_at_micros: at.timestamp_micros(),
+                payload: crate::codec::to_json(&event),
+            })
+            .collect();
+        self.store.append(stream, ExpectedRevision::Any, proposed).await?;
+        Ok(())
     }
 
     async fn commit_to(&self, stream: &StreamId, event: AccessLogEvent) -> Result<Logged, FamilyError> {

@@ -7,7 +7,7 @@ use crate::authorisation::{Action, Caller, authorise};
 use crate::case::CaseEventKind;
 use crate::correction::{self, NoticeState};
 use crate::disclosure::{self, AccessLogEvent, NoticeAcknowledgement};
-use crate::envelope::{EventId, ExpectedRevision, ProposedEvent, RecordedEvent};
+use crate::envelope::{EventId, RecordedEvent};
 use crate::family::{FamilyId, FamilyState};
 use crate::store::StoreError;
 
@@ -43,30 +43,25 @@ impl Families {
         let log = self.access_log(family).await?;
         let known: std::collections::HashSet<EventId> = log.iter().map(|e| e.event_id).collect();
         let decoded = decode(&log);
-        let mut proposed = Vec::new();
+        let mut notices = Vec::new();
+        let mut at = self.clock.now();
         for correction in corrections.iter().filter_map(|id| state.item(id)) {
             let CaseEventKind::Correction(c) = &correction.event.kind else { continue };
             let Some(original) = state.item(&c.corrects) else { continue };
+            at = correction.recorded_at;
             for (id, notice) in correction::notices_for(state, original, correction, &decoded) {
-                if known.contains(&id) {
-                    continue;
+                if !known.contains(&id) {
+                    notices.push((id, AccessLogEvent::Notified(notice)));
                 }
-                let event = AccessLogEvent::Notified(notice);
-                proposed.push(ProposedEvent {
-                    event_id: id,
-                    event_type: event.event_type().to_owned(),
-                    recorded_at_micros: correction.recorded_at.timestamp_micros(),
-                    payload: crate::codec::to_json(&event),
-                });
             }
         }
-        if proposed.is_empty() {
-            return Ok(());
-        }
-        let count = proposed.len();
-        match self.store.append(&disclosure::stream(family), ExpectedRevision::Any, proposed).await {
-            Ok(_) | Err(StoreError::EventIdConflict { .. }) => {
-                tracing::info!(family_id = %family, notices = count, "earlier recipients notified of corrections");
+        let count = notices.len();
+        // A retry must propose the same bytes: the time is the correction's, not now.
+        match self.commit_many(&disclosure::stream(family), notices, at).await {
+            Ok(()) | Err(FamilyError::Store(StoreError::EventIdConflict { .. })) => {
+                if count > 0 {
+                    tracing::info!(family_id = %family, notices = count, "earlier recipients notified of corrections");
+                }
                 Ok(())
             }
             Err(e) => Err(FamilyError::Store(StoreError::OutcomeUnknown(format!(

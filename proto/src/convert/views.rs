@@ -67,7 +67,8 @@ pub fn dossier(family_id: &str, view: &DossierView, disclosure_event_id: String)
 }
 
 /// One access-log row; the proof fields are left for the caller to fill.
-pub fn access_log_entry(row: &AuditRow) -> pb::AccessLogEntry {
+/// `now` decides whether a pending review is overdue.
+pub fn access_log_entry(row: &AuditRow, now: chrono::DateTime<chrono::Utc>) -> pb::AccessLogEntry {
     pb::AccessLogEntry {
         event_id: row.event_id.to_string(),
         family_id: row.family.clone(),
@@ -94,6 +95,8 @@ pub fn access_log_entry(row: &AuditRow) -> pb::AccessLogEntry {
         refusal_reasons: row.refusal_reasons.clone(),
         break_the_glass_reason: row.break_the_glass.clone().unwrap_or_default(),
         review_required: row.review_required,
+        review_due_at: row.review_due.map(outbound::timestamp),
+        overdue: row.overdue(now),
         leaf_hash: row.leaf_hash.to_hex(),
         inclusion_proof: Vec::new(),
         tree_head: None,
