@@ -69,6 +69,7 @@ fn main() {
                 break_the_glass: None,
                 review_required: false,
                 authors: Default::default(),
+                review_due: None,
             });
             ProposedEvent {
                 event_id: uuid::Uuid::new_v4(),

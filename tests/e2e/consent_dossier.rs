@@ -430,9 +430,15 @@ async fn break_the_glass_grants_records_the_reason_and_is_flagged() {
     let d = dossier.get_dossier(request).await.unwrap().into_inner();
     assert!(texts(&d).contains(&DIAGNOSIS_TEXT.to_string()), "break-the-glass opens the whole record");
     assert!(d.review_required);
-    let Some(AccessLogEvent::Disclosed(stored)) = server.access_log(FAMILY).await.pop() else {
+    // The disclosure, then the notices to the organisations whose data was seen.
+    let log = server.access_log(FAMILY).await;
+    let Some(stored) = log.iter().rev().find_map(|e| match e {
+        AccessLogEvent::Disclosed(d) => Some(d.clone()),
+        _ => None,
+    }) else {
         panic!("no disclosure")
     };
+    assert!(log.iter().any(|e| matches!(e, AccessLogEvent::Notified(n) if n.recipient_organisation_id == VGGZ)));
     assert_eq!(stored.break_the_glass.as_deref(), Some("Kind alleen thuis, moeder onbereikbaar"));
     assert!(stored.review_required);
     let family_events = server.family_events(FAMILY).await;
