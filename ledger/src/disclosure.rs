@@ -83,6 +83,9 @@ pub struct AccessCheck {
     pub requester: Actor,
     pub purpose: Purpose,
     pub at: DateTime<Utc>,
+    /// The time asked about, when not `at` ("could I have seen this then?").
+    #[serde(default)]
+    pub as_of: Option<DateTime<Utc>>,
     pub subject: MemberId,
     pub category: InformationCategory,
     pub granted: Option<Basis>,

@@ -221,9 +221,13 @@ impl ConsentService for ConsentApi {
         let subject = required(r.subject_member_id, "subject_member_id").map_err(ServiceError::from)?;
         let category = convert::category(r.category, "category").map_err(ServiceError::from)?;
         let purpose = purpose(r.purpose, "purpose").map_err(ServiceError::from)?;
+        let as_of = optional_timestamp(r.at, "at").map_err(ServiceError::from)?;
+        if as_of.is_some_and(|t| t > self.clock.now()) {
+            return Err(ServiceError::from(FieldError::new("at", "must not be in the future")).into());
+        }
         let decision = self
             .families
-            .check_access(&family, &who.caller(), purpose, &subject, category)
+            .check_access(&family, &who.caller(), purpose, &subject, category, as_of)
             .await
             .map_err(ServiceError::from)?;
         Ok(Response::new(match decision {

@@ -320,6 +320,7 @@ impl<'a> Fixture<'a> {
                     subject_member_id: "mother".into(),
                     category: C::MentalHealthDiagnosis as i32,
                     purpose: pb::Purpose::Care as i32,
+                    at: None,
                 };
                 consent().check_access(request).await.map(drop)
             }

@@ -113,6 +113,7 @@ fn check(subject: &str, category: C, purpose: pb::Purpose) -> pb::CheckAccessReq
         subject_member_id: subject.into(),
         category: category as i32,
         purpose: purpose as i32,
+        at: None,
     }
 }
 
@@ -251,7 +252,7 @@ async fn with_joint_gezag_one_parent_refusing_is_a_refusal() {
         .unwrap()
         .into_inner();
     assert_eq!(listed.consents.len(), 1);
-    assert_eq!(listed.consents[0].status, "refused");
+    assert_eq!(listed.consents[0].state, pb::ConsentState::Refused as i32);
     server.stop().await;
 }
 

@@ -210,3 +210,63 @@ async fn break_the_glass_tells_the_authors_and_is_overdue_for_review_after_its_d
     assert!(run(&mut audit, query(true)).await.is_empty());
     server.stop().await;
 }
+
+/// AVG art. 15 and NEN 7513 let an organisation account for its own past access:
+/// `CheckAccess` answers for a past time, as `ListConsents` already could; consent states
+/// are an enum; and where nobody can consent under the recorded facts, the answer says
+/// which fact is missing instead of an empty list.
+#[tokio::test]
+async fn check_access_answers_for_a_past_time_and_never_lists_nobody() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let mut youth = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    youth.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    let granted_at = server.clock.now();
+    server.advance(chrono::Duration::hours(1));
+    let withdraw = pb::WithdrawConsentRequest {
+        family_id: FAMILY.into(),
+        event_id: build::id(),
+        consent_id: "c-plan".into(),
+        withdrawn_by_member_id: "mother".into(),
+        reason: "Wil het zelf vertellen".into(),
+    };
+    youth.withdraw_consent(withdraw).await.unwrap();
+    server.advance(chrono::Duration::minutes(1));
+
+    let mut gi = server.consent_client(GI, "gv-3", "gezinsvoogd").await;
+    let check = |at: Option<chrono::DateTime<chrono::Utc>>| pb::CheckAccessRequest {
+        family_id: FAMILY.into(),
+        subject_member_id: "mother".into(),
+        category: C::Plan as i32,
+        purpose: pb::Purpose::Care as i32,
+        at: at.map(gezinsdossier_proto::convert::outbound::timestamp),
+    };
+    assert!(!gi.check_access(check(None)).await.unwrap().into_inner().granted, "withdrawn now");
+    let then = gi.check_access(check(Some(granted_at + chrono::Duration::minutes(5)))).await.unwrap().into_inner();
+    assert!(then.granted, "in force then: {:?}", then.reasons);
+    let future = server.clock.now() + chrono::Duration::days(1);
+    let err = gi.check_access(check(Some(future))).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("at:"), "{}", err.message());
+
+    let listed = youth
+        .list_consents(pb::ListConsentsRequest { family_id: FAMILY.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.consents[0].state, pb::ConsentState::Withdrawn as i32);
+
+    // A child without recorded gezag: nobody can consent, and the error says what is missing.
+    let mut youth_case = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let born = server.clock.now_date() - chrono::Duration::days(365 * 5);
+    let nobody = build::child("unknown-gezag", build::date(born.year(), born.month() as i32, 1), &[]);
+    youth_case.append_events(append(FAMILY, any(), vec![nobody])).await.unwrap();
+    let err = youth
+        .grant_consent(grant("c-nobody", "unknown-gezag", &[C::Plan], GI, pb::Purpose::Care, &["mother"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("no member holds gezag over this child"), "{}", err.message());
+    assert!(!err.message().trim_end().ends_with(':'), "{}", err.message());
+    server.stop().await;
+}

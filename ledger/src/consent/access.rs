@@ -134,15 +134,17 @@ pub fn decide(family: &FamilyState, query: AccessQuery<'_>) -> Decision {
             must_consent: BTreeSet::new(),
         });
     }
+    let authority = super::authority::who_must_consent(subject, query.at.date_naive());
     reasons.push(DenialReason {
         consent_id: None,
         explanation: format!(
-            "no consent or legal basis in force covers {:?} data of {} for {} by this organisation and role",
+            "no consent or legal basis in force covers {:?} data of {} for {} by this organisation and role; {}",
             query.category,
             query.subject,
-            query.purpose.as_str()
+            query.purpose.as_str(),
+            authority.describe()
         ),
-        must_consent: super::authority::who_must_consent(subject, query.at.date_naive()).must_agree,
+        must_consent: authority.must_agree,
     });
     Decision::Denied(reasons)
 }

@@ -47,6 +47,21 @@ pub struct Authority {
     pub must_agree: BTreeSet<MemberId>,
 }
 
+/// Why nobody can consent for a subject under the recorded facts, and which fact is missing.
+pub const NOBODY_HOLDS_GEZAG: &str = "nobody can consent under the recorded facts: no member holds gezag over this child (record who does: a \
+     GezagChanged event, or the guardian organisation under voogdij)";
+
+impl Authority {
+    /// "who must consent: a, b", or why nobody can: never an empty list.
+    pub fn describe(&self) -> String {
+        if self.must_agree.is_empty() {
+            NOBODY_HOLDS_GEZAG.to_owned()
+        } else {
+            format!("who must consent: {}", self.must_agree.iter().cloned().collect::<Vec<_>>().join(", "))
+        }
+    }
+}
+
 /// Who must consent for `subject` on day `on`.
 pub fn who_must_consent(subject: &Member, on: NaiveDate) -> Authority {
     let gezag = || subject.gezag.as_ref().map(|g| g.holders.clone()).unwrap_or_default();

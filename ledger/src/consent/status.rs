@@ -1,6 +1,6 @@
 //! The state of one consent, folded from its events, and its status at a moment.
 
-use super::authority::{ConsentRule, who_must_consent};
+use super::authority::{ConsentRule, NOBODY_HOLDS_GEZAG, who_must_consent};
 use super::model::{ConsentGranted, ConsentMethod};
 use crate::case::MemberId;
 use crate::chain::EventHash;
@@ -78,14 +78,17 @@ impl ConsentStatus {
         let list = |s: &BTreeSet<MemberId>| s.iter().cloned().collect::<Vec<_>>().join(", ");
         match self {
             Self::Active => "in force".into(),
-            Self::Incomplete { missing } if missing.is_empty() => {
-                "incomplete: nobody in the family holds gezag; the guardian must consent".into()
-            }
+            Self::Incomplete { missing } if missing.is_empty() => format!("incomplete: {NOBODY_HOLDS_GEZAG}"),
             Self::Incomplete { missing } => format!("incomplete: still needs the agreement of {}", list(missing)),
             Self::Refused { by } => format!("refused by {by}"),
             Self::Withdrawn { by, at } => format!("withdrawn by {by} at {}", at.to_rfc3339()),
             Self::NotYetValid { from } => format!("not valid before {}", from.to_rfc3339()),
             Self::Expired { at } => format!("expired at {}", at.to_rfc3339()),
+            Self::AgeRuleChanged { given_under, now, must_consent } if must_consent.is_empty() => format!(
+                "given under the {} rule, but the {} rule applies now, and {NOBODY_HOLDS_GEZAG}",
+                given_under.as_str(),
+                now.as_str(),
+            ),
             Self::AgeRuleChanged { given_under, now, must_consent } => format!(
                 "given under the {} rule, but the {} rule applies now: {} must consent",
                 given_under.as_str(),

@@ -36,9 +36,9 @@ pub fn validate(family: &FamilyState, record: &ConsentRecord, now: DateTime<Utc>
             Err(invalid(
                 field,
                 format!(
-                    "{member:?} may not consent for {subject:?} under the {} rule; who must consent: {}",
+                    "{member:?} may not consent for {subject:?} under the {} rule; {}",
                     authority.rule.as_str(),
-                    authority.must_agree.iter().cloned().collect::<Vec<_>>().join(", ")
+                    authority.describe()
                 ),
             ))
         }

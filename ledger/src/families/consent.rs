@@ -118,15 +118,17 @@ impl Families {
         purpose: Purpose,
         subject: &str,
         category: InformationCategory,
+        as_of: Option<DateTime<Utc>>,
     ) -> Result<Decision, FamilyError> {
         let at = self.clock.now();
+        let asked = as_of.unwrap_or(at);
         let requester = &caller.actor;
         let (exists, allowed, decision) = self
             .with_state_or_empty(family, |state| {
                 let allowed = authorise(caller, &Action::CheckAccess { family: state });
                 let decision = allowed
                     .is_ok()
-                    .then(|| consent::decide(state, AccessQuery { requester, purpose, subject, category, at }));
+                    .then(|| consent::decide(state, AccessQuery { requester, purpose, subject, category, at: asked }));
                 (state.revision.is_some(), allowed, decision)
             })
             .await?;
@@ -136,6 +138,7 @@ impl Families {
             requester: requester.clone(),
             purpose,
             at,
+            as_of,
             subject: subject.to_owned(),
             category,
             granted: decision.basis().cloned(),

@@ -116,6 +116,8 @@ pub fn access_log_entry(row: &AuditRow, now: chrono::DateTime<chrono::Utc>) -> p
 }
 
 /// One consent with its status, as `ListConsents` returns it.
+// `status` is deprecated for `state` but still filled for older clients.
+#[allow(deprecated)]
 pub fn consent_summary(listing: &ConsentListing) -> pb::ConsentSummary {
     let c = &listing.consent;
     let must = match &listing.status {
@@ -133,8 +135,21 @@ pub fn consent_summary(listing: &ConsentListing) -> pb::ConsentSummary {
         valid_until: c.grant.valid_until.map(outbound::timestamp),
         agreed_member_ids: c.agreements.keys().cloned().collect(),
         status: listing.status.as_str().to_owned(),
+        state: by_state(&listing.status) as i32,
         explanation: listing.status.explain(),
         must_consent_member_ids: must.into_iter().collect(),
         grant_event_id: c.event_id.to_string(),
+    }
+}
+
+fn by_state(status: &ConsentStatus) -> pb::ConsentState {
+    match status {
+        ConsentStatus::Active => pb::ConsentState::Active,
+        ConsentStatus::Incomplete { .. } => pb::ConsentState::Incomplete,
+        ConsentStatus::Refused { .. } => pb::ConsentState::Refused,
+        ConsentStatus::Withdrawn { .. } => pb::ConsentState::Withdrawn,
+        ConsentStatus::NotYetValid { .. } => pb::ConsentState::NotYetValid,
+        ConsentStatus::Expired { .. } => pb::ConsentState::Expired,
+        ConsentStatus::AgeRuleChanged { .. } => pb::ConsentState::AgeRuleChanged,
     }
 }
