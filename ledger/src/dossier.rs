@@ -10,7 +10,11 @@
 //! - a parent's data inside a child's record needs a basis for that parent too, because
 //!   the item names the parent as a subject;
 //! - a corrected item shows its corrected content (with the correction's subjects and
-//!   categories), and a retracted one is shown to nobody (see [`crate::correction`]).
+//!   categories), and a retracted one is shown to nobody (see [`crate::correction`]);
+//! - every field that names another organisation (MDO participants, coordinators, the
+//!   organisations told of a closure) is left out, and referrals and waiting lists are not
+//!   shown, unless `involvement` is covered for all the item's subjects: that an MDO had a
+//!   v-ggz at the table tells that a parent is in v-ggz care.
 
 use crate::actor::Actor;
 use crate::case::{CaseEvent, CaseEventKind, InformationCategory, MemberId, Participant, PlanKind};
@@ -40,6 +44,9 @@ pub struct VisibleItem {
     pub show_author: bool,
     /// The correction whose content this item shows instead of the original.
     pub corrected: Option<Corrected>,
+    /// What the item shows when that is not the event as recorded: corrected, or with
+    /// other organisations left out.
+    pub content: Option<CaseEvent>,
 }
 
 /// An item shows corrected content.
@@ -47,15 +54,49 @@ pub struct VisibleItem {
 pub struct Corrected {
     pub correction_event_id: EventId,
     pub at: DateTime<Utc>,
-    /// The content now: the replacement with the correction's subjects and categories.
-    pub content: CaseEvent,
 }
 
 impl VisibleItem {
-    /// What the item says now.
+    /// What the item says to this requester.
     pub fn event(&self) -> &CaseEvent {
-        self.corrected.as_ref().map_or(&self.item.event, |c| &c.content)
+        self.content.as_ref().unwrap_or(&self.item.event)
     }
+}
+
+/// Whether an event of this kind is about another organisation's involvement as such: it
+/// is shown only where `involvement` is covered.
+fn is_about_involvement(kind: &CaseEventKind) -> bool {
+    matches!(kind, CaseEventKind::ReferralOut { .. } | CaseEventKind::WaitingList { .. })
+}
+
+/// `event` without the organisations other than `own` that it names; `None` when it names
+/// none.
+fn without_other_organisations(event: &CaseEvent, own: &str) -> Option<CaseEvent> {
+    let foreign = |org: &Option<String>| org.as_deref().is_some_and(|o| o != own);
+    let anonymous = |p: &Participant| {
+        if foreign(&p.organisation_id) {
+            Participant { organisation_id: None, professional_id: None, role: None, member_id: p.member_id.clone() }
+        } else {
+            p.clone()
+        }
+    };
+    let kind = match &event.kind {
+        CaseEventKind::MdoHeld { participants, summary, next_mdo_on } => CaseEventKind::MdoHeld {
+            participants: participants.iter().filter(|p| !foreign(&p.organisation_id)).cloned().collect(),
+            summary: summary.clone(),
+            next_mdo_on: *next_mdo_on,
+        },
+        CaseEventKind::CoordinatorAssigned { coordinator, handed_over_from } => CaseEventKind::CoordinatorAssigned {
+            coordinator: anonymous(coordinator),
+            handed_over_from: handed_over_from.as_ref().map(anonymous),
+        },
+        CaseEventKind::CaseClosed { reason, informed_organisation_ids } => CaseEventKind::CaseClosed {
+            reason: reason.clone(),
+            informed_organisation_ids: informed_organisation_ids.iter().filter(|o| *o == own).cloned().collect(),
+        },
+        _ => return None,
+    };
+    (kind != event.kind).then(|| CaseEvent { kind, ..event.clone() })
 }
 
 /// An organisation the requester may know to be involved.
@@ -186,19 +227,21 @@ pub fn build(family: &FamilyState, requester: &Actor, purpose: Purpose, at: Date
         if matches!(item.event.kind, CaseEventKind::Correction(_)) {
             continue;
         }
-        let corrected = match amendments.get(&item.event_id) {
-            None => None,
+        let (corrected, content) = match amendments.get(&item.event_id) {
+            None => (None, None),
             Some(amendment) => match amendment.applied_to(&item.event) {
                 // Retracted: shown to nobody.
                 None => continue,
-                Some(content) => Some(Corrected {
-                    correction_event_id: amendment.correction.event_id,
-                    at: amendment.correction.recorded_at,
-                    content,
-                }),
+                Some(content) => {
+                    let correction = &amendment.correction;
+                    (
+                        Some(Corrected { correction_event_id: correction.event_id, at: correction.recorded_at }),
+                        Some(content),
+                    )
+                }
             },
         };
-        let event = corrected.as_ref().map_or(&item.event, |c| &c.content);
+        let event = content.as_ref().unwrap_or(&item.event);
         let own = item.author.organisation_id == requester.organisation_id;
         let shown = if own {
             Shown::OwnRecord
@@ -216,12 +259,27 @@ pub fn build(family: &FamilyState, requester: &Actor, purpose: Purpose, at: Date
         };
         let show_author =
             own || event.subjects.iter().all(|s| grants.get(s, InformationCategory::Involvement).is_some());
+        if !show_author {
+            if is_about_involvement(&event.kind) {
+                continue;
+            }
+            if let Some(reduced) = without_other_organisations(event, &requester.organisation_id) {
+                timeline.push(VisibleItem {
+                    item: item.clone(),
+                    shown,
+                    show_author,
+                    corrected,
+                    content: Some(reduced),
+                });
+                continue;
+            }
+        }
         if show_author && !own {
             for s in &event.subjects {
                 record_disclosure(&mut disclosed, &grants, s, InformationCategory::Involvement);
             }
         }
-        timeline.push(VisibleItem { item: item.clone(), shown, show_author, corrected });
+        timeline.push(VisibleItem { item: item.clone(), shown, show_author, corrected, content });
     }
 
     let mut plans: BTreeMap<(u8, String), Arc<CaseItem>> = BTreeMap::new();

@@ -270,3 +270,79 @@ async fn check_access_answers_for_a_past_time_and_never_lists_nobody() {
     assert!(!err.message().trim_end().ends_with(':'), "{}", err.message());
     server.stop().await;
 }
+
+/// AVG art. 5(1)(c) and 9: even the fact of a v-ggz treatment is medical data. An MDO,
+/// a coordinator or a referral that names the v-ggz tells a requester with only `plan`
+/// consent that the mother is in v-ggz care, so other organisations are named only where
+/// `involvement` of every member concerned is covered.
+#[tokio::test]
+async fn organisations_named_in_an_item_reveal_involvement_only_where_it_is_covered() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let vggz_psychiater = pb::Participant {
+        organisation_id: VGGZ.into(),
+        professional_id: "ggz-7".into(),
+        role: pb::ProfessionalRole::Psychiater as i32,
+        member_id: String::new(),
+    };
+    let mother = pb::Participant { member_id: "mother".into(), ..Default::default() };
+    let mdo = build::event(
+        &["mother"],
+        &[C::Plan],
+        Kind::MdoHeld(pb::MdoHeld {
+            participants: vec![vggz_psychiater.clone(), mother.clone()],
+            summary: "Afspraken over de opvoeding".into(),
+            next_mdo_on: None,
+        }),
+    );
+    let coordinator = build::event(
+        &["mother"],
+        &[C::Plan],
+        Kind::CoordinatorAssigned(pb::CoordinatorAssigned {
+            coordinator: Some(vggz_psychiater),
+            handed_over_from: None,
+        }),
+    );
+    let referral = build::event(
+        &["mother"],
+        &[C::Plan],
+        Kind::ReferralOut(pb::ReferralOut {
+            to_organisation_type: pb::OrganisationType::VGgz as i32,
+            to_organisation_id: VGGZ.into(),
+            reason: "Behandeling".into(),
+            warm_handover: true,
+        }),
+    );
+    let mut youth_case = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    youth_case.append_events(append(FAMILY, any(), vec![mdo, coordinator, referral])).await.unwrap();
+
+    let mut youth = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    youth.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    let mut gi = server.dossier_client(GI, "gv-3", "gezinsvoogd").await;
+    let names_vggz = |d: &pb::Dossier| {
+        let text = format!("{:?}", d.timeline) + &format!("{:?}{:?}", d.coordinator, d.open_referrals);
+        text.contains(VGGZ) || text.contains("VGgz") || d.open_referrals.iter().any(|r| r.event.is_some())
+    };
+    let plan_only = gi.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner();
+    let mdo_seen = plan_only
+        .timeline
+        .iter()
+        .find_map(|i| match i.event.as_ref()?.kind.as_ref()? {
+            Kind::MdoHeld(m) => Some(m.clone()),
+            _ => None,
+        })
+        .expect("the MDO itself is plan data and shown");
+    assert_eq!(mdo_seen.participants, vec![mother], "the v-ggz participant is left out");
+    assert!(!names_vggz(&plan_only), "{:?}", plan_only.timeline);
+    assert!(plan_only.coordinator.as_ref().is_some_and(|c| c.organisation_id.is_empty()));
+
+    youth
+        .grant_consent(grant("c-involvement", "mother", &[C::Involvement], GI, pb::Purpose::Care, &["mother"]))
+        .await
+        .unwrap();
+    let with_involvement = gi.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner();
+    assert!(names_vggz(&with_involvement));
+    assert_eq!(with_involvement.open_referrals.len(), 1);
+    assert_eq!(with_involvement.coordinator.as_ref().map(|c| c.organisation_id.as_str()), Some(VGGZ));
+    server.stop().await;
+}
