@@ -256,7 +256,8 @@ impl std::fmt::Display for Refused {
 }
 
 /// Whether `organisation` takes part in the family: it wrote an event there, is named as
-/// the GI of a measure, or is a recipient of a consent or legal basis there.
+/// the GI of a measure or as a child's guardian (voogdij), or is a recipient of a consent
+/// or legal basis there.
 pub fn takes_part(family: &FamilyState, caller: &Caller) -> bool {
     let org = caller.organisation();
     let named = |recipients: &[Recipient]| recipients.iter().any(|r| names_organisation(r, caller));
@@ -264,6 +265,9 @@ pub fn takes_part(family: &FamilyState, caller: &Caller) -> bool {
         || family.consents.values().any(|c| c.recorded_by.organisation_id == org || named(&c.grant.recipients))
         || family.legal_bases.values().any(|b| b.basis.responsible.organisation_id == org || named(&b.basis.recipients))
         || family.measures.values().any(|m| m.certified_institution_id == org)
+        || family.members.values().any(|m| {
+            m.gezag.as_ref().and_then(|g| g.guardian_organisation_id.as_deref()) == Some(org)
+        })
 }
 
 /// Whether `recipient` names the caller's organisation, whatever the caller's role: a

@@ -3,8 +3,9 @@
 
 use crate::error::ServiceError;
 use crate::identity::OrganisationRegistry;
-use crate::identity::interceptor::requester;
+use crate::identity::interceptor::{Requester, requester};
 use gezinsdossier_ledger::actor::OrganisationType;
+use gezinsdossier_ledger::consent::authority::guardian_party;
 use gezinsdossier_ledger::consent::{ConsentEvent, ConsentGranted, Decision, LegalBasis, LegalBasisKind};
 use gezinsdossier_ledger::families::Families;
 use gezinsdossier_ledger::family::FamilyId;
@@ -76,6 +77,16 @@ pub(crate) fn family_id(raw: &str) -> Result<FamilyId, ServiceError> {
     FamilyId::new(raw).map_err(|e| FieldError::new("family_id", e.to_string()).into())
 }
 
+/// Who speaks: a member, or (voogdij) the calling organisation as guardian.
+fn party(member_id: String, by_guardian: bool, field: &str, who: &Requester) -> Result<String, ServiceError> {
+    match (member_id.trim().is_empty(), by_guardian) {
+        (true, true) => Ok(guardian_party(&who.actor.organisation_id)),
+        (false, false) => Ok(member_id),
+        (false, true) => Err(FieldError::new(field, "leave empty when by_guardian is set").into()),
+        (true, false) => Err(FieldError::new(field, "required (or set by_guardian under voogdij)").into()),
+    }
+}
+
 fn recorded(outcome: &AppendOutcome) -> pb::ConsentRecorded {
     pb::ConsentRecorded {
         stream_revision: outcome.stream_revision,
@@ -112,7 +123,11 @@ impl ConsentService for ConsentApi {
                 .map_err(ServiceError::from)?
                 .unwrap_or_else(|| self.clock.now()),
             valid_until: optional_timestamp(r.valid_until, "valid_until").map_err(ServiceError::from)?,
-            given_by: r.given_by_member_ids.into_iter().collect(),
+            given_by: r
+                .given_by_member_ids
+                .into_iter()
+                .chain(r.given_by_guardian.then(|| guardian_party(&who.actor.organisation_id)))
+                .collect(),
             method: method(r.method, "method").map_err(ServiceError::from)?,
             requested_reason: r.requested_reason,
         };
@@ -128,7 +143,7 @@ impl ConsentService for ConsentApi {
         let r = request.into_inner();
         let event = ConsentEvent::AgreementAdded {
             consent_id: required(r.consent_id, "consent_id").map_err(ServiceError::from)?,
-            given_by: required(r.given_by_member_id, "given_by_member_id").map_err(ServiceError::from)?,
+            given_by: party(r.given_by_member_id, r.by_guardian, "given_by_member_id", &who)?,
             method: method(r.method, "method").map_err(ServiceError::from)?,
         };
         self.record(&r.family_id, &r.event_id, &who, event).await
@@ -143,7 +158,7 @@ impl ConsentService for ConsentApi {
         let r = request.into_inner();
         let event = ConsentEvent::Refused {
             consent_id: required(r.consent_id, "consent_id").map_err(ServiceError::from)?,
-            refused_by: required(r.refused_by_member_id, "refused_by_member_id").map_err(ServiceError::from)?,
+            refused_by: party(r.refused_by_member_id, r.by_guardian, "refused_by_member_id", &who)?,
             reason: r.reason,
         };
         self.record(&r.family_id, &r.event_id, &who, event).await
@@ -158,7 +173,7 @@ impl ConsentService for ConsentApi {
         let r = request.into_inner();
         let event = ConsentEvent::Withdrawn {
             consent_id: required(r.consent_id, "consent_id").map_err(ServiceError::from)?,
-            withdrawn_by: required(r.withdrawn_by_member_id, "withdrawn_by_member_id").map_err(ServiceError::from)?,
+            withdrawn_by: party(r.withdrawn_by_member_id, r.by_guardian, "withdrawn_by_member_id", &who)?,
             reason: r.reason,
         };
         self.record(&r.family_id, &r.event_id, &who, event).await

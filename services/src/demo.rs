@@ -182,6 +182,7 @@ pub async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
             consent_id: "mama-plan".into(),
             withdrawn_by_member_id: "mama".into(),
             reason: "Wil eerst zelf met de casusregisseur praten".into(),
+            by_guardian: false,
         })
         .await?;
     gi_consent

@@ -7,6 +7,7 @@ use crate::identity::OrganisationRegistry;
 use crate::identity::interceptor::{member_authentication, requester};
 use crate::proofs::Prover;
 use crate::report_page::{self, Language};
+use gezinsdossier_ledger::consent::authority::guardian_organisation;
 use gezinsdossier_ledger::families::{Families, MemberReport, ReportRequest};
 use gezinsdossier_ledger::publisher::LogIndex;
 use gezinsdossier_ledger::report::{RecipientName, ReportEntry};
@@ -91,7 +92,11 @@ impl AccessReportService for ReportApi {
         let request = ReportRequest { requested_by: &asker, subject: &subject, member_authentication };
         let MemberReport { report, names } =
             self.families.report(&family, &who.caller(), request).await.map_err(ServiceError::from)?;
-        let member_name = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
+        // A guardian organisation (voogdij) consents as a party of its own.
+        let member_name = |id: &str| match guardian_organisation(id) {
+            Some(org) => format!("{} (voogdij)", self.organisation_name(org)),
+            None => names.get(id).cloned().unwrap_or_else(|| id.to_owned()),
+        };
         let organisation_name = |id: &str| self.organisation_name(id);
         let html = report_page::render(&report, &member_name(&subject), language, &organisation_name, &member_name)
             .map_err(|e| ServiceError::Internal(format!("report template: {e}")))?;

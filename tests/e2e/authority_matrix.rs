@@ -271,6 +271,7 @@ impl<'a> Fixture<'a> {
                     consent_id,
                     given_by_member_id: "father".into(),
                     method: grant("x", "child", &[], VGGZ, pb::Purpose::Care, &[]).method,
+                    by_guardian: false,
                 };
                 consent().add_agreement(request).await.map(drop)
             }
@@ -282,6 +283,7 @@ impl<'a> Fixture<'a> {
                     consent_id,
                     refused_by_member_id: "father".into(),
                     reason: "Wil eerst een gesprek".into(),
+                    by_guardian: false,
                 };
                 consent().record_refusal(request).await.map(drop)
             }
@@ -293,6 +295,7 @@ impl<'a> Fixture<'a> {
                     consent_id,
                     withdrawn_by_member_id: "mother".into(),
                     reason: "Niet meer nodig".into(),
+                    by_guardian: false,
                 };
                 consent().withdraw_consent(request).await.map(drop)
             }

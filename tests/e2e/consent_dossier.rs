@@ -86,6 +86,7 @@ pub(crate) fn grant(
             method: Some(pb::consent_method::Method::SignedFormReference("form-1".into())),
         }),
         requested_reason: "Afstemming van de hulp".into(),
+        given_by_guardian: false,
     }
 }
 
@@ -206,6 +207,7 @@ async fn a_child_of_12_to_15_must_agree_as_well_as_the_parents() {
             method: Some(pb::ConsentMethod {
                 method: Some(pb::consent_method::Method::VerbalRecordedByProfessionalId("gv-3".into())),
             }),
+            by_guardian: false,
         })
         .await
         .unwrap();
@@ -231,6 +233,7 @@ async fn with_joint_gezag_one_parent_refusing_is_a_refusal() {
             consent_id: "c-child".into(),
             refused_by_member_id: "father".into(),
             reason: "wil eerst een gesprek".into(),
+            by_guardian: false,
         })
         .await
         .unwrap();
@@ -322,6 +325,7 @@ async fn a_withdrawn_consent_denies_the_next_request() {
             consent_id: "c-mother".into(),
             withdrawn_by_member_id: "mother".into(),
             reason: String::new(),
+            by_guardian: false,
         })
         .await
         .unwrap();

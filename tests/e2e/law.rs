@@ -229,6 +229,7 @@ async fn check_access_answers_for_a_past_time_and_never_lists_nobody() {
         consent_id: "c-plan".into(),
         withdrawn_by_member_id: "mother".into(),
         reason: "Wil het zelf vertellen".into(),
+        by_guardian: false,
     };
     youth.withdraw_consent(withdraw).await.unwrap();
     server.advance(chrono::Duration::minutes(1));
@@ -344,5 +345,66 @@ async fn organisations_named_in_an_item_reveal_involvement_only_where_it_is_cove
     assert!(names_vggz(&with_involvement));
     assert_eq!(with_involvement.open_referrals.len(), 1);
     assert_eq!(with_involvement.coordinator.as_ref().map(|c| c.organisation_id.as_str()), Some(VGGZ));
+    server.stop().await;
+}
+
+/// BW 1:245 and 1:337a: under voogdij the GI holds the gezag, and it gives or refuses
+/// consent for the ward in the parents' place, through its gezinsvoogd; from 12 the child
+/// agrees too (WGBO 7:450), from 16 the young person alone.
+#[tokio::test]
+async fn under_voogdij_the_gi_consents_for_the_ward_bw_1_245() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let year = server.clock.now_date().year();
+    let ward = |id: &str, age: i32| {
+        let mut child = build::child(id, build::date(year - age, 1, 1), &[]);
+        if let Some(Kind::MemberAdded(m)) = child.kind.as_mut() {
+            m.gezag = Some(pb::Gezag { holder_member_ids: vec![], guardian_organisation_id: GI.into() });
+        }
+        child
+    };
+    let mut youth_case = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    youth_case.append_events(append(FAMILY, any(), vec![ward("ward", 8), ward("ward-13", 13)])).await.unwrap();
+    let mut gi = server.consent_client(GI, "gv-3", "gezinsvoogd").await;
+    let mut youth = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+
+    // The parents have no say any more; the GI does, and no other organisation for it.
+    let err = youth
+        .grant_consent(grant("c-mother", "ward", &[C::Identity], VGGZ, pb::Purpose::Care, &["mother"]))
+        .await
+        .unwrap_err();
+    assert!(err.message().contains(&format!("guardian:{GI}")), "{}", err.message());
+    let mut by_youth = grant("c-youth", "ward", &[C::Identity], VGGZ, pb::Purpose::Care, &[]);
+    by_youth.given_by_guardian = true;
+    let err = youth.grant_consent(by_youth).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let mut by_gi = grant("c-gi", "ward", &[C::Identity], VGGZ, pb::Purpose::Care, &[]);
+    by_gi.given_by_guardian = true;
+    gi.grant_consent(by_gi).await.unwrap();
+    let state = |listed: &pb::ListConsentsResponse, id: &str| {
+        listed.consents.iter().find(|c| c.consent_id == id).map(|c| (c.state, c.must_consent_member_ids.clone()))
+    };
+    let list = pb::ListConsentsRequest { family_id: FAMILY.into(), ..Default::default() };
+    let listed = gi.list_consents(list.clone()).await.unwrap().into_inner();
+    assert_eq!(state(&listed, "c-gi").unwrap().0, pb::ConsentState::Active as i32);
+
+    // At 13 the ward agrees too: the GI's agreement alone leaves it incomplete.
+    let mut teen = grant("c-teen", "ward-13", &[C::Identity], VGGZ, pb::Purpose::Care, &[]);
+    teen.given_by_guardian = true;
+    gi.grant_consent(teen).await.unwrap();
+    let listed = gi.list_consents(list.clone()).await.unwrap().into_inner();
+    assert_eq!(state(&listed, "c-teen").unwrap(), (pb::ConsentState::Incomplete as i32, vec!["ward-13".to_string()]));
+    // The GI may withdraw what it gave, as guardian.
+    let withdraw = pb::WithdrawConsentRequest {
+        family_id: FAMILY.into(),
+        event_id: build::id(),
+        consent_id: "c-gi".into(),
+        withdrawn_by_member_id: String::new(),
+        reason: "Niet meer nodig".into(),
+        by_guardian: true,
+    };
+    gi.withdraw_consent(withdraw).await.unwrap();
+    let listed = gi.list_consents(list).await.unwrap().into_inner();
+    assert_eq!(state(&listed, "c-gi").unwrap().0, pb::ConsentState::Withdrawn as i32);
     server.stop().await;
 }

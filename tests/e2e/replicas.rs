@@ -190,6 +190,7 @@ async fn three_replicas_share_one_store(store_args: &[&str], store: &dyn EventSt
             consent_id: "c-mother".into(),
             withdrawn_by_member_id: "mother".into(),
             reason: String::new(),
+            by_guardian: false,
         })
         .await
         .unwrap();

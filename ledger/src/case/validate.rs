@@ -79,6 +79,9 @@ fn check_kind(s: &Scratch<'_>, kind: &CaseEventKind, prefix: &str) -> Result<(),
             if m.member_id.trim().is_empty() {
                 return fail("member_added.member_id", "must not be empty".into());
             }
+            if m.member_id.contains(':') {
+                return fail("member_added.member_id", "must not contain ':' (it marks organisation parties)".into());
+            }
             if prefix.is_empty() && s.member(&m.member_id).is_some() {
                 return fail("member_added.member_id", format!("{:?} is already a member of this family", m.member_id));
             }

@@ -8,6 +8,10 @@
 //! | a young person 16+     | the young person alone                   |
 //! | an unborn child        | the parents with gezag recorded for it   |
 //!
+//! "Every parent with gezag" includes the guardian organisation under voogdij (BW 1:245,
+//! 1:337a): a GI holding voogdij consents in the parents' place, through its gezinsvoogd,
+//! as the party [`guardian_party`]; from 12 the child agrees too, from 16 alone.
+//!
 //! Age is counted in whole years on the given day, so the rule changes on the 12th and
 //! 16th birthday.
 
@@ -62,9 +66,27 @@ impl Authority {
     }
 }
 
+/// Member ids never contain this; a party key with it is an organisation.
+pub const GUARDIAN_PREFIX: &str = "guardian:";
+
+/// The consent party of a guardian organisation (voogdij).
+pub fn guardian_party(organisation_id: &str) -> MemberId {
+    format!("{GUARDIAN_PREFIX}{organisation_id}")
+}
+
+/// The guardian organisation a party key names, if it names one.
+pub fn guardian_organisation(party: &str) -> Option<&str> {
+    party.strip_prefix(GUARDIAN_PREFIX)
+}
+
 /// Who must consent for `subject` on day `on`.
 pub fn who_must_consent(subject: &Member, on: NaiveDate) -> Authority {
-    let gezag = || subject.gezag.as_ref().map(|g| g.holders.clone()).unwrap_or_default();
+    let gezag = || {
+        let Some(g) = subject.gezag.as_ref() else { return BTreeSet::new() };
+        let mut parties = g.holders.clone();
+        parties.extend(g.guardian_organisation_id.as_deref().map(guardian_party));
+        parties
+    };
     let own = || BTreeSet::from([subject.id.clone()]);
     match subject.role {
         MemberRole::Parent | MemberRole::Carer => Authority { rule: ConsentRule::OwnData, must_agree: own() },

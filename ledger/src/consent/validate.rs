@@ -3,7 +3,7 @@
 //! over the subject's data cannot agree, refuse or withdraw for it. A consent that lacks a
 //! required party is *not* an error: it is recorded as incomplete.
 
-use super::authority::who_must_consent;
+use super::authority::{guardian_organisation, who_must_consent};
 use super::model::{ConsentEvent, ConsentRecord, LegalBasis, LegalBasisKind, Recipient};
 use crate::actor::OrganisationType;
 use crate::family::FamilyState;
@@ -30,6 +30,14 @@ pub fn validate(family: &FamilyState, record: &ConsentRecord, now: DateTime<Utc>
         let subject_member =
             family.members.get(subject).ok_or_else(|| invalid(field, format!("{subject:?} is not a member")))?;
         let authority = who_must_consent(subject_member, now.date_naive());
+        if let Some(guardian) = guardian_organisation(member)
+            && guardian != record.recorded_by.organisation_id
+        {
+            return Err(invalid(
+                field,
+                "a guardian organisation gives or refuses its consent itself, through its gezinsvoogd",
+            ));
+        }
         if authority.must_agree.contains(member) {
             Ok(())
         } else {
