@@ -265,9 +265,10 @@ pub fn takes_part(family: &FamilyState, caller: &Caller) -> bool {
         || family.consents.values().any(|c| c.recorded_by.organisation_id == org || named(&c.grant.recipients))
         || family.legal_bases.values().any(|b| b.basis.responsible.organisation_id == org || named(&b.basis.recipients))
         || family.measures.values().any(|m| m.certified_institution_id == org)
-        || family.members.values().any(|m| {
-            m.gezag.as_ref().and_then(|g| g.guardian_organisation_id.as_deref()) == Some(org)
-        })
+        || family
+            .members
+            .values()
+            .any(|m| m.gezag.as_ref().and_then(|g| g.guardian_organisation_id.as_deref()) == Some(org))
 }
 
 /// Whether `recipient` names the caller's organisation, whatever the caller's role: a

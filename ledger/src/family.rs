@@ -60,7 +60,12 @@ pub struct Member {
     pub birth_date: Option<NaiveDate>,
     pub expected_birth_date: Option<NaiveDate>,
     pub gezag: Option<Gezag>,
+    /// A contact ban or restraining order against this member.
     pub contact_restricted: bool,
+    /// For an unborn child: who carries it.
+    pub carried_by: Option<MemberId>,
+    /// A parent with gezag but no contact with the child.
+    pub no_contact: bool,
 }
 
 impl From<&MemberAdded> for Member {
@@ -73,6 +78,8 @@ impl From<&MemberAdded> for Member {
             expected_birth_date: m.expected_birth_date,
             gezag: m.gezag.clone(),
             contact_restricted: m.contact_restricted,
+            carried_by: m.carried_by.clone(),
+            no_contact: m.no_contact,
         }
     }
 }
@@ -204,12 +211,19 @@ impl FamilyState {
             ConsentEvent::Granted(grant) => {
                 let agreements =
                     grant.given_by.iter().map(|m| (m.clone(), (recorded_at, grant.method.clone()))).collect();
+                // The rule it was given under, as the family stood then (a birth changes the
+                // member later, and must not change this).
+                let given_under = self
+                    .members
+                    .get(&grant.subject)
+                    .map(|m| crate::consent::authority::who_must_consent(m, recorded_at.date_naive()).rule);
                 self.consents.insert(
                     grant.consent_id.clone(),
                     ConsentState {
                         grant,
                         recorded_by: record.recorded_by,
                         given_at: recorded_at,
+                        given_under,
                         event_id: event.event_id,
                         event_hash: event.hash,
                         agreements,
@@ -266,6 +280,18 @@ impl FamilyState {
             CaseEventKind::GezagChanged { child, gezag, .. } => {
                 if let Some(member) = self.members.get_mut(child) {
                     member.gezag = Some(gezag.clone());
+                }
+            }
+            CaseEventKind::Birth { child, born_on, gezag } => {
+                if let Some(member) = self.members.get_mut(child) {
+                    member.role = MemberRole::Child;
+                    member.birth_date = Some(*born_on);
+                    let mut gezag = gezag.clone();
+                    if gezag.holders.is_empty() && gezag.guardian_organisation_id.is_none() {
+                        // Unless the EPD records otherwise, the mother who carried the child.
+                        gezag.holders.extend(member.carried_by.clone());
+                    }
+                    member.gezag = Some(gezag);
                 }
             }
             CaseEventKind::Correction(c) => {

@@ -5,7 +5,11 @@
 //! - a member, for their own data;
 //! - a parent with gezag, for their children under 16;
 //! - a young person of 16 or over, for their own data only: from then on their parents
-//!   may no longer see it.
+//!   may no longer see it;
+//! - never a parent under a contact ban, for a child: the report names the organisations
+//!   where the child is in care, and so where the child can be found. The ban changes
+//!   nothing about who must consent. A parent with gezag but no contact (no omgang) is
+//!   served as any parent with gezag.
 
 use crate::actor::{OrganisationType, ProfessionalRole};
 use crate::audit::{AuditFilter, rows};
@@ -48,6 +52,11 @@ pub fn may_request(
     }
     if !about.gezag.as_ref().is_some_and(|g| g.holders.contains(requester)) {
         return denied("this parent does not hold gezag over the child");
+    }
+    if asking.contact_restricted {
+        // The report names the organisations where the child is in care, and so where the
+        // child can be found; a contact ban keeps gezag (and consent) but not this.
+        return denied("a parent under a contact ban is not served the child's report");
     }
     if age_on(about, at.date_naive()).is_some_and(|age| age >= 16) {
         return denied("from 16 a young person's report is theirs alone");

@@ -408,3 +408,141 @@ async fn under_voogdij_the_gi_consents_for_the_ward_bw_1_245() {
     assert_eq!(state(&listed, "c-gi").unwrap().0, pb::ConsentState::Withdrawn as i32);
     server.stop().await;
 }
+
+/// BW 1:245 (no gezag before birth), 1:251, 1:252 and 1:253b (gezag from birth): before
+/// birth the pregnant mother alone consents for the unborn child; a birth event makes it a
+/// child with the gezag the EPD records, and consents given before are re-evaluated.
+#[tokio::test]
+async fn the_mother_consents_for_the_unborn_child_and_a_birth_re_evaluates_bw_1_245_1_253b() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let today = server.clock.now_date();
+    let expected = build::date(today.year() + 1, 1, 1);
+    let unborn = |gezag: Option<pb::Gezag>, carried_by: &str| {
+        build::event(
+            &[],
+            &[C::Identity],
+            Kind::MemberAdded(pb::MemberAdded {
+                member_id: "baby".into(),
+                role: pb::MemberRole::UnbornChild as i32,
+                display_name: "Baby".into(),
+                expected_birth_date: Some(expected.clone()),
+                gezag,
+                carried_by_member_id: carried_by.into(),
+                ..Default::default()
+            }),
+        )
+    };
+    let mut case = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let with_gezag = Some(pb::Gezag { holder_member_ids: vec!["mother".into()], ..Default::default() });
+    let err = case.append_events(append(FAMILY, any(), vec![unborn(with_gezag, "mother")])).await.unwrap_err();
+    assert!(err.message().contains("member_added.gezag: there is no gezag before birth"), "{}", err.message());
+    let err = case.append_events(append(FAMILY, any(), vec![unborn(None, "")])).await.unwrap_err();
+    assert!(err.message().contains("carried_by_member_id"), "{}", err.message());
+    case.append_events(append(FAMILY, any(), vec![unborn(None, "mother")])).await.unwrap();
+
+    let mut youth = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let err = youth
+        .grant_consent(grant("c-father", "baby", &[C::Plan], GI, pb::Purpose::Care, &["father"]))
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("who must consent: mother"), "{}", err.message());
+    youth.grant_consent(grant("c-baby", "baby", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    let gezag_before_birth = build::event(
+        &["baby"],
+        &[C::Identity],
+        Kind::GezagChanged(pb::GezagChanged {
+            child_member_id: "baby".into(),
+            gezag: Some(pb::Gezag { holder_member_ids: vec!["mother".into()], ..Default::default() }),
+            reason: "Erkenning".into(),
+        }),
+    );
+    let err = case.append_events(append(FAMILY, any(), vec![gezag_before_birth])).await.unwrap_err();
+    assert!(err.message().contains("not born yet"), "{}", err.message());
+
+    // Born, to parents with joint gezag (recorded by the EPD): the consent the mother gave
+    // alone no longer suffices, and the answer says who must consent now.
+    let birth = |child: &str| {
+        build::event(
+            &[child],
+            &[C::Identity],
+            Kind::Birth(pb::Birth {
+                child_member_id: child.into(),
+                born_on: Some(build::date(today.year(), today.month() as i32, today.day() as i32)),
+                gezag: Some(pb::Gezag {
+                    holder_member_ids: vec!["mother".into(), "father".into()],
+                    ..Default::default()
+                }),
+            }),
+        )
+    };
+    let err = case.append_events(append(FAMILY, any(), vec![birth("child")])).await.unwrap_err();
+    assert!(err.message().contains("is not an unborn child"), "{}", err.message());
+    case.append_events(append(FAMILY, any(), vec![birth("baby")])).await.unwrap();
+    let listed = youth
+        .list_consents(pb::ListConsentsRequest { family_id: FAMILY.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let c = listed.consents.iter().find(|c| c.consent_id == "c-baby").unwrap();
+    assert_eq!(c.state, pb::ConsentState::AgeRuleChanged as i32, "{}", c.explanation);
+    assert_eq!(c.must_consent_member_ids, vec!["father".to_string(), "mother".to_string()]);
+    server.stop().await;
+}
+
+/// A contact ban and "gezag but no contact" are different facts. Neither changes who must
+/// consent (BW 1:247: gezag is the right and duty to decide). A parent under a contact ban
+/// is not served the child's who-saw-what report: it names where the child is in care.
+#[tokio::test]
+async fn a_contact_ban_never_changes_who_consents_but_withholds_the_childs_report() {
+    use gezinsdossier_proto::v1::access_report_service_client::AccessReportServiceClient;
+    let server = TestServer::start().await;
+    family(&server).await;
+    let parent = |id: &str, contact_restricted: bool, no_contact: bool| {
+        build::event(
+            &[],
+            &[C::Identity],
+            Kind::MemberAdded(pb::MemberAdded {
+                member_id: id.into(),
+                role: pb::MemberRole::Parent as i32,
+                display_name: id.into(),
+                contact_restricted,
+                no_contact,
+                ..Default::default()
+            }),
+        )
+    };
+    let year = server.clock.now_date().year();
+    let child = build::child("c2", build::date(year - 7, 1, 1), &["ex", "far"]);
+    let mut case = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    case.append_events(append(FAMILY, any(), vec![parent("ex", true, false), parent("far", false, true), child]))
+        .await
+        .unwrap();
+    let mut youth = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    youth.grant_consent(grant("c-c2", "c2", &[C::Plan], GI, pb::Purpose::Care, &["far"])).await.unwrap();
+    let listed = youth
+        .list_consents(pb::ListConsentsRequest { family_id: FAMILY.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let c = listed.consents.iter().find(|c| c.consent_id == "c-c2").unwrap();
+    assert_eq!(
+        (c.state, c.must_consent_member_ids.clone()),
+        (pb::ConsentState::Incomplete as i32, vec!["ex".to_string()])
+    );
+
+    let portal =
+        crate::support::Professional::new("portal", "casusregisseur").member_authenticated_by("digid_substantieel");
+    let mut reports = AccessReportServiceClient::with_interceptor(server.channel(Some(YOUTH_CARE)).await, portal);
+    let ask = |by: &str| pb::GetAccessReportRequest {
+        family_id: FAMILY.into(),
+        subject_member_id: "c2".into(),
+        requested_by_member_id: by.into(),
+        language: pb::ReportLanguage::Dutch as i32,
+    };
+    let err = reports.get_access_report(ask("ex")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("contact ban"), "{}", err.message());
+    reports.get_access_report(ask("far")).await.unwrap();
+    server.stop().await;
+}

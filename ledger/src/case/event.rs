@@ -94,6 +94,14 @@ pub enum CaseEventKind {
         informed_organisation_ids: Vec<String>,
     },
     Correction(Correction),
+    /// An unborn child is born: from now on a child with a birth date, and gezag as the
+    /// EPD records it (the mother; the other parent where marriage, registered partnership
+    /// or recognition with joint gezag gives it, BW 1:251, 1:252, 1:253b).
+    Birth {
+        child: MemberId,
+        born_on: NaiveDate,
+        gezag: Gezag,
+    },
 }
 
 impl CaseEventKind {
@@ -118,6 +126,7 @@ impl CaseEventKind {
             Self::Note { .. } => "case.note",
             Self::CaseClosed { .. } => "case.case_closed",
             Self::Correction(_) => "case.correction",
+            Self::Birth { .. } => "case.birth",
         }
     }
 }
@@ -145,10 +154,19 @@ pub struct MemberAdded {
     pub birth_date: Option<NaiveDate>,
     /// For an unborn child: the expected date of birth.
     pub expected_birth_date: Option<NaiveDate>,
-    /// For a child: who holds parental authority.
+    /// For a child: who holds parental authority. Never for an unborn child: there is no
+    /// gezag before birth (BW 1:245).
     pub gezag: Option<Gezag>,
-    /// A contact ban or restraining order against this member (e.g. an ex-partner).
+    /// A contact ban or restraining order against this member (e.g. an ex-partner). It
+    /// never changes who must consent.
     pub contact_restricted: bool,
+    /// For an unborn child: the member who carries it. Before birth she alone consents for
+    /// it: data about the pregnancy is hers.
+    #[serde(default)]
+    pub carried_by: Option<MemberId>,
+    /// A parent with gezag but no contact with the child (no omgang): still consents.
+    #[serde(default)]
+    pub no_contact: bool,
 }
 
 impl MemberAdded {
@@ -162,6 +180,8 @@ impl MemberAdded {
             expected_birth_date: None,
             gezag: None,
             contact_restricted: false,
+            carried_by: None,
+            no_contact: false,
         }
     }
 
@@ -193,7 +213,7 @@ impl MemberRole {
 }
 
 /// Who holds parental authority over one child.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gezag {
     /// Family members (parents or carers) with gezag.
     pub holders: BTreeSet<MemberId>,

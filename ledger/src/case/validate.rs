@@ -95,10 +95,36 @@ fn check_kind(s: &Scratch<'_>, kind: &CaseEventKind, prefix: &str) -> Result<(),
                         "an unborn child needs an expected birth date".into(),
                     );
                 }
+                MemberRole::UnbornChild if m.gezag.is_some() => {
+                    return fail(
+                        "member_added.gezag",
+                        "there is no gezag before birth (BW 1:245); name the mother in carried_by_member_id, and \
+                         record gezag with the birth"
+                            .into(),
+                    );
+                }
+                MemberRole::UnbornChild => match m.carried_by.as_deref().map(|c| s.member(c)) {
+                    Some(Some(mother)) if mother.role.is_adult_role() => {}
+                    Some(_) => {
+                        return fail(
+                            "member_added.carried_by_member_id",
+                            "must name a parent in this family who carries the child".into(),
+                        );
+                    }
+                    None => {
+                        return fail(
+                            "member_added.carried_by_member_id",
+                            "an unborn child needs the member who carries it: she consents for it before birth".into(),
+                        );
+                    }
+                },
                 role if role.is_adult_role() && m.gezag.is_some() => {
                     return fail("member_added.gezag", "gezag is recorded on the child, not on the adult".into());
                 }
                 _ => {}
+            }
+            if m.role != MemberRole::UnbornChild && m.carried_by.is_some() {
+                return fail("member_added.carried_by_member_id", "only for an unborn child".into());
             }
             if let Some(g) = &m.gezag {
                 check_gezag(s, g, &format!("{prefix}member_added.gezag"))?;
@@ -106,7 +132,13 @@ fn check_kind(s: &Scratch<'_>, kind: &CaseEventKind, prefix: &str) -> Result<(),
         }
         CaseEventKind::GezagChanged { child, gezag, .. } => {
             match s.member(child) {
-                Some(m) if matches!(m.role, MemberRole::Child | MemberRole::UnbornChild) => {}
+                Some(m) if m.role == MemberRole::Child => {}
+                Some(m) if m.role == MemberRole::UnbornChild => {
+                    return fail(
+                        "gezag_changed.child_member_id",
+                        format!("{child:?} is not born yet: there is no gezag before birth (record the birth)"),
+                    );
+                }
                 Some(_) => {
                     return fail("gezag_changed.child_member_id", format!("{child:?} is not a child"));
                 }
@@ -115,6 +147,12 @@ fn check_kind(s: &Scratch<'_>, kind: &CaseEventKind, prefix: &str) -> Result<(),
                 }
             }
             check_gezag(s, gezag, &format!("{prefix}gezag_changed.gezag"))?;
+        }
+        CaseEventKind::Birth { child, gezag, .. } => {
+            if !s.member(child).is_some_and(|m| m.role == MemberRole::UnbornChild) {
+                return fail("birth.child_member_id", format!("{child:?} is not an unborn child of this family"));
+            }
+            check_gezag(s, gezag, &format!("{prefix}birth.gezag"))?;
         }
         CaseEventKind::PlanAgreed(p) => {
             if p.plan_id.trim().is_empty() {

@@ -6,7 +6,7 @@
 //! | a child under 12       | every parent with gezag                  |
 //! | a child of 12 to 15    | the child and every parent with gezag    |
 //! | a young person 16+     | the young person alone                   |
-//! | an unborn child        | the parents with gezag recorded for it   |
+//! | an unborn child        | the mother who carries it                |
 //!
 //! "Every parent with gezag" includes the guardian organisation under voogdij (BW 1:245,
 //! 1:337a): a GI holding voogdij consents in the parents' place, through its gezinsvoogd,
@@ -90,7 +90,12 @@ pub fn who_must_consent(subject: &Member, on: NaiveDate) -> Authority {
     let own = || BTreeSet::from([subject.id.clone()]);
     match subject.role {
         MemberRole::Parent | MemberRole::Carer => Authority { rule: ConsentRule::OwnData, must_agree: own() },
-        MemberRole::UnbornChild => Authority { rule: ConsentRule::UnbornChild, must_agree: gezag() },
+        // No gezag before birth: data about the pregnancy is the pregnant mother's (records
+        // made before this rule, without `carried_by`, keep their recorded gezag).
+        MemberRole::UnbornChild => Authority {
+            rule: ConsentRule::UnbornChild,
+            must_agree: subject.carried_by.clone().map_or_else(gezag, |mother| BTreeSet::from([mother])),
+        },
         MemberRole::Child => match age_on(subject, on) {
             Some(age) if age >= 16 => Authority { rule: ConsentRule::Young16Plus, must_agree: own() },
             Some(age) if age >= 12 => {
@@ -125,6 +130,8 @@ mod tests {
                 guardian_organisation_id: None,
             }),
             contact_restricted: false,
+            carried_by: None,
+            no_contact: false,
         }
     }
 

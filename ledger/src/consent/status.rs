@@ -17,6 +17,9 @@ pub struct ConsentState {
     pub recorded_by: crate::actor::Actor,
     /// When the grant was recorded: the day of the consent, for the age rule.
     pub given_at: DateTime<Utc>,
+    /// The rule who must consent followed when it was given (`None`: the subject was not
+    /// known then).
+    pub given_under: Option<ConsentRule>,
     pub event_id: EventId,
     pub event_hash: EventHash,
     /// Each agreeing party, with when they agreed and how.
@@ -120,13 +123,10 @@ impl ConsentState {
         {
             return ConsentStatus::Expired { at: until };
         }
-        let then = who_must_consent(subject, self.given_at.date_naive());
-        if then.rule != now.rule {
-            return ConsentStatus::AgeRuleChanged {
-                given_under: then.rule,
-                now: now.rule,
-                must_consent: now.must_agree,
-            };
+        let given_under =
+            self.given_under.unwrap_or_else(|| who_must_consent(subject, self.given_at.date_naive()).rule);
+        if given_under != now.rule {
+            return ConsentStatus::AgeRuleChanged { given_under, now: now.rule, must_consent: now.must_agree };
         }
         let missing: BTreeSet<MemberId> = now
             .must_agree

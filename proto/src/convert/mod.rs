@@ -158,6 +158,11 @@ fn kind(raw: pb::case_event::Kind) -> Result<CaseEventKind> {
             CaseEventKind::CaseClosed { reason: c.reason, informed_organisation_ids: c.informed_organisation_ids }
         }
         K::Correction(c) => CaseEventKind::Correction(correction(c).map_err(|e| e.within("correction."))?),
+        K::Birth(b) => CaseEventKind::Birth {
+            child: required(b.child_member_id, "birth.child_member_id")?,
+            born_on: date(b.born_on, "birth.born_on")?.ok_or_else(|| FieldError::new("birth.born_on", "required"))?,
+            gezag: b.gezag.map(gezag).unwrap_or_default(),
+        },
     })
 }
 
@@ -193,6 +198,7 @@ fn replaced_kind(k: pb::corrected_content::Kind) -> pb::case_event::Kind {
         C::MeasureEnded(x) => E::MeasureEnded(x),
         C::Note(x) => E::Note(x),
         C::CaseClosed(x) => E::CaseClosed(x),
+        C::Birth(x) => E::Birth(x),
     }
 }
 
@@ -215,6 +221,8 @@ fn member_added(m: pb::MemberAdded) -> Result<case::MemberAdded> {
         expected_birth_date: date(m.expected_birth_date, "expected_birth_date")?,
         gezag: m.gezag.map(gezag),
         contact_restricted: m.contact_restricted,
+        carried_by: optional(m.carried_by_member_id),
+        no_contact: m.no_contact,
     })
 }
 
@@ -397,7 +405,25 @@ mod tests {
                 expected_birth_date: None,
                 gezag: Some(Gezag { holders: ["m".to_string()].into(), guardian_organisation_id: None }),
                 contact_restricted: true,
+                carried_by: None,
+                no_contact: true,
             }),
+            CaseEventKind::MemberAdded(MemberAdded {
+                member_id: "k".into(),
+                role: MemberRole::UnbornChild,
+                display_name: "U".into(),
+                birth_date: None,
+                expected_birth_date: Some(d),
+                gezag: None,
+                contact_restricted: false,
+                carried_by: Some("m".into()),
+                no_contact: false,
+            }),
+            CaseEventKind::Birth {
+                child: "u".into(),
+                born_on: d,
+                gezag: Gezag { holders: ["m".to_string(), "p".to_string()].into(), guardian_organisation_id: None },
+            },
             CaseEventKind::PlanAgreed(PlanAgreed {
                 plan_kind: PlanKind::Veiligheidsplan,
                 plan_id: "p".into(),

@@ -154,6 +154,8 @@ fn kind(k: &CaseEventKind) -> pb::case_event::Kind {
             expected_birth_date: m.expected_birth_date.map(date),
             gezag: m.gezag.as_ref().map(gezag),
             contact_restricted: m.contact_restricted,
+            carried_by_member_id: m.carried_by.clone().unwrap_or_default(),
+            no_contact: m.no_contact,
         }),
         CaseEventKind::GezagChanged { child, gezag: g, reason } => K::GezagChanged(pb::GezagChanged {
             child_member_id: child.clone(),
@@ -232,6 +234,9 @@ fn kind(k: &CaseEventKind) -> pb::case_event::Kind {
             K::MeasureEnded(pb::MeasureEnded { measure_id: measure_id.clone(), reason: reason.clone() })
         }
         CaseEventKind::Note { text } => K::Note(pb::Note { text: text.clone() }),
+        CaseEventKind::Birth { child, born_on, gezag: g } => {
+            K::Birth(pb::Birth { child_member_id: child.clone(), born_on: Some(date(*born_on)), gezag: Some(gezag(g)) })
+        }
         CaseEventKind::CaseClosed { reason, informed_organisation_ids } => K::CaseClosed(pb::CaseClosed {
             reason: reason.clone(),
             informed_organisation_ids: informed_organisation_ids.clone(),
@@ -266,6 +271,7 @@ fn corrected(k: pb::case_event::Kind) -> Option<pb::corrected_content::Kind> {
         E::MeasureEnded(x) => C::MeasureEnded(x),
         E::Note(x) => C::Note(x),
         E::CaseClosed(x) => C::CaseClosed(x),
+        E::Birth(x) => C::Birth(x),
         E::Correction(_) => return None,
     })
 }
