@@ -426,7 +426,7 @@ async fn the_mother_consents_for_the_unborn_child_and_a_birth_re_evaluates_bw_1_
                 member_id: "baby".into(),
                 role: pb::MemberRole::UnbornChild as i32,
                 display_name: "Baby".into(),
-                expected_birth_date: Some(expected.clone()),
+                expected_birth_date: Some(expected),
                 gezag,
                 carried_by_member_id: carried_by.into(),
                 ..Default::default()
