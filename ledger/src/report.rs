@@ -20,6 +20,7 @@ use crate::envelope::{EventId, RecordedEvent};
 use crate::family::FamilyState;
 use crate::merkle::TreeHash;
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 
 /// Why a report is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,17 +139,60 @@ pub struct AccessReport {
     pub consents: Vec<ConsentInForce>,
     /// Oldest first.
     pub corrections: Vec<CorrectionLine>,
+    /// Lines were left out because the child's provider shields information from this
+    /// parent (WGBO 7:457): the report must say so.
+    pub withheld: bool,
 }
 
-/// Builds the report about `subject` from the family and its access log. Its cost follows
-/// the family's access log, not the whole ledger.
-pub fn build(family: &FamilyState, access_log: &[RecordedEvent], subject: &str, at: DateTime<Utc>) -> AccessReport {
+/// What is shielded from `parent` about `child` (WGBO 7:457): `None` nothing, an empty set
+/// everything, else those categories.
+fn shielded(
+    family: &FamilyState,
+    child: &str,
+    parent: &str,
+    at: DateTime<Utc>,
+) -> Option<std::collections::BTreeSet<InformationCategory>> {
+    let mut shield: Option<std::collections::BTreeSet<InformationCategory>> = None;
+    for item in family.items.iter().take_while(|i| i.recorded_at <= at) {
+        if let crate::case::CaseEventKind::Shielding { child: c, parent: p, categories, .. } = &item.event.kind
+            && c == child
+            && p == parent
+        {
+            let all = categories.is_empty() || shield.as_ref().is_some_and(|s| s.is_empty());
+            let mut set = shield.take().unwrap_or_default();
+            set.extend(categories.iter().copied());
+            shield = Some(if all { Default::default() } else { set });
+        }
+    }
+    shield
+}
+
+/// Builds the report about `subject` for `requested_by` from the family and its access
+/// log. Its cost follows the family's access log, not the whole ledger.
+pub fn build(
+    family: &FamilyState,
+    access_log: &[RecordedEvent],
+    subject: &str,
+    requested_by: &str,
+    at: DateTime<Utc>,
+) -> AccessReport {
+    let shield = if requested_by == subject { None } else { shielded(family, subject, requested_by, at) };
+    let hides = |c: &InformationCategory| shield.as_ref().is_some_and(|s| s.is_empty() || s.contains(c));
+    let mut withheld = false;
     let filter = AuditFilter { include_refusals: true, ..Default::default() };
     let entries = rows(access_log, &filter)
         .into_iter()
         .filter_map(|row| match &row.shown {
             Some(shown) => {
-                let of_subject = shown.get(subject)?;
+                let all_of_subject = shown.get(subject)?;
+                let of_subject: BTreeMap<_, _> =
+                    all_of_subject.iter().filter(|(c, _)| !hides(c)).map(|(c, b)| (*c, b.clone())).collect();
+                if of_subject.len() < all_of_subject.len() {
+                    withheld = true;
+                }
+                if of_subject.is_empty() {
+                    return None;
+                }
                 let consents = of_subject
                     .values()
                     .filter_map(|b| match b {
@@ -179,6 +223,10 @@ pub fn build(family: &FamilyState, access_log: &[RecordedEvent], subject: &str, 
             }
             // Refusals of a dossier request; refused functions (audit, reports) name no
             // purpose and are the privacy officer's to see.
+            None if shield.as_ref().is_some_and(|s| s.is_empty()) => {
+                withheld = true;
+                None
+            }
             None => Some(ReportEntry::Refused {
                 event_id: row.event_id,
                 position: row.position,
@@ -217,8 +265,12 @@ pub fn build(family: &FamilyState, access_log: &[RecordedEvent], subject: &str, 
             may_withdraw: c.agreements.keys().cloned().collect(),
         })
         .collect();
-    let corrections = corrections_about(family, access_log, subject, at);
-    AccessReport { subject: subject.to_owned(), at, entries, consents, corrections }
+    let mut corrections = corrections_about(family, access_log, subject, at);
+    if shield.as_ref().is_some_and(|s| s.is_empty()) && !corrections.is_empty() {
+        corrections.clear();
+        withheld = true;
+    }
+    AccessReport { subject: subject.to_owned(), at, entries, consents, corrections, withheld }
 }
 
 /// Corrections by their author of events about `subject` (before or after), with the

@@ -31,6 +31,7 @@ pub struct Texts {
     consents_intro: &'static str,
     no_consents: &'static str,
     corrections_heading: &'static str,
+    withheld: &'static str,
     footer: &'static str,
 }
 
@@ -51,6 +52,7 @@ const DUTCH: Texts = Texts {
     consents_intro: "Deze toestemmingen gelden nu. U mag een toestemming altijd intrekken. Zeg het tegen uw hulpverlener. Vanaf dat moment mag niemand die informatie meer zien.",
     no_consents: "Er gelden nu geen toestemmingen.",
     corrections_heading: "Verbeterde gegevens",
+    withheld: "Een deel van de informatie over uw kind staat hier niet. De hulpverlener van uw kind vindt dat beter voor de zorg aan uw kind. Heeft u een vraag? Vraag het aan die hulpverlener.",
     footer: "Gemaakt op",
 };
 
@@ -71,6 +73,7 @@ const ENGLISH: Texts = Texts {
     consents_intro: "These consents are in force now. You may withdraw a consent at any time. Tell your care professional. From then on nobody may see that information.",
     no_consents: "No consents are in force now.",
     corrections_heading: "Corrected information",
+    withheld: "Some information about your child is not shown here. Your child's care professional judges that better for your child's care. Questions? Ask that professional.",
     footer: "Made on",
 };
 
@@ -82,6 +85,7 @@ struct Page<'a> {
     rows: Vec<Row>,
     consents: Vec<String>,
     corrections: Vec<String>,
+    withheld: bool,
     generated: String,
 }
 
@@ -225,7 +229,7 @@ pub fn render(
             format!("{verb} {} {by_word} {by}. {told}", date(c.at))
         })
         .collect();
-    Page { t, intro, rows, consents, corrections, generated: date(report.at) }.render()
+    Page { t, intro, rows, consents, corrections, withheld: report.withheld, generated: date(report.at) }.render()
 }
 
 fn category(c: InformationCategory, l: Language) -> &'static str {

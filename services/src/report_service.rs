@@ -152,6 +152,7 @@ impl AccessReportService for ReportApi {
                     told_organisation_names: c.told.iter().map(|o| self.organisation_name(o)).collect(),
                 })
                 .collect(),
+            information_withheld: report.withheld,
             html,
         }))
     }

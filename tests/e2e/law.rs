@@ -546,3 +546,64 @@ async fn a_contact_ban_never_changes_who_consents_but_withholds_the_childs_repor
     reports.get_access_report(ask("far")).await.unwrap();
     server.stop().await;
 }
+
+/// WGBO 7:465 lid 2 and 7:457: for a child of 12 to 15 a parent with gezag has rights
+/// about the child's data, unless meeting them is incompatible with good care. The child's
+/// provider records that exception for one parent; that parent's report leaves the
+/// shielded lines out and says so, while the other parent's report is whole.
+#[tokio::test]
+async fn a_shielded_parent_sees_a_report_without_the_shielded_lines_wgbo_7_457() {
+    use gezinsdossier_proto::v1::access_report_service_client::AccessReportServiceClient;
+    let server = TestServer::start().await;
+    family(&server).await;
+    let mut youth = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    youth
+        .grant_consent(grant("c-teen", "teen", &[C::Plan], GI, pb::Purpose::Care, &["teen", "mother", "father"]))
+        .await
+        .unwrap();
+    server
+        .dossier_client(GI, "gv-3", "gezinsvoogd")
+        .await
+        .get_dossier(dossier_request(pb::Purpose::Care))
+        .await
+        .unwrap();
+
+    let shielding = |child: &str, parent: &str| {
+        build::event(
+            &[child],
+            &[C::Plan],
+            Kind::Shielding(pb::Shielding {
+                child_member_id: child.into(),
+                parent_member_id: parent.into(),
+                categories: vec![],
+                reason: "Vader zet de jongere onder druk na elk gesprek".into(),
+            }),
+        )
+    };
+    let mut case = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let err = case.append_events(append(FAMILY, any(), vec![shielding("child", "father")])).await.unwrap_err();
+    assert!(err.message().contains("12 to 15"), "{}", err.message());
+    let err = case.append_events(append(FAMILY, any(), vec![shielding("teen", "child")])).await.unwrap_err();
+    assert!(err.message().contains("does not hold gezag"), "{}", err.message());
+    case.append_events(append(FAMILY, any(), vec![shielding("teen", "father")])).await.unwrap();
+
+    let portal =
+        crate::support::Professional::new("portal", "casusregisseur").member_authenticated_by("digid_substantieel");
+    let mut reports = AccessReportServiceClient::with_interceptor(server.channel(Some(YOUTH_CARE)).await, portal);
+    let ask = |by: &str| pb::GetAccessReportRequest {
+        family_id: FAMILY.into(),
+        subject_member_id: "teen".into(),
+        requested_by_member_id: by.into(),
+        language: pb::ReportLanguage::Dutch as i32,
+    };
+    let father = reports.get_access_report(ask("father")).await.unwrap().into_inner();
+    assert!(father.information_withheld);
+    assert!(father.entries.is_empty(), "{:?}", father.entries);
+    assert!(father.html.contains("Een deel van de informatie over uw kind staat hier niet"));
+    let mother = reports.get_access_report(ask("mother")).await.unwrap().into_inner();
+    assert!(!mother.information_withheld);
+    assert_eq!(mother.entries.len(), 1, "the GI's view of the teen's plan");
+    let own = reports.get_access_report(ask("teen")).await.unwrap().into_inner();
+    assert!(!own.information_withheld && own.entries.len() == 1, "the child's own report is whole");
+    server.stop().await;
+}

@@ -102,6 +102,16 @@ pub enum CaseEventKind {
         born_on: NaiveDate,
         gezag: Gezag,
     },
+    /// WGBO 7:457, 7:465 lid 2: for a child of 12 to 15, the child's provider withholds
+    /// information from one parent with gezag because giving it is incompatible with good
+    /// care. That parent's report leaves the shielded lines out and says so.
+    Shielding {
+        child: MemberId,
+        parent: MemberId,
+        /// Which categories; empty: every category.
+        categories: BTreeSet<InformationCategory>,
+        reason: String,
+    },
 }
 
 impl CaseEventKind {
@@ -127,6 +137,7 @@ impl CaseEventKind {
             Self::CaseClosed { .. } => "case.case_closed",
             Self::Correction(_) => "case.correction",
             Self::Birth { .. } => "case.birth",
+            Self::Shielding { .. } => "case.shielding",
         }
     }
 }

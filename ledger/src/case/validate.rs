@@ -5,6 +5,7 @@
 use super::{CaseEvent, CaseEventKind, Gezag, MemberRole, PlanKind};
 use crate::envelope::EventId;
 use crate::family::{FamilyState, Member};
+use chrono::NaiveDate;
 use std::collections::{BTreeMap, HashSet};
 
 /// A rule an event breaks, with the field that breaks it.
@@ -45,7 +46,8 @@ pub fn validate_batch(state: &FamilyState, batch: &[(EventId, CaseEvent)]) -> Re
                 return Err(fail("subject_member_ids", format!("{subject:?} is not a member of this family")));
             }
         }
-        check_kind(&scratch, &event.kind, "").map_err(|(field, problem)| fail(&field, problem))?;
+        check_kind(&scratch, &event.kind, "", event.occurred_at.date_naive())
+            .map_err(|(field, problem)| fail(&field, problem))?;
         if let CaseEventKind::MemberAdded(m) = &event.kind {
             scratch.added.insert(m.member_id.clone(), Member::from(m));
         }
@@ -72,7 +74,8 @@ impl Scratch<'_> {
 
 type Problem = (String, String);
 
-fn check_kind(s: &Scratch<'_>, kind: &CaseEventKind, prefix: &str) -> Result<(), Problem> {
+/// `event_date` is the day the event happened (ages are counted on it).
+fn check_kind(s: &Scratch<'_>, kind: &CaseEventKind, prefix: &str, event_date: NaiveDate) -> Result<(), Problem> {
     let fail = |field: &str, problem: String| Err((format!("{prefix}{field}"), problem));
     match kind {
         CaseEventKind::MemberAdded(m) => {
@@ -148,6 +151,27 @@ fn check_kind(s: &Scratch<'_>, kind: &CaseEventKind, prefix: &str) -> Result<(),
             }
             check_gezag(s, gezag, &format!("{prefix}gezag_changed.gezag"))?;
         }
+        CaseEventKind::Shielding { child, parent, reason, .. } => {
+            let Some(c) = s.member(child).filter(|m| m.role == MemberRole::Child) else {
+                return fail("shielding.child_member_id", format!("{child:?} is not a child of this family"));
+            };
+            // WGBO 7:465 lid 2: from 12 to 15 the parents' rights stand beside the child's.
+            let age = crate::consent::authority::age_on(c, event_date);
+            if !age.is_some_and(|a| (12..16).contains(&a)) {
+                return fail(
+                    "shielding.child_member_id",
+                    "shielding from a parent applies to a child of 12 to 15 (WGBO 7:465 lid 2): younger, the parent \
+                     decides; from 16, the parent sees nothing anyway"
+                        .into(),
+                );
+            }
+            if !c.gezag.as_ref().is_some_and(|g| g.holders.contains(parent)) {
+                return fail("shielding.parent_member_id", format!("{parent:?} does not hold gezag over {child:?}"));
+            }
+            if reason.trim().is_empty() {
+                return fail("shielding.reason", "say why informing this parent is incompatible with good care".into());
+            }
+        }
         CaseEventKind::Birth { child, gezag, .. } => {
             if !s.member(child).is_some_and(|m| m.role == MemberRole::UnbornChild) {
                 return fail("birth.child_member_id", format!("{child:?} is not an unborn child of this family"));
@@ -218,7 +242,7 @@ fn check_kind(s: &Scratch<'_>, kind: &CaseEventKind, prefix: &str) -> Result<(),
                 if matches!(**replacement, CaseEventKind::Correction(_)) {
                     return fail("correction.replacement", "a replacement cannot itself be a correction".into());
                 }
-                check_kind(s, replacement, &format!("{prefix}correction.replacement."))?;
+                check_kind(s, replacement, &format!("{prefix}correction.replacement."), event_date)?;
             }
         }
         _ => {}

@@ -158,6 +158,17 @@ fn kind(raw: pb::case_event::Kind) -> Result<CaseEventKind> {
             CaseEventKind::CaseClosed { reason: c.reason, informed_organisation_ids: c.informed_organisation_ids }
         }
         K::Correction(c) => CaseEventKind::Correction(correction(c).map_err(|e| e.within("correction."))?),
+        K::Shielding(x) => CaseEventKind::Shielding {
+            child: required(x.child_member_id, "shielding.child_member_id")?,
+            parent: required(x.parent_member_id, "shielding.parent_member_id")?,
+            categories: x
+                .categories
+                .iter()
+                .enumerate()
+                .map(|(i, c)| category(*c, &format!("shielding.categories[{i}]")))
+                .collect::<Result<_>>()?,
+            reason: x.reason,
+        },
         K::Birth(b) => CaseEventKind::Birth {
             child: required(b.child_member_id, "birth.child_member_id")?,
             born_on: date(b.born_on, "birth.born_on")?.ok_or_else(|| FieldError::new("birth.born_on", "required"))?,
@@ -199,6 +210,7 @@ fn replaced_kind(k: pb::corrected_content::Kind) -> pb::case_event::Kind {
         C::Note(x) => E::Note(x),
         C::CaseClosed(x) => E::CaseClosed(x),
         C::Birth(x) => E::Birth(x),
+        C::Shielding(x) => E::Shielding(x),
     }
 }
 

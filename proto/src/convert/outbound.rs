@@ -234,6 +234,12 @@ fn kind(k: &CaseEventKind) -> pb::case_event::Kind {
             K::MeasureEnded(pb::MeasureEnded { measure_id: measure_id.clone(), reason: reason.clone() })
         }
         CaseEventKind::Note { text } => K::Note(pb::Note { text: text.clone() }),
+        CaseEventKind::Shielding { child, parent, categories, reason } => K::Shielding(pb::Shielding {
+            child_member_id: child.clone(),
+            parent_member_id: parent.clone(),
+            categories: categories.iter().map(|c| category(*c)).collect(),
+            reason: reason.clone(),
+        }),
         CaseEventKind::Birth { child, born_on, gezag: g } => {
             K::Birth(pb::Birth { child_member_id: child.clone(), born_on: Some(date(*born_on)), gezag: Some(gezag(g)) })
         }
@@ -272,6 +278,7 @@ fn corrected(k: pb::case_event::Kind) -> Option<pb::corrected_content::Kind> {
         E::Note(x) => C::Note(x),
         E::CaseClosed(x) => C::CaseClosed(x),
         E::Birth(x) => C::Birth(x),
+        E::Shielding(x) => C::Shielding(x),
         E::Correction(_) => return None,
     })
 }
