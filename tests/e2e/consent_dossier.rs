@@ -59,6 +59,25 @@ fn plan(subjects: &[&str], id: &str, kind: pb::PlanKind, summary: &str) -> pb::C
     )
 }
 
+/// The GI imposes an OTS (`ots-1`) over the 6-year-old, from today.
+pub(crate) async fn impose_ots(server: &TestServer) {
+    let today = server.clock.now_date();
+    let mut gi_case = server.case_client(GI, "gv-3", "gezinsvoogd").await;
+    let measure = build::event(
+        &["child"],
+        &[C::ChildProtection],
+        Kind::MeasureImposed(pb::MeasureImposed {
+            measure_id: "ots-1".into(),
+            measure: pb::MeasureKind::Ots as i32,
+            child_member_id: "child".into(),
+            certified_institution_id: GI.into(),
+            valid_from: Some(build::date(today.year(), today.month() as i32, today.day() as i32)),
+            valid_until: None,
+        }),
+    );
+    gi_case.append_events(append(FAMILY, any(), vec![measure])).await.unwrap();
+}
+
 fn to_org(org: &str) -> pb::Recipient {
     pb::Recipient { recipient: Some(pb::recipient::Recipient::OrganisationId(org.into())) }
 }
@@ -361,21 +380,7 @@ async fn an_expired_consent_denies() {
 async fn under_an_ots_the_gi_sees_what_the_measure_covers_without_consent_and_it_is_flagged() {
     let server = TestServer::start().await;
     family(&server).await;
-    let today = server.clock.now_date();
-    let mut gi_case = server.case_client(GI, "gv-3", "gezinsvoogd").await;
-    let measure = build::event(
-        &["child"],
-        &[C::ChildProtection],
-        Kind::MeasureImposed(pb::MeasureImposed {
-            measure_id: "ots-1".into(),
-            measure: pb::MeasureKind::Ots as i32,
-            child_member_id: "child".into(),
-            certified_institution_id: GI.into(),
-            valid_from: Some(build::date(today.year(), today.month() as i32, today.day() as i32)),
-            valid_until: None,
-        }),
-    );
-    gi_case.append_events(append(FAMILY, any(), vec![measure])).await.unwrap();
+    impose_ots(&server).await;
     let (_, mut dossier) = clients(&server).await;
     let mut consent = gi_checks(&server).await;
     let basis = |kind: pb::LegalBasisKind| pb::RecordLegalBasisRequest {

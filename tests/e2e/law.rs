@@ -2,7 +2,7 @@
 //! the real server over gRPC: legal bases scoped to the recipient the law names, recipients
 //! narrowed to one role at one organisation.
 
-use crate::consent_dossier::{FAMILY, dossier_request, family, grant};
+use crate::consent_dossier::{FAMILY, dossier_request, family, grant, impose_ots};
 use crate::support::build::{self, any, append};
 use crate::support::{GI, TestServer, VEILIG_THUIS, VEILIG_THUIS_ELSEWHERE, VGGZ, WIJKTEAM, YOUTH_CARE};
 use chrono::Datelike;
@@ -45,21 +45,7 @@ fn sees_child_plan(d: &pb::Dossier) -> bool {
 async fn an_ots_basis_gives_information_only_to_the_gi_that_carries_out_the_measure_jeugdwet_7_3_11() {
     let server = TestServer::start().await;
     family(&server).await;
-    let today = server.clock.now_date();
-    let mut gi_case = server.case_client(GI, "gv-3", "gezinsvoogd").await;
-    let measure = build::event(
-        &["child"],
-        &[C::ChildProtection],
-        Kind::MeasureImposed(pb::MeasureImposed {
-            measure_id: "ots-1".into(),
-            measure: pb::MeasureKind::Ots as i32,
-            child_member_id: "child".into(),
-            certified_institution_id: GI.into(),
-            valid_from: Some(build::date(today.year(), today.month() as i32, today.day() as i32)),
-            valid_until: None,
-        }),
-    );
-    gi_case.append_events(append(FAMILY, any(), vec![measure])).await.unwrap();
+    impose_ots(&server).await;
     let mut gi = server.consent_client(GI, "gv-3", "gezinsvoogd").await;
     let kind = pb::LegalBasisKind::ChildProtectionMeasure;
     let err = gi.record_legal_basis(basis(kind, "ots-1", vec![to_org(GI), to_org(WIJKTEAM)])).await.unwrap_err();
