@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "gezinsdossier/v1/report.proto",
         "gezinsdossier/v1/log.proto",
         "gezinsdossier/v1/notice.proto",
+        "gezinsdossier/v1/feed.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

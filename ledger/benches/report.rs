@@ -70,6 +70,7 @@ fn main() {
                 review_required: false,
                 authors: Default::default(),
                 review_due: None,
+                via_feed: false,
             });
             ProposedEvent {
                 event_id: uuid::Uuid::new_v4(),

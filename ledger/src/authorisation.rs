@@ -119,6 +119,7 @@ pub enum Function {
     CorrectEvent,
     ListNotices,
     AcknowledgeNotice,
+    SubscribeFeed,
 }
 
 impl Function {
@@ -138,6 +139,7 @@ impl Function {
             Self::CorrectEvent => "correct_event",
             Self::ListNotices => "list_notices",
             Self::AcknowledgeNotice => "acknowledge_notice",
+            Self::SubscribeFeed => "subscribe_feed",
         }
     }
 }
@@ -202,6 +204,10 @@ pub enum Action<'a> {
     AcknowledgeNotice {
         recipient: &'a str,
     },
+    /// Follow a family's changes; `token_organisation` is whom a resume token was issued to.
+    SubscribeFeed {
+        token_organisation: Option<&'a str>,
+    },
 }
 
 impl Action<'_> {
@@ -221,6 +227,7 @@ impl Action<'_> {
             Self::CorrectEvent { .. } => Function::CorrectEvent,
             Self::ListNotices => Function::ListNotices,
             Self::AcknowledgeNotice { .. } => Function::AcknowledgeNotice,
+            Self::SubscribeFeed { .. } => Function::SubscribeFeed,
         }
     }
 }
@@ -339,6 +346,17 @@ fn decide(caller: &Caller, action: &Action<'_>, reasons: &mut Vec<String>) -> Op
                 refuse(NO_PRIVACY_OFFICE);
             }
             Some(Grant::OwnEvent)
+        }
+        Action::SubscribeFeed { token_organisation } => {
+            // A feed delivers what the dossier would show: open to care roles, the consent
+            // engine decides each delivery.
+            if caller.is_privacy_officer() {
+                refuse(NOT_A_CARE_ROLE);
+            }
+            if token_organisation.is_some_and(|org| org != caller.organisation()) {
+                refuse("this resume token was issued to another organisation");
+            }
+            Some(Grant::ConsentEngine)
         }
         Action::AppendCaseEvents { .. } | Action::GetDossier => {
             // Registering or joining a family and asking for a view are open to care roles:

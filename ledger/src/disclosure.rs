@@ -55,6 +55,10 @@ pub struct Disclosure {
     /// due [`DEFAULT_REVIEW_WITHIN`] after `at`.
     #[serde(default)]
     pub review_due: Option<DateTime<Utc>>,
+    /// Delivered through the change feed (one disclosure per delivered batch), not asked
+    /// for by a professional: the parents' report says "received through the feed".
+    #[serde(default)]
+    pub via_feed: bool,
 }
 
 /// How long a privacy officer has to review a use of a legal basis, unless configured.

@@ -53,6 +53,8 @@ pub struct VisibleItem {
 #[derive(Debug, Clone)]
 pub struct Corrected {
     pub correction_event_id: EventId,
+    /// The correction's revision in the family stream.
+    pub revision: u64,
     pub at: DateTime<Utc>,
 }
 
@@ -235,7 +237,11 @@ pub fn build(family: &FamilyState, requester: &Actor, purpose: Purpose, at: Date
                 Some(content) => {
                     let correction = &amendment.correction;
                     (
-                        Some(Corrected { correction_event_id: correction.event_id, at: correction.recorded_at }),
+                        Some(Corrected {
+                            correction_event_id: correction.event_id,
+                            revision: correction.revision,
+                            at: correction.recorded_at,
+                        }),
                         Some(content),
                     )
                 }

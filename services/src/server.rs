@@ -6,6 +6,7 @@ use crate::case_service::CaseApi;
 use crate::config::Config;
 use crate::consent_service::ConsentApi;
 use crate::dossier_service::DossierApi;
+use crate::feed_service::FeedApi;
 use crate::identity::dev_ca::sample_organisations;
 use crate::identity::interceptor::IdentityMode;
 use crate::identity::{Authenticator, OrganisationRegistry};
@@ -28,6 +29,7 @@ use gezinsdossier_proto::v1::audit_service_server::AuditServiceServer;
 use gezinsdossier_proto::v1::case_service_server::CaseServiceServer;
 use gezinsdossier_proto::v1::consent_service_server::ConsentServiceServer;
 use gezinsdossier_proto::v1::dossier_service_server::DossierServiceServer;
+use gezinsdossier_proto::v1::feed_service_server::FeedServiceServer;
 use gezinsdossier_proto::v1::log_service_server::LogServiceServer;
 use gezinsdossier_proto::v1::notice_service_server::NoticeServiceServer;
 use std::future::Future;
@@ -104,6 +106,7 @@ pub async fn serve_on(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     let (draining_tx, draining) = watch::channel(false);
+    let draining_rx_for_feed = draining.clone();
     let readiness = tokio::spawn(
         Readiness {
             reporter: health.clone(),
@@ -121,6 +124,7 @@ pub async fn serve_on(
                 service_name::<AuditServiceServer<AuditApi>>(),
                 service_name::<AccessReportServiceServer<ReportApi>>(),
                 service_name::<NoticeServiceServer<NoticeApi>>(),
+                service_name::<FeedServiceServer<FeedApi>>(),
             ],
             log_service: service_name::<LogServiceServer<LogApi>>(),
         }
@@ -141,6 +145,9 @@ pub async fn serve_on(
         .max_decoding_message_size(config.max_message_bytes);
     let notices =
         NoticeServiceServer::new(NoticeApi::new(families.clone())).max_decoding_message_size(config.max_message_bytes);
+    let feed = FeedServiceServer::new(FeedApi::new(families.clone(), index.clone(), draining_rx_for_feed))
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(usize::MAX);
     let dossier = DossierServiceServer::new(DossierApi::new(families, registry.clone()))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(usize::MAX);
@@ -167,6 +174,7 @@ pub async fn serve_on(
         .add_service(InterceptedService::new(audit, auth.clone()))
         .add_service(InterceptedService::new(report, auth.clone()))
         .add_service(InterceptedService::new(notices, auth.clone()))
+        .add_service(InterceptedService::new(feed, auth.clone()))
         .add_service(InterceptedService::new(log, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             shutdown.await;

@@ -18,6 +18,7 @@ use gezinsdossier_proto::v1::audit_service_client::AuditServiceClient;
 use gezinsdossier_proto::v1::case_service_client::CaseServiceClient;
 use gezinsdossier_proto::v1::consent_service_client::ConsentServiceClient;
 use gezinsdossier_proto::v1::dossier_service_client::DossierServiceClient;
+use gezinsdossier_proto::v1::feed_service_client::FeedServiceClient;
 use gezinsdossier_proto::v1::log_service_client::LogServiceClient;
 use gezinsdossier_proto::v1::notice_service_client::NoticeServiceClient;
 use pb::InformationCategory as C;
@@ -100,6 +101,7 @@ enum Call {
     GetEventBytes,
     ListNotices,
     AcknowledgeNotice,
+    SubscribeFeed,
     AppendEvents,
 }
 
@@ -117,7 +119,7 @@ fn expected(call: Call) -> [Outcome; 9] {
         // The consents in force: also the privacy office of an organisation that takes part.
         Call::ListConsents => [Y, D, Y, D, D, Y, Y, U, D],
         // Open to care roles; the consent engine refuses the wijkteam (no basis).
-        Call::GetDossier => [Y, D, D, D, D, Y, Y, U, D],
+        Call::GetDossier | Call::SubscribeFeed => [Y, D, D, D, D, Y, Y, U, D],
         // The privacy office, for its own organisation, in a family it takes part in.
         Call::InvestigateDossier | Call::QueryFamilyAccessLog | Call::RecordReview => [D, D, Y, D, D, D, D, U, D],
         // Across families the office sees only its own organisation's rows, none here.
@@ -137,7 +139,7 @@ fn expected(call: Call) -> [Outcome; 9] {
     }
 }
 
-const CALLS: [Call; 20] = [
+const CALLS: [Call; 21] = [
     Call::GrantConsent,
     Call::AddAgreement,
     Call::RecordRefusal,
@@ -156,6 +158,7 @@ const CALLS: [Call; 20] = [
     Call::GetConsistencyProof,
     Call::GetEventBytes,
     Call::ListNotices,
+    Call::SubscribeFeed,
     // After the views: it retracts an item to cause its notice.
     Call::AcknowledgeNotice,
     // Last: an append makes its organisation take part.
@@ -401,6 +404,16 @@ impl<'a> Fixture<'a> {
                     .acknowledge_notice(request)
                     .await
                     .map(drop)
+            }
+            Call::SubscribeFeed => {
+                let request = pb::SubscribeRequest {
+                    family_id: FAMILY.into(),
+                    purpose: pb::Purpose::Care as i32,
+                    resume_token: String::new(),
+                };
+                let mut feed = FeedServiceClient::with_interceptor(channel.clone(), who.clone());
+                let mut stream = feed.subscribe(request).await?.into_inner();
+                stream.message().await?.map(drop).ok_or_else(|| Status::internal("the feed sent nothing"))
             }
             Call::AppendEvents => {
                 let request = append(FAMILY, any(), vec![build::note("mother", "Contact gehad")]);

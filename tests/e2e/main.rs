@@ -10,6 +10,7 @@ mod consent_dossier;
 mod corrections;
 mod durability;
 mod engine_faults;
+mod feed;
 mod health;
 mod identity;
 mod law;

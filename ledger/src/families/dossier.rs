@@ -75,9 +75,26 @@ impl Families {
         };
         let at = self.clock.now();
         if view.is_refusal() {
+            return Err(self.refuse_view(&request.family, requester, request.purpose, &view, at).await);
+        }
+        let logged = self.commit_disclosure(&request, &view, at).await?;
+        Ok((view, logged))
+    }
+
+    /// Records that `requester` may see nothing at all of the family, and why; the error to
+    /// return (the record's failure, if it could not be committed).
+    pub(super) async fn refuse_view(
+        &self,
+        family: &FamilyId,
+        requester: &Actor,
+        purpose: Purpose,
+        view: &DossierView,
+        at: DateTime<Utc>,
+    ) -> FamilyError {
+        {
             let refusal = Refusal {
                 requester: requester.clone(),
-                purpose: request.purpose,
+                purpose,
                 at,
                 family_revision: view.family_revision,
                 reasons: view
@@ -93,11 +110,11 @@ impl Families {
                     }))
                     .collect(),
             };
-            self.commit_access_log_event(&request.family, AccessLogEvent::Refused(refusal.clone())).await?;
-            return Err(FamilyError::Denied(refusal.reasons));
+            match self.commit_access_log_event(family, AccessLogEvent::Refused(refusal.clone())).await {
+                Ok(_) => FamilyError::Denied(refusal.reasons),
+                Err(e) => e,
+            }
         }
-        let logged = self.commit_disclosure(&request, &view, at).await?;
-        Ok((view, logged))
     }
 
     /// Invariant 1: the disclosure is durable before the view leaves.
@@ -117,6 +134,7 @@ impl Families {
             own_records: view.timeline.iter().filter(|v| v.shown == Shown::OwnRecord).count(),
             review_required: view.needs_review(),
             review_due: view.needs_review().then(|| at + self.review_within),
+            via_feed: false,
             break_the_glass: request.break_the_glass.clone(),
             authors: disclosed.iter().map(|v| v.item.author.organisation_id.clone()).collect(),
         };

@@ -8,6 +8,7 @@
 //! - [`audit`]: the privacy office's access-log queries and reviews;
 //! - [`report`]: the who-saw-what report for a member, through a portal;
 //! - [`event_bytes`]: one event's canonical bytes, to whom they belong;
+//! - [`feed`]: the change feed, each delivered batch a disclosure committed first;
 //! - [`notices`]: telling earlier recipients of corrections (AVG art. 19), listing and
 //!   acknowledging notices;
 //! - [`cache`]: the cached family states.
@@ -21,12 +22,14 @@ mod cache;
 mod consent;
 mod dossier;
 mod event_bytes;
+mod feed;
 mod notices;
 mod report;
 
 pub use append::CaseAppend;
 pub use consent::ConsentListing;
 pub use dossier::DossierRequest;
+pub use feed::{FeedBatch, FeedPosition};
 pub use notices::{FamilyNotice, NoticeScope};
 pub use report::{MemberReport, ReportRequest};
 

@@ -9,9 +9,9 @@ use gezinsdossier_ledger::disclosure::ReviewOutcome;
 use gezinsdossier_ledger::dossier::{DossierView, Shown, VisibleItem};
 use gezinsdossier_ledger::families::ConsentListing;
 
-/// A requester's view on the wire; `disclosure_event_id` is empty for an investigation.
-pub fn dossier(family_id: &str, view: &DossierView, disclosure_event_id: String) -> pb::Dossier {
-    let item = |v: &VisibleItem| pb::DossierItem {
+/// One visible item on the wire, as the dossier and the feed show it.
+pub fn dossier_item(v: &VisibleItem) -> pb::DossierItem {
+    pb::DossierItem {
         event_id: v.item.event_id.to_string(),
         revision: v.item.revision,
         recorded_at: Some(outbound::timestamp(v.item.recorded_at)),
@@ -22,7 +22,12 @@ pub fn dossier(family_id: &str, view: &DossierView, disclosure_event_id: String)
         corrected_by_event_id: v.corrected.as_ref().map(|c| c.correction_event_id.to_string()).unwrap_or_default(),
         corrected_at: v.corrected.as_ref().map(|c| outbound::timestamp(c.at)),
         ..Default::default()
-    };
+    }
+}
+
+/// A requester's view on the wire; `disclosure_event_id` is empty for an investigation.
+pub fn dossier(family_id: &str, view: &DossierView, disclosure_event_id: String) -> pb::Dossier {
+    let item = dossier_item;
     let by_id = |id: &uuid::Uuid| view.timeline.iter().find(|v| v.item.event_id == *id).map(item);
     pb::Dossier {
         family_id: family_id.to_owned(),

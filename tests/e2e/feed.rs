@@ -1,0 +1,134 @@
+//! The change feed over real gRPC: live delivery filtered like the dossier, each message a
+//! disclosure committed before it arrives, withdrawal mid-stream, resume tokens bound to
+//! their organisation, and nothing delivered when the disclosure cannot be committed.
+
+use crate::consent_dossier::{FAMILY, family, grant};
+use crate::support::build::{self, any, append};
+use crate::support::{GI, Professional, TestServer, YOUTH_CARE};
+use gezinsdossier_ledger::disclosure::AccessLogEvent;
+use gezinsdossier_ledger::store::faulty::Fault;
+use gezinsdossier_proto::v1 as pb;
+use gezinsdossier_proto::v1::feed_service_client::FeedServiceClient;
+use pb::InformationCategory as C;
+use pb::case_event::Kind;
+use std::time::Duration;
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+type Feed = FeedServiceClient<InterceptedService<Channel, Professional>>;
+
+async fn feed(server: &TestServer, org: &str) -> Feed {
+    FeedServiceClient::with_interceptor(server.channel(Some(org)).await, server.professional(org, "p-1", "gezinsvoogd"))
+}
+
+fn subscribe(token: &str) -> pb::SubscribeRequest {
+    pb::SubscribeRequest { family_id: FAMILY.into(), purpose: pb::Purpose::Care as i32, resume_token: token.into() }
+}
+
+async fn next(stream: &mut tonic::Streaming<pb::FeedMessage>) -> Result<pb::FeedMessage, tonic::Status> {
+    match tokio::time::timeout(Duration::from_secs(10), stream.message()).await {
+        Ok(Ok(Some(m))) => Ok(m),
+        Ok(Ok(None)) => panic!("the feed ended"),
+        Ok(Err(status)) => Err(status),
+        Err(_) => panic!("no feed message within 10 s"),
+    }
+}
+
+fn texts(m: &pb::FeedMessage) -> Vec<String> {
+    m.items
+        .iter()
+        .filter_map(|i| match i.event.as_ref()?.kind.as_ref()? {
+            Kind::Note(n) => Some(n.text.clone()),
+            Kind::PlanAgreed(p) => Some(p.summary.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn note(category: C, text: &str) -> pb::CaseEvent {
+    build::event(&["mother"], &[category], Kind::Note(pb::Note { text: text.into() }))
+}
+
+#[tokio::test]
+async fn the_feed_delivers_what_the_dossier_would_show_each_message_a_disclosure_first() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+
+    let mut stream = feed(&server, GI).await.subscribe(subscribe("")).await.unwrap().into_inner();
+    // First what is visible now (nothing yet: the gezinsplan also concerns the child, whom
+    // the consent does not cover), with a token.
+    let first = next(&mut stream).await.unwrap();
+    assert!(texts(&first).is_empty(), "{:?}", texts(&first));
+    assert!(!first.resume_token.is_empty());
+
+    // Live: a plan note arrives; a treatment note (not covered) never does. The disclosure
+    // is in the access log before the message is received, marked as a feed delivery.
+    youth.append_events(append(FAMILY, any(), vec![note(C::TreatmentNotes, "geheim")])).await.unwrap();
+    youth.append_events(append(FAMILY, any(), vec![note(C::Plan, "Nieuwe afspraak")])).await.unwrap();
+    let live = next(&mut stream).await.unwrap();
+    assert_eq!(texts(&live), vec!["Nieuwe afspraak".to_string()]);
+    let log = server.access_log(FAMILY).await;
+    assert!(
+        log.iter()
+            .any(|e| matches!(e, AccessLogEvent::Disclosed(d) if d.via_feed && d.requester.organisation_id == GI))
+    );
+    let token = live.resume_token.clone();
+
+    // Withdrawal mid-stream: access ended is said (never what), and nothing of the mother's
+    // plan is delivered after it; the GI's own note still is.
+    let withdraw = pb::WithdrawConsentRequest {
+        family_id: FAMILY.into(),
+        event_id: build::id(),
+        consent_id: "c-plan".into(),
+        withdrawn_by_member_id: "mother".into(),
+        reason: "Niet meer".into(),
+        by_guardian: false,
+    };
+    consent.withdraw_consent(withdraw).await.unwrap();
+    let ended = next(&mut stream).await.unwrap();
+    assert!(ended.access_ended && ended.items.is_empty(), "{ended:?}");
+    youth.append_events(append(FAMILY, any(), vec![note(C::Plan, "Na intrekking")])).await.unwrap();
+    let mut gi_case = server.case_client(GI, "gv-3", "gezinsvoogd").await;
+    gi_case.append_events(append(FAMILY, any(), vec![note(C::Plan, "Eigen notitie GI")])).await.unwrap();
+    let mut after = next(&mut stream).await.unwrap();
+    while after.items.is_empty() {
+        after = next(&mut stream).await.unwrap();
+    }
+    assert_eq!(texts(&after), vec!["Eigen notitie GI".to_string()], "nothing of the withdrawn consent");
+    drop(stream);
+
+    // Resume: from the token, only what came after it (the own note, not the plan note);
+    // another organisation's token is refused and the refusal recorded.
+    let mut resumed = feed(&server, GI).await.subscribe(subscribe(&token)).await.unwrap().into_inner();
+    let again = next(&mut resumed).await.unwrap();
+    assert!(!texts(&again).contains(&"Nieuwe afspraak".to_string()), "{:?}", texts(&again));
+    assert!(texts(&again).contains(&"Eigen notitie GI".to_string()), "{:?}", texts(&again));
+    let err = feed(&server, YOUTH_CARE).await.subscribe(subscribe(&token)).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(server.access_log(FAMILY).await.iter().any(|e| matches!(e,
+        AccessLogEvent::FunctionRefused(f) if f.function.as_str() == "subscribe_feed")));
+    let err = feed(&server, GI).await.subscribe(subscribe("zz")).await.unwrap_err();
+    assert!(err.message().starts_with("resume_token:"), "{}", err.message());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nothing_is_delivered_when_the_disclosure_cannot_be_committed() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    let mut stream = feed(&server, GI).await.subscribe(subscribe("")).await.unwrap().into_inner();
+    next(&mut stream).await.unwrap();
+    server.store.fail_appends("disclosures-", Fault::BeforeWrite);
+    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    youth.append_events(append(FAMILY, any(), vec![note(C::Plan, "Mag niet weglekken")])).await.unwrap();
+    let err = next(&mut stream).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    server.store.clear();
+    server.stop().await;
+}
