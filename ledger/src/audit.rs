@@ -42,6 +42,8 @@ pub struct AuditRow {
     pub review_required: bool,
     /// When the review is due (with `review_required`).
     pub review_due: Option<DateTime<Utc>>,
+    /// Delivered through the change feed.
+    pub via_feed: bool,
     pub review: Option<Review>,
 }
 
@@ -131,6 +133,7 @@ pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
                     break_the_glass: d.break_the_glass,
                     review_required: d.review_required,
                     review_due,
+                    via_feed: d.via_feed,
                     review: None,
                 });
             }
@@ -183,6 +186,7 @@ fn refusal_row(
         break_the_glass: None,
         review_required: false,
         review_due: None,
+        via_feed: false,
         review: None,
     }
 }

@@ -85,6 +85,8 @@ pub enum ReportEntry {
         legal_grounds: Vec<LegalBasisKind>,
         /// Break-the-glass: the reason given.
         emergency: Option<String>,
+        /// Received through the change feed, not asked for by a professional.
+        via_feed: bool,
     },
     /// Someone asked and was refused; nothing was shown.
     Refused {
@@ -219,6 +221,7 @@ pub fn build(
                     consents: consents.into_iter().collect(),
                     legal_grounds: legal_grounds.into_iter().collect(),
                     emergency: row.break_the_glass.clone(),
+                    via_feed: row.via_feed,
                 })
             }
             // Refusals of a dossier request; refused functions (audit, reports) name no

@@ -141,6 +141,7 @@ pub fn render(
                 consents,
                 legal_grounds,
                 emergency,
+                via_feed,
                 ..
             } => {
                 let mut grounds: Vec<String> = consents
@@ -157,7 +158,14 @@ pub fn render(
                     organisation: organisation_name(organisation_id),
                     role: role(*r, language).to_owned(),
                     what: categories.iter().map(|c| category(*c, language)).collect::<Vec<_>>().join(", "),
-                    why: purpose(*p, language).to_owned(),
+                    why: if *via_feed {
+                        match language {
+                            Language::Dutch => format!("{} (ontvangen via de feed)", purpose(*p, language)),
+                            Language::English => format!("{} (received through the feed)", purpose(*p, language)),
+                        }
+                    } else {
+                        purpose(*p, language).to_owned()
+                    },
                     basis: grounds.join("; "),
                     refused: false,
                     emergency: emergency.clone(),

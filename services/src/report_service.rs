@@ -41,6 +41,7 @@ impl ReportApi {
                 consents,
                 legal_grounds,
                 emergency,
+                via_feed,
                 ..
             } => pb::ReportEntry {
                 at: Some(outbound::timestamp(*at)),
@@ -53,6 +54,7 @@ impl ReportApi {
                 legal_grounds: legal_grounds.iter().map(|g| outbound::legal_basis_kind(*g)).collect(),
                 emergency_reason: emergency.clone().unwrap_or_default(),
                 event_id: event_id.to_string(),
+                via_feed: *via_feed,
                 ..Default::default()
             },
             ReportEntry::Refused { event_id, at, organisation_id, role, purpose, .. } => pb::ReportEntry {
