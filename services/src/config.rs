@@ -60,6 +60,9 @@ pub struct Config {
     /// Days a privacy officer has to review a use of a legal basis (break-the-glass
     /// included); later it is overdue in the review queue.
     pub review_deadline_days: u32,
+    /// A feed subscriber whose buffer stays full this long (ms) is told it fell behind
+    /// (RESOURCE_EXHAUSTED) and resumes from its last token.
+    pub feed_slow_consumer_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -89,6 +92,7 @@ impl Default for Config {
             tree_head_max_lag_ms: 60_000,
             shutdown_drain_ms: 0,
             review_deadline_days: 7,
+            feed_slow_consumer_ms: 30_000,
         }
     }
 }

@@ -20,13 +20,15 @@ use gezinsdossier_proto::v1::feed_service_server::FeedService;
 use serde::{Deserialize, Serialize};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 /// Messages buffered per subscriber: a slow reader holds the sender back (memory stays
-/// bounded), it does not make the server queue without end.
+/// bounded), it does not make the server queue without end. One more slot is kept for the
+/// status that ends the stream.
 const BUFFER: usize = 16;
 /// Longest resume token accepted, in characters.
 const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -35,13 +37,20 @@ pub struct FeedApi {
     families: Arc<Families>,
     index: LogIndex,
     draining: watch::Receiver<bool>,
+    slow_after: Duration,
 }
 
 impl FeedApi {
     /// `index` tells where the log's head is (a subscription starts there); `draining` ends
-    /// every stream when a shutdown begins.
-    pub fn new(families: Arc<Families>, index: LogIndex, draining: watch::Receiver<bool>) -> Self {
-        Self { families, index, draining }
+    /// every stream when a shutdown begins; a subscriber whose buffer stays full for
+    /// `slow_after` is told it fell behind.
+    pub fn new(
+        families: Arc<Families>,
+        index: LogIndex,
+        draining: watch::Receiver<bool>,
+        slow_after: Duration,
+    ) -> Self {
+        Self { families, index, draining, slow_after }
     }
 }
 
@@ -98,9 +107,16 @@ impl FeedService for FeedApi {
         let wake = self.families.store().subscribe_all(self.index.size());
         // The first batch before the stream opens: a refusal is the call's answer.
         let first = self.families.feed_batch(&caller, &family, purpose, &position).await.map_err(ServiceError::from)?;
-        let (tx, rx) = mpsc::channel(BUFFER);
-        let feed =
-            Follower { families: self.families.clone(), caller, family, purpose, draining: self.draining.clone(), tx };
+        let (tx, rx) = mpsc::channel(BUFFER + 1);
+        let feed = Follower {
+            families: self.families.clone(),
+            caller,
+            family,
+            purpose,
+            draining: self.draining.clone(),
+            slow_after: self.slow_after,
+            tx,
+        };
         tokio::spawn(feed.run(first, wake));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -113,6 +129,7 @@ struct Follower {
     family: FamilyId,
     purpose: Purpose,
     draining: watch::Receiver<bool>,
+    slow_after: Duration,
     tx: mpsc::Sender<Result<pb::FeedMessage, Status>>,
 }
 
@@ -145,7 +162,7 @@ impl Follower {
                             resume_token: token.encode(),
                             family_id: self.family.as_str().to_owned(),
                         };
-                        if self.tx.send(Ok(message)).await.is_err() {
+                        if !self.deliver(message).await {
                             return;
                         }
                     }
@@ -174,6 +191,32 @@ impl Follower {
             }
             next = self.families.feed_batch(&self.caller, &self.family, self.purpose, &position).await;
         }
+    }
+
+    /// Sends `message` once the subscriber has room, keeping the last slot for a status.
+    /// A subscriber that leaves its buffer full too long is told it fell behind (it resumes
+    /// from its last token without loss). Returns whether the stream goes on.
+    async fn deliver(&self, message: pb::FeedMessage) -> bool {
+        // The channel cannot wait for two free slots, so this polls; it runs only while a
+        // subscriber's buffer is full.
+        let waited = tokio::time::timeout(self.slow_after, async {
+            while self.tx.capacity() <= 1 {
+                if self.tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        if waited.is_err() {
+            let status = Status::resource_exhausted(format!(
+                "this subscriber fell behind (buffer full for {} ms): subscribe again with your last resume token",
+                self.slow_after.as_millis()
+            ));
+            let _ = self.tx.try_send(Err(status));
+            return false;
+        }
+        self.tx.send(Ok(message)).await.is_ok()
     }
 
     async fn end(&self, why: &str) {

@@ -145,7 +145,8 @@ pub async fn serve_on(
         .max_decoding_message_size(config.max_message_bytes);
     let notices =
         NoticeServiceServer::new(NoticeApi::new(families.clone())).max_decoding_message_size(config.max_message_bytes);
-    let feed = FeedServiceServer::new(FeedApi::new(families.clone(), index.clone(), draining_rx_for_feed))
+    let slow_after = Duration::from_millis(config.feed_slow_consumer_ms.max(1));
+    let feed = FeedServiceServer::new(FeedApi::new(families.clone(), index.clone(), draining_rx_for_feed, slow_after))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(usize::MAX);
     let dossier = DossierServiceServer::new(DossierApi::new(families, registry.clone()))

@@ -19,7 +19,9 @@ use tonic::transport::Channel;
 type Feed = FeedServiceClient<InterceptedService<Channel, Professional>>;
 
 async fn feed(server: &TestServer, org: &str) -> Feed {
+    // Like a dossier, a catch-up message holds everything since the token.
     FeedServiceClient::with_interceptor(server.channel(Some(org)).await, server.professional(org, "p-1", "gezinsvoogd"))
+        .max_decoding_message_size(usize::MAX)
 }
 
 fn subscribe(token: &str) -> pb::SubscribeRequest {
@@ -152,5 +154,53 @@ async fn nothing_is_delivered_when_the_disclosure_cannot_be_committed() {
     let err = next(&mut stream).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     server.store.clear();
+    server.stop().await;
+}
+
+/// A subscriber that stops reading holds only its own bounded buffer; once it has been
+/// full too long, the stream ends with RESOURCE_EXHAUSTED, and the last token received
+/// resumes without loss.
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_is_told_and_resumes_without_loss() {
+    let server = TestServer::start_with(|c| c.feed_slow_consumer_ms = 300).await;
+    family(&server).await;
+    let mut gi_case = server.case_client(GI, "gv-3", "gezinsvoogd").await;
+    gi_case.append_events(append(FAMILY, any(), vec![note(C::Plan, "Eerste eigen notitie")])).await.unwrap();
+    let mut stream = feed(&server, GI).await.subscribe(subscribe("")).await.unwrap().into_inner();
+    // The GI's own notes are delivered to it (own records); each is one message. Large
+    // ones fill the transport's windows too, so the server's buffer fills.
+    let text = "x".repeat(64 * 1024);
+    let mut written = Vec::new();
+    for i in 0..150 {
+        let event = note(C::Plan, &format!("{i} {text}"));
+        written.push(event.event_id.clone());
+        gi_case.append_events(append(FAMILY, any(), vec![event])).await.unwrap();
+        // One message per commit: the follower wakes between appends.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut seen = std::collections::HashSet::new();
+    let mut token = String::new();
+    let status = loop {
+        let Ok(read) = tokio::time::timeout(Duration::from_secs(10), stream.message()).await else {
+            panic!("no status after {} of {} items", seen.len(), written.len())
+        };
+        match read {
+            Ok(Some(m)) => {
+                seen.extend(m.items.iter().map(|i| i.event_id.clone()));
+                token = m.resume_token;
+            }
+            Ok(None) => panic!("ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(seen.len() < written.len(), "it really fell behind");
+    let mut resumed = feed(&server, GI).await.subscribe(subscribe(&token)).await.unwrap().into_inner();
+    while seen.len() < written.len() {
+        let m = next(&mut resumed).await.unwrap();
+        seen.extend(m.items.iter().map(|i| i.event_id.clone()));
+    }
+    assert!(written.iter().all(|id| seen.contains(id)), "nothing lost");
     server.stop().await;
 }
