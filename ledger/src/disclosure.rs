@@ -232,6 +232,9 @@ pub enum AccessLogEvent {
 }
 
 impl AccessLogEvent {
+    /// The event type of [`AccessLogEvent::Notified`] (the feed wakes on it).
+    pub const NOTIFIED: &'static str = "access.notified";
+
     pub fn event_type(&self) -> &'static str {
         match self {
             Self::Disclosed(_) => "access.disclosed",
@@ -242,7 +245,7 @@ impl AccessLogEvent {
             Self::Audited(_) => "access.audited",
             Self::Reported(_) => "access.reported",
             Self::FunctionRefused(_) => "access.function_refused",
-            Self::Notified(_) => "access.notified",
+            Self::Notified(_) => Self::NOTIFIED,
             Self::NoticeAcknowledged(_) => "access.notice_acknowledged",
         }
     }

@@ -9,12 +9,13 @@ use crate::identity::interceptor::requester;
 use futures::StreamExt;
 use gezinsdossier_ledger::authorisation::Caller;
 use gezinsdossier_ledger::consent::Purpose;
+use gezinsdossier_ledger::disclosure::AccessLogEvent;
 use gezinsdossier_ledger::families::{Families, FeedBatch, FeedPosition};
 use gezinsdossier_ledger::family::FamilyId;
 use gezinsdossier_ledger::publisher::LogIndex;
 use gezinsdossier_proto::convert::FieldError;
 use gezinsdossier_proto::convert::consent::purpose;
-use gezinsdossier_proto::convert::views::dossier_item;
+use gezinsdossier_proto::convert::views::{dossier_item, notice_message};
 use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::feed_service_server::FeedService;
 use serde::{Deserialize, Serialize};
@@ -141,6 +142,7 @@ type Wake = futures::stream::BoxStream<
 impl Follower {
     async fn run(mut self, first: FeedBatch, mut wake: Wake) {
         let stream = self.family.stream();
+        let access_log = gezinsdossier_ledger::disclosure::stream(&self.family);
         let mut position: FeedPosition;
         let mut next = Ok(first);
         let mut is_first = true;
@@ -148,7 +150,7 @@ impl Follower {
             match next {
                 Ok(batch) => {
                     position = batch.position.clone();
-                    if is_first || !batch.items.is_empty() || batch.access_ended {
+                    if is_first || !batch.items.is_empty() || batch.access_ended || !batch.notices.is_empty() {
                         let token = ResumeToken {
                             v: 1,
                             organisation: self.caller.organisation().to_owned(),
@@ -161,6 +163,11 @@ impl Follower {
                             disclosure_event_id: batch.logged.map(|l| l.event_id.to_string()).unwrap_or_default(),
                             resume_token: token.encode(),
                             family_id: self.family.as_str().to_owned(),
+                            notices: batch
+                                .notices
+                                .iter()
+                                .map(|(id, n)| notice_message(self.family.as_str(), *id, n, None))
+                                .collect(),
                         };
                         if !self.deliver(message).await {
                             return;
@@ -178,6 +185,9 @@ impl Follower {
                 tokio::select! {
                     next = wake.next() => match next {
                         Some(Ok(event)) if event.stream == stream => break,
+                        // A notice for someone in this family (not every access-log entry:
+                        // the feed's own disclosures would wake it).
+                        Some(Ok(event)) if event.stream == access_log && event.event_type == AccessLogEvent::NOTIFIED => break,
                         Some(Ok(_)) => {}
                         Some(Err(e)) => {
                             let _ = self.tx.send(Err(ServiceError::from(gezinsdossier_ledger::families::FamilyError::from(e)).into())).await;

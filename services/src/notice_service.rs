@@ -5,9 +5,9 @@
 use crate::consent_service::family_id;
 use crate::error::ServiceError;
 use crate::identity::interceptor::requester;
-use gezinsdossier_ledger::disclosure::NoticeKind;
 use gezinsdossier_ledger::families::{Families, FamilyNotice, NoticeScope};
-use gezinsdossier_proto::convert::{self, FieldError, outbound};
+use gezinsdossier_proto::convert::views::notice_message;
+use gezinsdossier_proto::convert::{self, FieldError};
 use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::notice_service_server::NoticeService;
 use std::sync::Arc;
@@ -64,20 +64,6 @@ impl NoticeService for NoticeApi {
 }
 
 fn notice(n: &FamilyNotice) -> pb::Notice {
-    let s = &n.state;
-    pb::Notice {
-        notice_id: s.notice_id.to_string(),
-        family_id: n.family.clone(),
-        kind: match s.notice.kind {
-            NoticeKind::Correction => pb::NoticeKind::Correction,
-            NoticeKind::Retraction => pb::NoticeKind::Retraction,
-            NoticeKind::BreakTheGlass => pb::NoticeKind::BreakTheGlass,
-        } as i32,
-        recipient_organisation_id: s.notice.recipient_organisation_id.clone(),
-        about_event_id: s.notice.about_event_id.to_string(),
-        cause_event_id: s.notice.cause_event_id.to_string(),
-        from_organisation_id: s.notice.from.organisation_id.clone(),
-        at: Some(outbound::timestamp(s.notice.at)),
-        acknowledged_at: s.acknowledged.as_ref().map(|(_, at)| outbound::timestamp(*at)),
-    }
+    let acknowledged_at = n.state.acknowledged.as_ref().map(|(_, at)| *at);
+    notice_message(&n.family, n.state.notice_id, &n.state.notice, acknowledged_at)
 }

@@ -204,3 +204,53 @@ async fn a_subscriber_that_falls_behind_is_told_and_resumes_without_loss() {
     assert!(written.iter().all(|id| seen.contains(id)), "nothing lost");
     server.stop().await;
 }
+
+/// AVG art. 19 through the feed: a correction reaches the earlier recipient's feed as the
+/// corrected item and a notice; a retraction as a notice, and the content is gone.
+#[tokio::test]
+async fn corrections_and_retractions_reach_the_recipients_feed_with_their_notices() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let original = note(C::Plan, "Afspraak op dinsdag");
+    let original_id = original.event_id.clone();
+    youth.append_events(append(FAMILY, any(), vec![original])).await.unwrap();
+    let mut stream = feed(&server, GI).await.subscribe(subscribe("")).await.unwrap().into_inner();
+    assert_eq!(texts(&next(&mut stream).await.unwrap()), vec!["Afspraak op dinsdag".to_string()]);
+
+    let correction = |replacement: Option<&str>| {
+        build::event(
+            &["mother"],
+            &[C::Plan],
+            Kind::Correction(pb::Correction {
+                corrects_event_id: original_id.clone(),
+                reason: "Verkeerde dag".into(),
+                replacement: replacement.map(|text| pb::CorrectedContent {
+                    kind: Some(pb::corrected_content::Kind::Note(pb::Note { text: text.into() })),
+                }),
+            }),
+        )
+    };
+    youth.append_events(append(FAMILY, any(), vec![correction(Some("Afspraak op woensdag"))])).await.unwrap();
+    let mut texts_seen = Vec::new();
+    let mut kinds = Vec::new();
+    while !(texts_seen.contains(&"Afspraak op woensdag".to_string())
+        && kinds.contains(&(pb::NoticeKind::Correction as i32)))
+    {
+        let m = next(&mut stream).await.unwrap();
+        texts_seen.extend(texts(&m));
+        kinds.extend(m.notices.iter().map(|n| n.kind));
+        assert!(m.notices.iter().all(|n| n.about_event_id == original_id && n.recipient_organisation_id == GI));
+    }
+    youth.append_events(append(FAMILY, any(), vec![correction(None)])).await.unwrap();
+    loop {
+        let m = next(&mut stream).await.unwrap();
+        assert!(texts(&m).is_empty(), "nothing of a retracted item: {:?}", texts(&m));
+        if m.notices.iter().any(|n| n.kind == pb::NoticeKind::Retraction as i32) {
+            break;
+        }
+    }
+    server.stop().await;
+}

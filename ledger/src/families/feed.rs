@@ -6,7 +6,7 @@ use super::{Families, FamilyError, Logged, Target, cache};
 use crate::authorisation::{Action, Caller, authorise};
 use crate::case::InformationCategory;
 use crate::consent::Purpose;
-use crate::disclosure::{AccessLogEvent, Disclosure};
+use crate::disclosure::{AccessLogEvent, Disclosure, Notice};
 use crate::dossier::{self, Shown, VisibleItem};
 use crate::family::FamilyId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct FeedPosition {
     pub revision: Option<u64>,
     pub visible: BTreeSet<(String, InformationCategory)>,
+    /// The family access log's revision up to which notices were looked for.
+    #[serde(default)]
+    pub access_log_revision: Option<u64>,
 }
 
 /// One delivery.
@@ -28,6 +31,9 @@ pub struct FeedBatch {
     pub logged: Option<Logged>,
     /// A consent or basis that covered something ended (never says what).
     pub access_ended: bool,
+    /// Notices addressed to the subscriber's organisation since the position (corrections,
+    /// retractions, break-the-glass), with their access-log event ids.
+    pub notices: Vec<(crate::envelope::EventId, Notice)>,
     pub position: FeedPosition,
 }
 
@@ -116,7 +122,19 @@ impl Families {
             };
             Some(self.commit_access_log_event(family, AccessLogEvent::Disclosed(disclosure)).await?)
         };
-        let position = FeedPosition { revision: view.family_revision, visible };
-        Ok(FeedBatch { items, logged, access_ended, position })
+        let from = position.access_log_revision.map_or(0, |r| r + 1);
+        let log = self.access_log_from(family, from).await?;
+        let access_log_revision = log.last().map(|e| e.revision).or(position.access_log_revision);
+        let notices = log
+            .iter()
+            .filter_map(|e| match serde_json::from_slice(&e.payload) {
+                Ok(AccessLogEvent::Notified(n)) if n.recipient_organisation_id == caller.organisation() => {
+                    Some((e.event_id, n))
+                }
+                _ => None,
+            })
+            .collect();
+        let position = FeedPosition { revision: view.family_revision, visible, access_log_revision };
+        Ok(FeedBatch { items, logged, access_ended, notices, position })
     }
 }

@@ -261,10 +261,15 @@ impl Families {
     }
 
     async fn access_log(&self, family: &FamilyId) -> Result<Vec<RecordedEvent>, FamilyError> {
+        self.access_log_from(family, 0).await
+    }
+
+    /// The family's access log from revision `from` on.
+    async fn access_log_from(&self, family: &FamilyId, from: u64) -> Result<Vec<RecordedEvent>, FamilyError> {
         let stream = disclosure::stream(family);
         let mut events = Vec::new();
         loop {
-            let page = self.store.read_stream(&stream, events.len() as u64, CATCH_UP_PAGE).await?;
+            let page = self.store.read_stream(&stream, from + events.len() as u64, CATCH_UP_PAGE).await?;
             let done = page.len() < CATCH_UP_PAGE;
             events.extend(page);
             if done {

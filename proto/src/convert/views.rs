@@ -5,7 +5,7 @@ use super::outbound;
 use crate::v1 as pb;
 use gezinsdossier_ledger::audit::AuditRow;
 use gezinsdossier_ledger::consent::ConsentStatus;
-use gezinsdossier_ledger::disclosure::ReviewOutcome;
+use gezinsdossier_ledger::disclosure::{Notice, NoticeKind, ReviewOutcome};
 use gezinsdossier_ledger::dossier::{DossierView, Shown, VisibleItem};
 use gezinsdossier_ledger::families::ConsentListing;
 
@@ -156,5 +156,29 @@ fn by_state(status: &ConsentStatus) -> pb::ConsentState {
         ConsentStatus::NotYetValid { .. } => pb::ConsentState::NotYetValid,
         ConsentStatus::Expired { .. } => pb::ConsentState::Expired,
         ConsentStatus::AgeRuleChanged { .. } => pb::ConsentState::AgeRuleChanged,
+    }
+}
+
+/// A notice on the wire, as `ListNotices` and the feed send it.
+pub fn notice_message(
+    family_id: &str,
+    notice_id: uuid::Uuid,
+    notice: &Notice,
+    acknowledged_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> pb::Notice {
+    pb::Notice {
+        notice_id: notice_id.to_string(),
+        family_id: family_id.to_owned(),
+        kind: match notice.kind {
+            NoticeKind::Correction => pb::NoticeKind::Correction,
+            NoticeKind::Retraction => pb::NoticeKind::Retraction,
+            NoticeKind::BreakTheGlass => pb::NoticeKind::BreakTheGlass,
+        } as i32,
+        recipient_organisation_id: notice.recipient_organisation_id.clone(),
+        about_event_id: notice.about_event_id.to_string(),
+        cause_event_id: notice.cause_event_id.to_string(),
+        from_organisation_id: notice.from.organisation_id.clone(),
+        at: Some(outbound::timestamp(notice.at)),
+        acknowledged_at: acknowledged_at.map(outbound::timestamp),
     }
 }
