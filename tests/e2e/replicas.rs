@@ -227,3 +227,100 @@ async fn three_replicas_share_one_store(store_args: &[&str], store: &dyn EventSt
     .expect("one valid chain of tree heads over the shared log");
     assert_eq!(report.tree_heads, heads.len());
 }
+
+/// The change feed across replicas on one PostgreSQL schema: a subscriber on replica A
+/// receives what is appended through replica B, and a withdrawal made on B stops
+/// deliveries on A before the next item is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_feed_on_one_postgres_replica_follows_appends_and_withdrawals_made_on_another() {
+    use gezinsdossier_proto::v1::feed_service_client::FeedServiceClient;
+    use pb::case_event::Kind;
+    let Some(schema) = schema().await else { return };
+    let logs = tempfile::tempdir().unwrap();
+    let key = logs.path().join("treehead.key");
+    let args = ["--postgres-url", &url(), "--postgres-schema", &schema.name, "--signing-key", key.to_str().unwrap()];
+    let (mut a, endpoint_a) = Binary::start(&args, &logs.path().join("a.log"));
+    let (mut b, endpoint_b) = Binary::start(&args, &logs.path().join("b.log"));
+    let (on_a, on_b) = (channel(&endpoint_a).await, channel(&endpoint_b).await);
+    let as_org =
+        |channel: &Channel, org: &str| (channel.clone(), Professional::new("p", "casusregisseur").claiming(org));
+    let family = "fam-feed";
+    let plan_note = |text: &str| {
+        build::event(&["mother"], &[pb::InformationCategory::Plan], Kind::Note(pb::Note { text: text.into() }))
+    };
+    let (c, p) = as_org(&on_b, YOUTH);
+    let mut youth = CaseServiceClient::with_interceptor(c.clone(), p.clone());
+    youth.append_events(append(family, build::no_stream(), build::new_family())).await.unwrap();
+    youth.append_events(append(family, build::any(), vec![plan_note("eerste")])).await.unwrap();
+    let mut consent = ConsentServiceClient::with_interceptor(c, p);
+    let grant = pb::GrantConsentRequest {
+        family_id: family.into(),
+        event_id: build::id(),
+        consent_id: "c-feed".into(),
+        subject_member_id: "mother".into(),
+        categories: vec![pb::InformationCategory::Plan as i32],
+        recipients: vec![pb::Recipient { recipient: Some(pb::recipient::Recipient::OrganisationId(GI.into())) }],
+        purpose: pb::Purpose::Care as i32,
+        valid_from: None,
+        valid_until: None,
+        given_by_member_ids: vec!["mother".into()],
+        method: Some(pb::ConsentMethod { method: Some(pb::consent_method::Method::SignedFormReference("f".into())) }),
+        requested_reason: "Afstemming".into(),
+        given_by_guardian: false,
+    };
+    consent.grant_consent(grant).await.unwrap();
+
+    let (c, p) = as_org(&on_a, GI);
+    let request = pb::SubscribeRequest {
+        family_id: family.into(),
+        purpose: pb::Purpose::Care as i32,
+        resume_token: String::new(),
+    };
+    let mut feed = FeedServiceClient::with_interceptor(c, p).subscribe(request).await.unwrap().into_inner();
+    let next = async |feed: &mut tonic::Streaming<pb::FeedMessage>| {
+        tokio::time::timeout(std::time::Duration::from_secs(10), feed.message())
+            .await
+            .expect("no message")
+            .unwrap()
+            .unwrap()
+    };
+    let texts = |m: &pb::FeedMessage| -> Vec<String> {
+        m.items
+            .iter()
+            .filter_map(|i| match i.event.as_ref()?.kind.as_ref()? {
+                Kind::Note(n) => Some(n.text.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(texts(&next(&mut feed).await), vec!["eerste".to_string()]);
+    youth.append_events(append(family, build::any(), vec![plan_note("tweede")])).await.unwrap();
+    assert_eq!(texts(&next(&mut feed).await), vec!["tweede".to_string()]);
+
+    let withdraw = pb::WithdrawConsentRequest {
+        family_id: family.into(),
+        event_id: build::id(),
+        consent_id: "c-feed".into(),
+        withdrawn_by_member_id: "mother".into(),
+        reason: "Niet meer".into(),
+        by_guardian: false,
+    };
+    consent.withdraw_consent(withdraw).await.unwrap();
+    youth.append_events(append(family, build::any(), vec![plan_note("derde")])).await.unwrap();
+    let (c, p) = as_org(&on_b, GI);
+    let mut gi_case = CaseServiceClient::with_interceptor(c, p);
+    gi_case.append_events(append(family, build::any(), vec![plan_note("eigen notitie")])).await.unwrap();
+    let mut ended = false;
+    loop {
+        let m = next(&mut feed).await;
+        ended |= m.access_ended;
+        assert!(!texts(&m).contains(&"derde".to_string()), "delivered after the withdrawal");
+        if texts(&m).contains(&"eigen notitie".to_string()) {
+            break;
+        }
+    }
+    assert!(ended, "access ended was said");
+    a.kill();
+    b.kill();
+    schema.drop_now().await;
+}
