@@ -9,7 +9,6 @@ use crate::support::{GI, Professional, TestServer, VGGZ, YOUTH_CARE};
 use gezinsdossier_ledger::chain::verify_stream;
 use gezinsdossier_ledger::disclosure::AccessLogEvent;
 use gezinsdossier_proto::v1 as pb;
-use gezinsdossier_proto::v1::access_report_service_client::AccessReportServiceClient;
 use gezinsdossier_proto::v1::notice_service_client::NoticeServiceClient;
 use pb::InformationCategory as C;
 use pb::case_event::Kind;
@@ -152,18 +151,7 @@ async fn only_the_author_corrects_and_every_earlier_recipient_is_told_avg_16_and
     assert_eq!(open.iter().map(|n| n.kind).collect::<Vec<_>>(), vec![pb::NoticeKind::Retraction as i32]);
 
     // The mother's report says what was corrected and who was told.
-    let portal = Professional::new("portal", "casusregisseur").member_authenticated_by("digid_substantieel");
-    let mut reports = AccessReportServiceClient::with_interceptor(server.channel(Some(YOUTH_CARE)).await, portal);
-    let report = reports
-        .get_access_report(pb::GetAccessReportRequest {
-            family_id: FAMILY.into(),
-            subject_member_id: "mother".into(),
-            requested_by_member_id: "mother".into(),
-            language: pb::ReportLanguage::Dutch as i32,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let report = server.member_report(FAMILY, "mother", "mother").await;
     let lines: Vec<(bool, Vec<String>)> =
         report.corrections.iter().map(|c| (c.retraction, c.told_organisation_names.clone())).collect();
     let youth_name = YOUTH_CARE.to_uppercase();

@@ -117,22 +117,7 @@ async fn the_feed_delivers_what_the_dossier_would_show_each_message_a_disclosure
     assert!(err.message().starts_with("resume_token:"), "{}", err.message());
 
     // The mother's report shows the delivery as such: no professional asked.
-    let portal = Professional::new("portal", "casusregisseur").member_authenticated_by("digid_substantieel");
-    let mut reports =
-        gezinsdossier_proto::v1::access_report_service_client::AccessReportServiceClient::with_interceptor(
-            server.channel(Some(YOUTH_CARE)).await,
-            portal,
-        );
-    let report = reports
-        .get_access_report(pb::GetAccessReportRequest {
-            family_id: FAMILY.into(),
-            subject_member_id: "mother".into(),
-            requested_by_member_id: "mother".into(),
-            language: pb::ReportLanguage::Dutch as i32,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let report = server.member_report(FAMILY, "mother", "mother").await;
     assert!(report.entries.iter().any(|e| e.via_feed && !e.refused), "{:?}", report.entries);
     assert!(report.html.contains("ontvangen via de feed"));
     // Shutting down ends the open feed (it does not hold the server up).

@@ -123,6 +123,25 @@ impl TestServer {
         wait_for_status(&self.endpoint(), self.tls.then_some(self.pki.ca_cert.as_path()), service, want).await;
     }
 
+    /// The who-saw-what report on `subject` for `requested_by`, in Dutch, through youth
+    /// care's portal (a member logged in with DigiD Substantieel).
+    pub async fn member_report(&self, family: &str, subject: &str, requested_by: &str) -> pb::AccessReport {
+        let portal =
+            self.professional(YOUTH_CARE, "portal", "casusregisseur").member_authenticated_by("digid_substantieel");
+        let mut reports =
+            gezinsdossier_proto::v1::access_report_service_client::AccessReportServiceClient::with_interceptor(
+                self.channel(Some(YOUTH_CARE)).await,
+                portal,
+            );
+        let request = pb::GetAccessReportRequest {
+            family_id: family.into(),
+            subject_member_id: subject.into(),
+            requested_by_member_id: requested_by.into(),
+            language: pb::ReportLanguage::Dutch as i32,
+        };
+        reports.get_access_report(request).await.expect("report").into_inner()
+    }
+
     /// Signals a graceful shutdown without waiting for it (see [`TestServer::stop`]).
     pub fn begin_stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
