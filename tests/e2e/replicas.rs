@@ -233,12 +233,25 @@ async fn three_replicas_share_one_store(store_args: &[&str], store: &dyn EventSt
 /// deliveries on A before the next item is sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_feed_on_one_postgres_replica_follows_appends_and_withdrawals_made_on_another() {
+    let Some(schema) = schema().await else { return };
+    feed_across_two_replicas(&["--postgres-url", &url(), "--postgres-schema", &schema.name]).await;
+    schema.drop_now().await;
+}
+
+/// The same on one KurrentDB (the in-process fake).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_feed_on_one_kurrentdb_replica_follows_appends_and_withdrawals_made_on_another() {
+    let kurrentdb = gezinsdossier_kurrentdb_fake::FakeKurrentDb::start().await;
+    feed_across_two_replicas(&["--kurrentdb-url", &kurrentdb.url()]).await;
+}
+
+async fn feed_across_two_replicas(store_args: &[&str]) {
     use gezinsdossier_proto::v1::feed_service_client::FeedServiceClient;
     use pb::case_event::Kind;
-    let Some(schema) = schema().await else { return };
     let logs = tempfile::tempdir().unwrap();
     let key = logs.path().join("treehead.key");
-    let args = ["--postgres-url", &url(), "--postgres-schema", &schema.name, "--signing-key", key.to_str().unwrap()];
+    let mut args = store_args.to_vec();
+    args.extend(["--signing-key", key.to_str().unwrap()]);
     let (mut a, endpoint_a) = Binary::start(&args, &logs.path().join("a.log"));
     let (mut b, endpoint_b) = Binary::start(&args, &logs.path().join("b.log"));
     let (on_a, on_b) = (channel(&endpoint_a).await, channel(&endpoint_b).await);
@@ -322,5 +335,4 @@ async fn a_feed_on_one_postgres_replica_follows_appends_and_withdrawals_made_on_
     assert!(ended, "access ended was said");
     a.kill();
     b.kill();
-    schema.drop_now().await;
 }
