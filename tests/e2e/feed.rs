@@ -239,3 +239,45 @@ async fn corrections_and_retractions_reach_the_recipients_feed_with_their_notice
     }
     server.stop().await;
 }
+
+/// Resume after a kill -9 of the real binary: the token from before the crash, given to
+/// the restarted server, delivers everything after it; nothing acknowledged is lost, and
+/// repeats are recognisable by event id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_resumes_after_the_server_was_killed() {
+    use crate::support::{Binary, VGGZ};
+    use gezinsdossier_proto::v1::case_service_client::CaseServiceClient;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let args = ["--data-dir", dir.to_str().unwrap()];
+    let start = || Binary::start(&args, &dir.with_extension("log"));
+    let connect = async |endpoint: &str, org: &str| {
+        crate::support::wait_for_health(endpoint.to_owned(), None).await;
+        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned()).unwrap().connect().await.unwrap();
+        (channel, Professional::new("p", "psychiater").claiming(org))
+    };
+    let (mut server, endpoint) = start();
+    let (channel, vggz) = connect(&endpoint, VGGZ).await;
+    let mut case = CaseServiceClient::with_interceptor(channel.clone(), vggz.clone());
+    case.append_events(append(FAMILY, build::no_stream(), vec![build::parent("mother")])).await.unwrap();
+    let mut stream =
+        FeedServiceClient::with_interceptor(channel, vggz.clone()).subscribe(subscribe("")).await.unwrap().into_inner();
+    let token = next(&mut stream).await.unwrap().resume_token;
+    let mut written = Vec::new();
+    for i in 0..5 {
+        let event = note(C::Plan, &format!("voor de crash {i}"));
+        written.push(event.event_id.clone());
+        case.append_events(append(FAMILY, any(), vec![event])).await.unwrap();
+    }
+    server.kill();
+
+    let (_server, endpoint) = start();
+    let (channel, vggz) = connect(&endpoint, VGGZ).await;
+    let mut resumed =
+        FeedServiceClient::with_interceptor(channel, vggz).subscribe(subscribe(&token)).await.unwrap().into_inner();
+    let mut seen = std::collections::HashSet::new();
+    while !written.iter().all(|id| seen.contains(id)) {
+        let m = next(&mut resumed).await.unwrap();
+        seen.extend(m.items.iter().map(|i| i.event_id.clone()));
+    }
+}
