@@ -17,9 +17,6 @@ pub enum ServiceError {
     /// The family's rules refused the request, or its stream failed.
     #[error(transparent)]
     Family(#[from] FamilyError),
-    /// The caller's role may not use this call.
-    #[error("{0}")]
-    PermissionDenied(String),
     /// The request is larger than this server accepts.
     #[error("{what}: {got} given, at most {max} per request")]
     TooLarge { what: &'static str, got: usize, max: usize },
@@ -38,7 +35,6 @@ impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Self {
         let (code, message) = match &e {
             ServiceError::Field(_) => (Code::InvalidArgument, e.to_string()),
-            ServiceError::PermissionDenied(_) => (Code::PermissionDenied, e.to_string()),
             ServiceError::Family(family) => family_status(family),
             ServiceError::TooLarge { .. } => (Code::ResourceExhausted, e.to_string()),
             ServiceError::Auth(AuthError::BadMetadata { .. }) => (Code::InvalidArgument, e.to_string()),

@@ -6,12 +6,15 @@ use super::{CATCH_UP_PAGE, Families, FamilyError, Logged, Target, cache};
 use crate::actor::Actor;
 use crate::authorisation::{Action, Caller, authorise};
 use crate::case::InformationCategory;
+use crate::case::MemberId;
+use crate::consent::Basis;
 use crate::consent::{ConsentEvent, ConsentRecord, DenialReason, LegalBasis, LegalBasisKind, Purpose, Recipient};
 use crate::correction::notice_id;
 use crate::disclosure::{self, AccessLogEvent, Disclosure, Investigation, Notice, NoticeKind, Refusal};
-use crate::dossier::{self, DossierView, Shown};
+use crate::dossier::{self, DossierView, Shown, VisibleItem};
 use crate::family::{FamilyId, FamilyState};
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// A request for a gezinsdossier.
@@ -81,6 +84,37 @@ impl Families {
         Ok((view, logged))
     }
 
+    /// The record of showing `items` (with the `shown` pairs and their bases) to `requester`:
+    /// the dossier and the feed describe what they disclose the same way.
+    pub(super) fn disclosure_of(
+        &self,
+        requester: &Actor,
+        purpose: Purpose,
+        at: DateTime<Utc>,
+        family_revision: Option<u64>,
+        shown: BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>>,
+        items: &[VisibleItem],
+    ) -> Disclosure {
+        let review_required = shown.values().flat_map(|c| c.values()).any(Basis::needs_review);
+        Disclosure {
+            requester: requester.clone(),
+            purpose,
+            at,
+            family_revision,
+            shown,
+            own_records: items.iter().filter(|v| v.shown == Shown::OwnRecord).count(),
+            review_required,
+            review_due: review_required.then(|| at + self.review_within),
+            break_the_glass: None,
+            authors: items
+                .iter()
+                .filter(|v| v.shown == Shown::Disclosed)
+                .map(|v| v.item.author.organisation_id.clone())
+                .collect(),
+            via_feed: false,
+        }
+    }
+
     /// Records that `requester` may see nothing at all of the family, and why; the error to
     /// return (the record's failure, if it could not be committed).
     pub(super) async fn refuse_view(
@@ -124,20 +158,15 @@ impl Families {
         view: &DossierView,
         at: DateTime<Utc>,
     ) -> Result<Logged, FamilyError> {
-        let disclosed: Vec<_> = view.timeline.iter().filter(|v| v.shown == Shown::Disclosed).collect();
-        let disclosure = Disclosure {
-            requester: request.requester.actor.clone(),
-            purpose: request.purpose,
+        let mut disclosure = self.disclosure_of(
+            &request.requester.actor,
+            request.purpose,
             at,
-            family_revision: view.family_revision,
-            shown: view.disclosed.clone(),
-            own_records: view.timeline.iter().filter(|v| v.shown == Shown::OwnRecord).count(),
-            review_required: view.needs_review(),
-            review_due: view.needs_review().then(|| at + self.review_within),
-            via_feed: false,
-            break_the_glass: request.break_the_glass.clone(),
-            authors: disclosed.iter().map(|v| v.item.author.organisation_id.clone()).collect(),
-        };
+            view.family_revision,
+            view.disclosed.clone(),
+            &view.timeline,
+        );
+        disclosure.break_the_glass = request.break_the_glass.clone();
         let authors = disclosure.authors.clone();
         let logged = self.commit_access_log_event(&request.family, AccessLogEvent::Disclosed(disclosure)).await?;
         if request.break_the_glass.is_some() {

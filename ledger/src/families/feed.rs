@@ -6,7 +6,7 @@ use super::{Families, FamilyError, Logged, Target, cache};
 use crate::authorisation::{Action, Caller, authorise};
 use crate::case::InformationCategory;
 use crate::consent::Purpose;
-use crate::disclosure::{AccessLogEvent, Disclosure, Notice};
+use crate::disclosure::{AccessLogEvent, Notice};
 use crate::dossier::{self, Shown, VisibleItem};
 use crate::family::FamilyId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -102,24 +102,8 @@ impl Families {
         let logged = if shown.is_empty() {
             None
         } else {
-            let review_required = shown.values().flat_map(|c| c.values()).any(crate::consent::Basis::needs_review);
-            let disclosure = Disclosure {
-                requester: caller.actor.clone(),
-                purpose,
-                at,
-                family_revision: view.family_revision,
-                shown,
-                own_records: items.iter().filter(|v| v.shown == Shown::OwnRecord).count(),
-                review_required,
-                review_due: review_required.then(|| at + self.review_within),
-                break_the_glass: None,
-                authors: items
-                    .iter()
-                    .filter(|v| v.shown == Shown::Disclosed)
-                    .map(|v| v.item.author.organisation_id.clone())
-                    .collect(),
-                via_feed: true,
-            };
+            let mut disclosure = self.disclosure_of(&caller.actor, purpose, at, view.family_revision, shown, &items);
+            disclosure.via_feed = true;
             Some(self.commit_access_log_event(family, AccessLogEvent::Disclosed(disclosure)).await?)
         };
         let from = position.access_log_revision.map_or(0, |r| r + 1);
