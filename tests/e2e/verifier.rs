@@ -140,10 +140,15 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
         panic!("no tree head of size {size}");
     };
     case.append_events(append("fam-p", build::no_stream(), vec![build::parent("mother")])).await.unwrap();
+    // Heads are published into the log as well, so a case event's position comes from its
+    // append acknowledgement, never from counting.
+    let mut note_positions = Vec::new();
     for i in 0..6 {
-        case.append_events(append("fam-p", any(), vec![build::note("mother", &i.to_string())])).await.unwrap();
+        let ack = case.append_events(append("fam-p", any(), vec![build::note("mother", &i.to_string())])).await;
+        note_positions.extend(ack.unwrap().into_inner().global_positions);
     }
-    let first = head_of_at_least(&mut log, 7).await;
+    let vggz_note = note_positions[2];
+    let first = head_of_at_least(&mut log, note_positions[5] + 1).await;
     let key = TreeHeadSigner::load_or_create(&server.data_dir.join("treehead.key")).unwrap();
     let signed = |h: &pb::TreeHead| SignedTreeHead {
         size: h.size,
@@ -156,7 +161,7 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
 
     let proof = log
         .get_inclusion_proof(pb::GetInclusionProofRequest {
-            position: 3,
+            position: vggz_note,
             tree_size: first.size,
             include_event_bytes: true,
         })
@@ -166,11 +171,12 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
     let path: Vec<TreeHash> = proof.hashes.iter().map(|h| TreeHash::try_from_slice(h).unwrap()).collect();
     let root = TreeHash::from_hex(&first.root).unwrap();
     assert_eq!(proof.root, first.root);
-    verify_inclusion(&proof.canonical_event, 3, first.size, &path, &root).expect("event 3 is in the signed tree");
+    verify_inclusion(&proof.canonical_event, vggz_note, first.size, &path, &root)
+        .expect("the note is in the signed tree");
     assert!(path.len() <= 64 - first.size.leading_zeros() as usize);
     let mut altered = proof.canonical_event.clone();
     *altered.last_mut().unwrap() ^= 1;
-    assert!(verify_inclusion(&altered, 3, first.size, &path, &root).is_err());
+    assert!(verify_inclusion(&altered, vggz_note, first.size, &path, &root).is_err());
 
     for i in 0..6 {
         case.append_events(append("fam-p", any(), vec![build::note("mother", &format!("later {i}"))])).await.unwrap();
@@ -275,7 +281,7 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
 
     let err = log
         .get_inclusion_proof(pb::GetInclusionProofRequest {
-            position: 3,
+            position: vggz_note,
             tree_size: 1_000_000,
             include_event_bytes: false,
         })
@@ -285,7 +291,8 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
     // Hashes are for every registered organisation; the bytes of VGGZ's event are not
     // youth care's to read.
     youth_log.get_latest_tree_head(pb::GetLatestTreeHeadRequest {}).await.unwrap();
-    let hashes_only = pb::GetInclusionProofRequest { position: 3, tree_size: first.size, include_event_bytes: false };
+    let hashes_only =
+        pb::GetInclusionProofRequest { position: vggz_note, tree_size: first.size, include_event_bytes: false };
     let proof = youth_log.get_inclusion_proof(hashes_only).await.unwrap().into_inner();
     assert!(proof.canonical_event.is_empty() && proof.leaf_hash.len() == 64, "{proof:?}");
     let bytes = pb::GetInclusionProofRequest { include_event_bytes: true, ..hashes_only };
