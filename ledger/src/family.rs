@@ -33,6 +33,9 @@ impl FamilyId {
         if ok { Ok(Self(id.to_owned())) } else { Err(InvalidFamilyId) }
     }
 
+    /// Family streams are named this prefix plus the family id.
+    pub const STREAM_PREFIX: &str = "family-";
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -40,7 +43,8 @@ impl FamilyId {
     /// The stream holding this family's case events.
     pub fn stream(&self) -> StreamId {
         // The id's alphabet is a subset of the stream id's, and the length fits.
-        StreamId::new(format!("family-{}", self.0)).unwrap_or_else(|_| unreachable!("family ids are valid stream ids"))
+        StreamId::new(format!("{}{}", Self::STREAM_PREFIX, self.0))
+            .unwrap_or_else(|_| unreachable!("family ids are valid stream ids"))
     }
 }
 

@@ -63,6 +63,10 @@ pub struct Config {
     /// A feed subscriber whose buffer stays full this long (ms) is told it fell behind
     /// (RESOURCE_EXHAUSTED) and resumes from its last token.
     pub feed_slow_consumer_ms: u64,
+    /// After the drain, in-flight calls and open streams (feeds told to resume) get this
+    /// long (ms) to finish; then connections are closed, so that a client that stops
+    /// reading cannot hold a shutdown up.
+    pub shutdown_grace_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -93,6 +97,7 @@ impl Default for Config {
             shutdown_drain_ms: 0,
             review_deadline_days: 7,
             feed_slow_consumer_ms: 30_000,
+            shutdown_grace_ms: 5_000,
         }
     }
 }

@@ -1,7 +1,7 @@
-//! `FeedService`: one family's changes, streamed to an EPD. What each message holds and the
-//! disclosure it is are decided in `gezinsdossier_ledger::families` (the feed use case);
-//! this file wakes on commits, keeps the subscriber's position, and encodes the resume
-//! token.
+//! `FeedService`: a family's changes, or every family's, streamed to an EPD. What each
+//! message holds and the disclosure it is are decided in `gezinsdossier_ledger::families`
+//! (the feed use case); this file wakes on commits, keeps the subscriber's positions,
+//! splits large batches, and encodes the resume token.
 
 use crate::consent_service::family_id;
 use crate::error::ServiceError;
@@ -9,19 +9,25 @@ use crate::identity::interceptor::requester;
 use futures::StreamExt;
 use gezinsdossier_ledger::authorisation::Caller;
 use gezinsdossier_ledger::consent::Purpose;
-use gezinsdossier_ledger::disclosure::AccessLogEvent;
-use gezinsdossier_ledger::families::{Families, FeedBatch, FeedPosition};
+use gezinsdossier_ledger::disclosure::{AccessLogEvent, Notice, NoticeKind};
+use gezinsdossier_ledger::envelope::{EventId, RecordedEvent};
+use gezinsdossier_ledger::families::{
+    Families, FamilyError, FeedBatch, FeedPosition, FeedScope, family_of, notice_for,
+};
 use gezinsdossier_ledger::family::FamilyId;
 use gezinsdossier_ledger::publisher::LogIndex;
+use gezinsdossier_ledger::store::StoreError;
 use gezinsdossier_proto::convert::FieldError;
 use gezinsdossier_proto::convert::consent::purpose;
 use gezinsdossier_proto::convert::views::{dossier_item, notice_message};
 use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::feed_service_server::FeedService;
+use prost::Message as _;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -33,6 +39,15 @@ use tonic::{Request, Response, Status};
 const BUFFER: usize = 16;
 /// Longest resume token accepted, in characters.
 const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// A batch whose items encode to more than this is sent in parts (gRPC clients refuse
+/// messages over 4 MiB by default).
+const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Families whose position a subscriber to every family keeps; forgetting one costs a
+/// re-read of that family's stream and at most repeats, never a loss.
+const MAX_FOLLOWED_FAMILIES: usize = 4096;
+/// A subscriber to every family that was sent nothing for this long, while the log moved,
+/// is sent a fresh token.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
 pub struct FeedApi {
     families: Arc<Families>,
@@ -61,8 +76,14 @@ impl FeedApi {
 struct ResumeToken {
     v: u8,
     organisation: String,
+    /// Empty for a subscription to every family.
     family: String,
+    /// Where a one-family subscriber stands.
+    #[serde(default)]
     position: FeedPosition,
+    /// For every family: the global log position to go on from (all before it handled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next_position: Option<u64>,
 }
 
 impl ResumeToken {
@@ -77,7 +98,8 @@ impl ResumeToken {
         }
         let bytes = hex::decode(raw).map_err(|_| bad())?;
         let token: Self = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-        if token.v == 1 { Ok(token) } else { Err(bad()) }
+        let every = token.family.is_empty();
+        if token.v == 1 && every == token.next_position.is_some() { Ok(token) } else { Err(bad()) }
     }
 }
 
@@ -91,34 +113,39 @@ impl FeedService for FeedApi {
     async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Result<Response<FeedStream>, Status> {
         let caller = requester(&request)?.caller();
         let r = request.into_inner();
-        let family = family_id(&r.family_id)?;
+        let family = if r.family_id.is_empty() { None } else { Some(family_id(&r.family_id)?) };
         let purpose = purpose(r.purpose, "purpose").map_err(ServiceError::from)?;
         let token = if r.resume_token.is_empty() {
             None
         } else {
             Some(ResumeToken::decode(&r.resume_token).map_err(ServiceError::from)?)
         };
-        if token.as_ref().is_some_and(|t| t.family != family.as_str()) {
-            return Err(ServiceError::from(FieldError::new("resume_token", "issued for another family")).into());
+        if token.as_ref().is_some_and(|t| t.family != family.as_ref().map_or("", FamilyId::as_str)) {
+            let why = if family.is_some() { "issued for another family" } else { "issued for one family" };
+            return Err(ServiceError::from(FieldError::new("resume_token", why)).into());
         }
         let token_organisation = token.as_ref().map(|t| t.organisation.as_str());
-        self.families.authorise_feed(&caller, &family, token_organisation).await.map_err(ServiceError::from)?;
-        let position = token.map(|t| t.position).unwrap_or_default();
-        // Subscribe before the first batch, so that no commit falls between the two.
-        let wake = self.families.store().subscribe_all(self.index.size());
-        // The first batch before the stream opens: a refusal is the call's answer.
-        let first = self.families.feed_batch(&caller, &family, purpose, &position).await.map_err(ServiceError::from)?;
+        let scope = family.as_ref().map_or(FeedScope::EveryFamily, FeedScope::Family);
+        self.families.authorise_feed(&caller, scope, token_organisation).await.map_err(ServiceError::from)?;
         let (tx, rx) = mpsc::channel(BUFFER + 1);
-        let feed = Follower {
-            families: self.families.clone(),
-            caller,
-            family,
-            purpose,
-            draining: self.draining.clone(),
-            slow_after: self.slow_after,
-            tx,
-        };
-        tokio::spawn(feed.run(first, wake));
+        let sender = Sender { tx, slow_after: self.slow_after, organisation: caller.organisation().to_owned() };
+        let follower =
+            Follower { families: self.families.clone(), caller, purpose, draining: self.draining.clone(), sender };
+        match family {
+            Some(family) => {
+                let position = token.map(|t| t.position).unwrap_or_default();
+                // Subscribe before the first batch, so that no commit falls between the two.
+                let wake = self.families.store().subscribe_all(self.index.size());
+                // The first batch before the stream opens: a refusal is the call's answer.
+                let first = follower.one_batch(&family, &position, true).await.map_err(ServiceError::from)?;
+                tokio::spawn(follower.follow_one(family, position, first, wake));
+            }
+            None => {
+                let from = token.and_then(|t| t.next_position).unwrap_or_else(|| self.index.size());
+                let wake = self.families.store().subscribe_all(from);
+                tokio::spawn(follower.follow_every(from, wake));
+            }
+        }
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -127,80 +154,274 @@ impl FeedService for FeedApi {
 struct Follower {
     families: Arc<Families>,
     caller: Caller,
-    family: FamilyId,
     purpose: Purpose,
     draining: watch::Receiver<bool>,
-    slow_after: Duration,
-    tx: mpsc::Sender<Result<pb::FeedMessage, Status>>,
+    sender: Sender,
 }
 
-type Wake = futures::stream::BoxStream<
-    'static,
-    Result<gezinsdossier_ledger::envelope::RecordedEvent, gezinsdossier_ledger::store::StoreError>,
->;
+type Wake = futures::stream::BoxStream<'static, Result<RecordedEvent, StoreError>>;
+
+/// A one-family batch with the notices that came with it.
+struct OneBatch {
+    batch: FeedBatch,
+    notices: Vec<(EventId, Notice)>,
+}
+
+/// What woke a follower.
+enum Woken {
+    Event(RecordedEvent),
+    /// The stream ended; the status has been sent.
+    Ended,
+}
 
 impl Follower {
-    async fn run(mut self, first: FeedBatch, mut wake: Wake) {
-        let stream = self.family.stream();
-        let access_log = gezinsdossier_ledger::disclosure::stream(&self.family);
-        let mut position: FeedPosition;
+    async fn one_batch(
+        &self,
+        family: &FamilyId,
+        position: &FeedPosition,
+        first: bool,
+    ) -> Result<OneBatch, FamilyError> {
+        let batch = self.families.feed_batch(&self.caller, family, self.purpose, position, first).await?;
+        let (notices, read_to) = self.families.feed_notices(&self.caller, family, position.access_log_revision).await?;
+        let batch = FeedBatch { position: FeedPosition { access_log_revision: read_to, ..batch.position }, ..batch };
+        Ok(OneBatch { batch, notices })
+    }
+
+    async fn follow_one(self, family: FamilyId, mut position: FeedPosition, first: OneBatch, mut wake: Wake) {
+        let stream = family.stream();
+        let access_log = gezinsdossier_ledger::disclosure::stream(&family);
         let mut next = Ok(first);
         let mut is_first = true;
         loop {
             match next {
-                Ok(batch) => {
+                Ok(OneBatch { batch, notices }) => {
+                    let before = self.sender.one_family_token(&family, &position);
                     position = batch.position.clone();
-                    if is_first || !batch.items.is_empty() || batch.access_ended || !batch.notices.is_empty() {
-                        let token = ResumeToken {
-                            v: 1,
-                            organisation: self.caller.organisation().to_owned(),
-                            family: self.family.as_str().to_owned(),
-                            position: position.clone(),
-                        };
-                        let message = pb::FeedMessage {
-                            items: batch.items.iter().map(dossier_item).collect(),
-                            access_ended: batch.access_ended,
-                            disclosure_event_id: batch.logged.map(|l| l.event_id.to_string()).unwrap_or_default(),
-                            resume_token: token.encode(),
-                            family_id: self.family.as_str().to_owned(),
-                            notices: batch
-                                .notices
-                                .iter()
-                                .map(|(id, n)| notice_message(self.family.as_str(), *id, n, None))
-                                .collect(),
-                        };
-                        if !self.deliver(message).await {
+                    let after = self.sender.one_family_token(&family, &position);
+                    if is_first || !batch.items.is_empty() || batch.access_ended || !notices.is_empty() {
+                        let message = Delivery { family: &family, batch: &batch, notices: &notices };
+                        if !self.sender.deliver_batch(message, &before, &after).await {
                             return;
                         }
                     }
                     is_first = false;
                 }
-                Err(e) => {
-                    let _ = self.tx.send(Err(ServiceError::from(e).into())).await;
-                    return;
-                }
+                Err(e) => return self.sender.fail(e).await,
             }
-            // Wait for a commit to this family (case and consent events share its stream).
+            // Wait for a commit to this family (case and consent events share its stream),
+            // or a notice for someone in it (not every access-log entry: the feed's own
+            // disclosures would wake it).
             loop {
-                tokio::select! {
-                    next = wake.next() => match next {
-                        Some(Ok(event)) if event.stream == stream => break,
-                        // A notice for someone in this family (not every access-log entry:
-                        // the feed's own disclosures would wake it).
-                        Some(Ok(event)) if event.stream == access_log && event.event_type == AccessLogEvent::NOTIFIED => break,
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => {
-                            let _ = self.tx.send(Err(ServiceError::from(gezinsdossier_ledger::families::FamilyError::from(e)).into())).await;
-                            return;
-                        }
-                        None => return self.end("the store is shutting down").await,
-                    },
-                    _ = self.draining.changed() => return self.end("the server is stopping").await,
-                    () = self.tx.closed() => return,
+                match self.woken(&mut wake).await {
+                    Woken::Event(e) if e.stream == stream => break,
+                    Woken::Event(e) if e.stream == access_log && e.event_type == AccessLogEvent::NOTIFIED => break,
+                    Woken::Event(_) => {}
+                    Woken::Ended => return,
                 }
             }
-            next = self.families.feed_batch(&self.caller, &self.family, self.purpose, &position).await;
+            next = self.one_batch(&family, &position, false).await;
         }
+    }
+
+    /// Follows every family from global position `from`: each family event is judged for
+    /// this subscriber at delivery, each notice for it is passed on; families where it
+    /// may see nothing produce no message and no disclosure.
+    async fn follow_every(self, from: u64, mut wake: Wake) {
+        let mut positions: HashMap<FamilyId, FeedPosition> = HashMap::new();
+        let mut last_sent: Option<Instant> = None;
+        // The first message tells the subscriber its token before anything happens.
+        if !self.sender.deliver(token_only(self.sender.every_family_token(from))).await {
+            return;
+        }
+        loop {
+            let event = match self.woken(&mut wake).await {
+                Woken::Event(e) => e,
+                Woken::Ended => return,
+            };
+            let token = self.sender.every_family_token(event.position + 1);
+            let sent = if let Some(family) = family_of(&event) {
+                let position = match positions.get(&family) {
+                    Some(p) => p.clone(),
+                    None => match self
+                        .families
+                        .feed_position_before(&self.caller, &family, self.purpose, event.revision)
+                        .await
+                    {
+                        Ok(p) => p,
+                        Err(e) => return self.sender.fail(e).await,
+                    },
+                };
+                if position.revision.is_some_and(|r| r >= event.revision) {
+                    // An earlier batch already covered this event.
+                    continue;
+                }
+                let batch = match self.families.feed_batch(&self.caller, &family, self.purpose, &position, false).await
+                {
+                    Ok(b) => b,
+                    Err(e) => return self.sender.fail(e).await,
+                };
+                if positions.len() >= MAX_FOLLOWED_FAMILIES
+                    && !positions.contains_key(&family)
+                    && let Some(forget) = positions.keys().next().cloned()
+                {
+                    positions.remove(&forget);
+                }
+                positions.insert(family.clone(), batch.position.clone());
+                if batch.items.is_empty() && !batch.access_ended {
+                    None
+                } else {
+                    let before = self.sender.every_family_token(event.position);
+                    Some(
+                        self.sender
+                            .deliver_batch(Delivery { family: &family, batch: &batch, notices: &[] }, &before, &token)
+                            .await,
+                    )
+                }
+            } else if let Some((family, id, notice)) = notice_for(&self.caller, &event) {
+                let message = pb::FeedMessage {
+                    family_id: family.as_str().to_owned(),
+                    retracted_event_ids: retracted(std::slice::from_ref(&(id, notice.clone()))),
+                    notices: vec![notice_message(family.as_str(), id, &notice, None)],
+                    resume_token: token.clone(),
+                    ..Default::default()
+                };
+                Some(self.sender.deliver(message).await)
+            } else {
+                None
+            };
+            match sent {
+                Some(false) => return,
+                Some(true) => last_sent = Some(Instant::now()),
+                None if last_sent.is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY) => {
+                    if !self.sender.deliver(token_only(token)).await {
+                        return;
+                    }
+                    last_sent = Some(Instant::now());
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// The next event of the log, or the end of the stream (with its status sent) when the
+    /// server drains, the store fails or the subscriber leaves.
+    async fn woken(&self, wake: &mut Wake) -> Woken {
+        let mut draining = self.draining.clone();
+        tokio::select! {
+            next = wake.next() => match next {
+                Some(Ok(event)) => Woken::Event(event),
+                Some(Err(e)) => {
+                    self.sender.fail(FamilyError::from(e)).await;
+                    Woken::Ended
+                }
+                None => {
+                    self.sender.end("the store is shutting down").await;
+                    Woken::Ended
+                }
+            },
+            _ = draining.changed() => {
+                self.sender.end("the server is stopping").await;
+                Woken::Ended
+            }
+            () = self.sender.tx.closed() => Woken::Ended,
+        }
+    }
+}
+
+/// Items grouped into messages of at most [`MAX_MESSAGE_BYTES`] (an item larger than that
+/// goes alone); always at least one group, so that an empty batch is still one message.
+fn in_parts(items: impl Iterator<Item = pb::DossierItem>) -> Vec<Vec<pb::DossierItem>> {
+    let mut parts: Vec<Vec<pb::DossierItem>> = Vec::new();
+    let mut current = Vec::new();
+    let mut size = 0;
+    for item in items {
+        let len = item.encoded_len();
+        if size + len > MAX_MESSAGE_BYTES && !current.is_empty() {
+            parts.push(std::mem::take(&mut current));
+            size = 0;
+        }
+        size += len;
+        current.push(item);
+    }
+    parts.push(current);
+    parts
+}
+
+fn token_only(resume_token: String) -> pb::FeedMessage {
+    pb::FeedMessage { resume_token, ..Default::default() }
+}
+
+fn retracted(notices: &[(EventId, Notice)]) -> Vec<String> {
+    notices
+        .iter()
+        .filter(|(_, n)| n.kind == NoticeKind::Retraction)
+        .map(|(_, n)| n.about_event_id.to_string())
+        .collect()
+}
+
+/// One batch for one family, to be sent.
+struct Delivery<'a> {
+    family: &'a FamilyId,
+    batch: &'a FeedBatch,
+    notices: &'a [(EventId, Notice)],
+}
+
+/// The subscriber's end of the stream.
+struct Sender {
+    tx: mpsc::Sender<Result<pb::FeedMessage, Status>>,
+    slow_after: Duration,
+    organisation: String,
+}
+
+impl Sender {
+    fn one_family_token(&self, family: &FamilyId, position: &FeedPosition) -> String {
+        let token = ResumeToken {
+            v: 1,
+            organisation: self.organisation.clone(),
+            family: family.as_str().to_owned(),
+            position: position.clone(),
+            next_position: None,
+        };
+        token.encode()
+    }
+
+    fn every_family_token(&self, next_position: u64) -> String {
+        let token = ResumeToken {
+            v: 1,
+            organisation: self.organisation.clone(),
+            family: String::new(),
+            position: FeedPosition::default(),
+            next_position: Some(next_position),
+        };
+        token.encode()
+    }
+
+    /// Sends one batch, in parts when its items are too large for one message. Every part
+    /// but the last carries `before` (resuming from it repeats the batch: at least once).
+    async fn deliver_batch(&self, d: Delivery<'_>, before: &str, after: &str) -> bool {
+        let parts = in_parts(d.batch.items.iter().map(dossier_item));
+        let count = parts.len();
+        for (i, items) in parts.into_iter().enumerate() {
+            let last = i + 1 == count;
+            let message = pb::FeedMessage {
+                items,
+                access_ended: last && d.batch.access_ended,
+                disclosure_event_id: d.batch.logged.as_ref().map(|l| l.event_id.to_string()).unwrap_or_default(),
+                resume_token: if last { after } else { before }.to_owned(),
+                family_id: d.family.as_str().to_owned(),
+                notices: if last {
+                    d.notices.iter().map(|(id, n)| notice_message(d.family.as_str(), *id, n, None)).collect()
+                } else {
+                    Vec::new()
+                },
+                retracted_event_ids: if last { retracted(d.notices) } else { Vec::new() },
+                more_follows: !last,
+            };
+            if !self.deliver(message).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Sends `message` once the subscriber has room, keeping the last slot for a status.
@@ -232,5 +453,9 @@ impl Follower {
     async fn end(&self, why: &str) {
         let status = Status::unavailable(format!("{why}: subscribe again with your last resume token"));
         let _ = self.tx.send(Err(status)).await;
+    }
+
+    async fn fail(&self, e: FamilyError) {
+        let _ = self.tx.send(Err(ServiceError::from(e).into())).await;
     }
 }

@@ -165,7 +165,10 @@ pub async fn serve_on(
     tracing::info!(%addr, organisations = registry.len(), data_dir = %config.data_dir.display(), tls = config.tls.is_some(), "serving");
     println!("gezinsdossier listening on {addr}");
 
-    let result = builder
+    // Set once the listener closes: from then on, in-flight calls have the grace period.
+    let finishing = Arc::new(tokio::sync::Notify::new());
+    let finishing_started = finishing.clone();
+    let serving = builder
         .layer(OversizeAsResourceExhausted)
         .add_service(health_service)
         .add_service(reflection)
@@ -177,15 +180,23 @@ pub async fn serve_on(
         .add_service(InterceptedService::new(notices, auth.clone()))
         .add_service(InterceptedService::new(feed, auth.clone()))
         .add_service(InterceptedService::new(log, auth))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
             // Out of rotation first, then stop accepting.
             let _ = draining_tx.send(true);
             tracing::info!(drain_ms = config.shutdown_drain_ms, "shutting down: health says NOT_SERVING");
             tokio::time::sleep(Duration::from_millis(config.shutdown_drain_ms)).await;
-            tracing::info!("shutting down: finishing in-flight requests");
-        })
-        .await;
+            tracing::info!(grace_ms = config.shutdown_grace_ms, "shutting down: finishing in-flight requests");
+            finishing_started.notify_one();
+        });
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    let result = tokio::select! {
+        result = serving => result,
+        () = async { finishing.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("shutting down: calls still open after the grace period are cut off");
+            Ok(())
+        }
+    };
     readiness.abort();
     publisher.abort();
     result.map_err(Into::into)

@@ -234,8 +234,10 @@ async fn corrections_and_retractions_reach_the_recipients_feed_with_their_notice
         let m = next(&mut stream).await.unwrap();
         assert!(texts(&m).is_empty(), "nothing of a retracted item: {:?}", texts(&m));
         if m.notices.iter().any(|n| n.kind == pb::NoticeKind::Retraction as i32) {
+            assert_eq!(m.retracted_event_ids, vec![original_id.clone()], "the retraction said as such");
             break;
         }
+        assert!(m.retracted_event_ids.is_empty());
     }
     server.stop().await;
 }
@@ -280,4 +282,174 @@ async fn a_token_resumes_after_the_server_was_killed() {
         let m = next(&mut resumed).await.unwrap();
         seen.extend(m.items.iter().map(|i| i.event_id.clone()));
     }
+}
+
+fn subscribe_every(token: &str) -> pb::SubscribeRequest {
+    pb::SubscribeRequest { family_id: String::new(), resume_token: token.into(), ..subscribe("") }
+}
+
+/// Reads until `done` holds of everything received, skipping token-only messages; returns
+/// the messages that were about a family.
+async fn read_until(
+    stream: &mut tonic::Streaming<pb::FeedMessage>,
+    done: impl Fn(&[pb::FeedMessage]) -> bool,
+) -> Vec<pb::FeedMessage> {
+    let mut got = Vec::new();
+    while !done(&got) {
+        let m = next(stream).await.unwrap();
+        assert!(!m.resume_token.is_empty(), "every message carries a token");
+        if !m.family_id.is_empty() {
+            got.push(m);
+        }
+    }
+    got
+}
+
+fn all_texts(messages: &[pb::FeedMessage]) -> Vec<String> {
+    messages.iter().flat_map(texts).collect()
+}
+
+/// One subscription for every family: it starts at the log's head, delivers each family's
+/// changes filtered like that family's dossier, says when access ends, picks up a family
+/// that gives it a basis later, and never mentions a family where it has none (nor records
+/// anything there).
+#[tokio::test]
+async fn one_subscription_follows_every_family_with_a_basis_and_no_other() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    youth.append_events(append(FAMILY, any(), vec![note(C::Plan, "Van voor het abonnement")])).await.unwrap();
+    let other = "fam-zonder-grondslag";
+    youth.append_events(append(other, build::no_stream(), vec![build::parent("mother")])).await.unwrap();
+
+    let mut stream = feed(&server, GI).await.subscribe(subscribe_every("")).await.unwrap().into_inner();
+    let first = next(&mut stream).await.unwrap();
+    assert!(first.family_id.is_empty() && first.items.is_empty() && !first.resume_token.is_empty(), "{first:?}");
+
+    youth.append_events(append(other, any(), vec![note(C::Plan, "Niet voor de GI")])).await.unwrap();
+    youth.append_events(append(FAMILY, any(), vec![note(C::TreatmentNotes, "geheim")])).await.unwrap();
+    youth.append_events(append(FAMILY, any(), vec![note(C::Plan, "Live in het gezin")])).await.unwrap();
+    let got = read_until(&mut stream, |m| all_texts(m).contains(&"Live in het gezin".to_string())).await;
+    assert_eq!(all_texts(&got), vec!["Live in het gezin".to_string()], "from now, filtered like the dossier");
+    assert!(got.iter().all(|m| m.family_id == FAMILY && !m.disclosure_event_id.is_empty()), "{got:?}");
+
+    // A family that gives the GI a basis after the subscription began.
+    let later = "fam-later";
+    youth.append_events(append(later, build::no_stream(), vec![build::parent("mother")])).await.unwrap();
+    let mut basis = grant("c-later", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"]);
+    basis.family_id = later.into();
+    consent.grant_consent(basis).await.unwrap();
+    youth.append_events(append(later, any(), vec![note(C::Plan, "Nieuw gezin")])).await.unwrap();
+    let got = read_until(&mut stream, |m| all_texts(m).contains(&"Nieuw gezin".to_string())).await;
+    assert!(got.iter().all(|m| m.family_id == later), "{got:?}");
+
+    // Withdrawal: access ended is said for that family, and nothing more of it arrives.
+    let withdraw = pb::WithdrawConsentRequest {
+        family_id: FAMILY.into(),
+        event_id: build::id(),
+        consent_id: "c-plan".into(),
+        withdrawn_by_member_id: "mother".into(),
+        reason: "Niet meer".into(),
+        by_guardian: false,
+    };
+    consent.withdraw_consent(withdraw).await.unwrap();
+    let got = read_until(&mut stream, |m| m.iter().any(|m| m.access_ended)).await;
+    assert!(got.iter().all(|m| m.family_id == FAMILY && m.items.is_empty()), "{got:?}");
+    youth.append_events(append(FAMILY, any(), vec![note(C::Plan, "Na intrekking")])).await.unwrap();
+    youth.append_events(append(later, any(), vec![note(C::Plan, "Daarna in het nieuwe gezin")])).await.unwrap();
+    let got = read_until(&mut stream, |m| all_texts(m).contains(&"Daarna in het nieuwe gezin".to_string())).await;
+    assert!(!all_texts(&got).contains(&"Na intrekking".to_string()), "{got:?}");
+
+    // The family without a basis: no refusal, no disclosure, nothing of it in the feed.
+    assert!(server.access_log(other).await.is_empty(), "{:?}", server.access_log(other).await);
+    server.stop().await;
+}
+
+/// A token of a subscription to every family resumes it (on a new connection) with what
+/// came after it; it cannot be used for one family, nor by another organisation.
+#[tokio::test]
+async fn an_every_family_token_resumes_after_itself_and_only_as_issued() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let mut stream = feed(&server, GI).await.subscribe(subscribe_every("")).await.unwrap().into_inner();
+    next(&mut stream).await.unwrap();
+    youth.append_events(append(FAMILY, any(), vec![note(C::Plan, "Voor het token")])).await.unwrap();
+    let got = read_until(&mut stream, |m| !m.is_empty()).await;
+    let token = got.last().unwrap().resume_token.clone();
+    drop(stream);
+    for text in ["Na het token 1", "Na het token 2"] {
+        youth.append_events(append(FAMILY, any(), vec![note(C::Plan, text)])).await.unwrap();
+    }
+    let mut resumed = feed(&server, GI).await.subscribe(subscribe_every(&token)).await.unwrap().into_inner();
+    let got = read_until(&mut resumed, |m| all_texts(m).contains(&"Na het token 2".to_string())).await;
+    let texts = all_texts(&got);
+    assert!(
+        texts.contains(&"Na het token 1".to_string()) && !texts.contains(&"Voor het token".to_string()),
+        "{texts:?}"
+    );
+
+    let err = feed(&server, GI).await.subscribe(subscribe(&token)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().starts_with("resume_token:"), "{}", err.message());
+    let err = feed(&server, YOUTH_CARE).await.subscribe(subscribe_every(&token)).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    server.stop().await;
+}
+
+/// A catch-up larger than a client accepts in one message (4 MiB by default) arrives in
+/// parts under one disclosure; only the last part moves the token on.
+#[tokio::test]
+async fn a_large_catch_up_arrives_in_parts_under_one_disclosure() {
+    let server = TestServer::start_with(|c| c.shutdown_grace_ms = 300).await;
+    family(&server).await;
+    let mut gi_case = server.case_client(GI, "gv-3", "gezinsvoogd").await;
+    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let text = "x".repeat(64 * 1024);
+    let mut written = std::collections::HashSet::new();
+    for i in 0..80 {
+        let event = note(C::Plan, &format!("{i} {text}"));
+        written.insert(event.event_id.clone());
+        // Half the GI's own, half disclosed to it.
+        let client = if i % 2 == 0 { &mut gi_case } else { &mut youth };
+        client.append_events(append(FAMILY, any(), vec![event])).await.unwrap();
+    }
+    // A client with the default message limit.
+    let mut client = FeedServiceClient::with_interceptor(
+        server.channel(Some(GI)).await,
+        server.professional(GI, "p-1", "gezinsvoogd"),
+    );
+    let mut stream = client.subscribe(subscribe("")).await.unwrap().into_inner();
+    let mut parts = Vec::new();
+    loop {
+        let m = next(&mut stream).await.unwrap();
+        let more = m.more_follows;
+        parts.push(m);
+        if !more {
+            break;
+        }
+    }
+    assert!(parts.len() >= 5, "{} parts", parts.len());
+    let disclosure = &parts[0].disclosure_event_id;
+    assert!(!disclosure.is_empty() && parts.iter().all(|p| &p.disclosure_event_id == disclosure));
+    assert!(parts[..parts.len() - 1].iter().all(|p| p.resume_token == parts[0].resume_token));
+    assert_ne!(parts.last().unwrap().resume_token, parts[0].resume_token);
+    let seen: std::collections::HashSet<String> =
+        parts.iter().flat_map(|p| p.items.iter().map(|i| i.event_id.clone())).collect();
+    assert!(written.is_subset(&seen), "every item arrived");
+    // Resuming from an earlier part repeats the batch: at least once, never a loss.
+    let mut again = client.subscribe(subscribe(&parts[0].resume_token)).await.unwrap().into_inner();
+    let m = next(&mut again).await.unwrap();
+    assert!(m.more_follows && !m.items.is_empty());
+    // That subscriber now stops reading, with megabytes in flight: the shutdown waits out
+    // its grace period, not the subscriber.
+    let stopped = tokio::time::timeout(Duration::from_secs(30), server.stop()).await;
+    assert!(stopped.is_ok(), "a subscriber that stopped reading held the shutdown up");
+    drop(again);
 }

@@ -1,14 +1,19 @@
 //! The change feed: what an organisation may see of a family, delivered as it changes.
 //! Each delivery is built like the dossier, at the moment of delivery, and is a disclosure
 //! committed before it is sent; one disclosure serves a whole batch.
+//!
+//! A subscriber follows one family or every family. Either way, each family's part is a
+//! [`FeedPosition`]; a subscriber to every family learns where it stood in a family from the
+//! first event of that family it is woken by ([`Families::feed_position_before`]).
 
-use super::{Families, FamilyError, Logged, Target, cache};
+use super::{CATCH_UP_PAGE, Families, FamilyError, Logged, Target, cache};
 use crate::authorisation::{Action, Caller, authorise};
 use crate::case::InformationCategory;
 use crate::consent::Purpose;
-use crate::disclosure::{AccessLogEvent, Notice};
+use crate::disclosure::{self, AccessLogEvent, Notice};
 use crate::dossier::{self, Shown, VisibleItem};
-use crate::family::FamilyId;
+use crate::envelope::{EventId, RecordedEvent};
+use crate::family::{FamilyId, FamilyState};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Where a subscriber stands: the family revision it has been sent everything up to, and
@@ -31,14 +36,39 @@ pub struct FeedBatch {
     pub logged: Option<Logged>,
     /// A consent or basis that covered something ended (never says what).
     pub access_ended: bool,
-    /// Notices addressed to the subscriber's organisation since the position (corrections,
-    /// retractions, break-the-glass), with their access-log event ids.
-    pub notices: Vec<(crate::envelope::EventId, Notice)>,
     pub position: FeedPosition,
 }
 
+/// What a feed follows.
+#[derive(Debug, Clone, Copy)]
+pub enum FeedScope<'a> {
+    Family(&'a FamilyId),
+    /// Every family in which the subscriber has a basis, now or later.
+    EveryFamily,
+}
+
+/// The family a log event belongs to, if it is a family's case or consent event.
+pub fn family_of(event: &RecordedEvent) -> Option<FamilyId> {
+    event.stream.as_str().strip_prefix(FamilyId::STREAM_PREFIX).and_then(|id| FamilyId::new(id).ok())
+}
+
+/// The notice `event` is, when it is one addressed to `caller`'s organisation, with its
+/// family.
+pub fn notice_for(caller: &Caller, event: &RecordedEvent) -> Option<(FamilyId, EventId, Notice)> {
+    if event.event_type != AccessLogEvent::NOTIFIED {
+        return None;
+    }
+    let family = event.stream.as_str().strip_prefix(disclosure::STREAM_PREFIX).and_then(|id| FamilyId::new(id).ok())?;
+    match serde_json::from_slice(&event.payload) {
+        Ok(AccessLogEvent::Notified(n)) if n.recipient_organisation_id == caller.organisation() => {
+            Some((family, event.event_id, n))
+        }
+        _ => None,
+    }
+}
+
 impl Families {
-    /// Checks that `caller` may follow `family`, with a resume token issued to
+    /// Checks that `caller` may follow `scope`, with a resume token issued to
     /// `token_organisation` if any. A refusal is recorded.
     ///
     /// # Errors
@@ -46,26 +76,66 @@ impl Families {
     pub async fn authorise_feed(
         &self,
         caller: &Caller,
-        family: &FamilyId,
+        scope: FeedScope<'_>,
         token_organisation: Option<&str>,
     ) -> Result<(), FamilyError> {
-        let exists = self.with_state_or_empty(family, |s| s.revision.is_some()).await?;
         let decision = authorise(caller, &Action::SubscribeFeed { token_organisation });
+        let FeedScope::Family(family) = scope else {
+            let target = Target { family: None, family_exists: false, detail: "change feed of every family".into() };
+            return self.enforce(caller, target, decision).await.map(|_| ());
+        };
+        let exists = self.with_state_or_empty(family, |s| s.revision.is_some()).await?;
         self.enforce(caller, Target::family(family, exists).with("change feed"), decision).await?;
         if exists { Ok(()) } else { Err(FamilyError::UnknownFamily) }
     }
 
-    /// What changed for `caller` since `position`: items recorded or corrected after it,
-    /// filtered exactly like the dossier at this moment. The disclosure is committed first.
+    /// Where a subscriber that has not been sent `family`'s events from `revision` on stood
+    /// before them: what it could see with the family as it was then (judged now), so that
+    /// the next batch can tell it when access ended.
     ///
     /// # Errors
-    /// A store failure, in which case nothing may be delivered.
+    /// A store failure.
+    pub async fn feed_position_before(
+        &self,
+        caller: &Caller,
+        family: &FamilyId,
+        purpose: Purpose,
+        revision: u64,
+    ) -> Result<FeedPosition, FamilyError> {
+        if revision == 0 {
+            return Ok(FeedPosition::default());
+        }
+        let mut state = FamilyState::default();
+        let stream = family.stream();
+        while state.revision.is_none_or(|r| r + 1 < revision) {
+            let from = state.revision.map_or(0, |r| r + 1);
+            let page = self.store.read_stream(&stream, from, CATCH_UP_PAGE.min((revision - from) as usize)).await?;
+            if page.is_empty() {
+                break;
+            }
+            for event in &page {
+                state.apply(event)?;
+            }
+        }
+        let view = dossier::build(&state, &caller.actor, purpose, self.clock.now());
+        Ok(FeedPosition { revision: state.revision, visible: visible_of(&view), access_log_revision: None })
+    }
+
+    /// What changed for `caller` since `position`: items recorded or corrected after it,
+    /// filtered exactly like the dossier at this moment. The disclosure is committed first.
+    /// With `refuse_without_basis`, a start (no revision yet) where the subscriber has no
+    /// basis at all and nothing of its own is refused, as the dossier is; a subscriber to
+    /// every family is never refused a family, it is sent nothing of it.
+    ///
+    /// # Errors
+    /// A recorded refusal, or a store failure, in which case nothing may be delivered.
     pub async fn feed_batch(
         &self,
         caller: &Caller,
         family: &FamilyId,
         purpose: Purpose,
         position: &FeedPosition,
+        refuse_without_basis: bool,
     ) -> Result<FeedBatch, FamilyError> {
         let at = self.clock.now();
         let view = {
@@ -76,17 +146,16 @@ impl Families {
         };
         // As for the dossier: with no basis at all and nothing of its own, the subscriber is
         // refused at the start, and the refusal recorded.
-        if position.revision.is_none() && view.is_refusal() {
+        if refuse_without_basis && position.revision.is_none() && view.is_refusal() {
             return Err(self.refuse_view(family, &caller.actor, purpose, &view, at).await);
         }
+        let visible = visible_of(&view);
         let after = |revision: u64| position.revision.is_none_or(|r| revision > r);
         let items: Vec<VisibleItem> = view
             .timeline
             .into_iter()
             .filter(|v| after(v.item.revision) || v.corrected.as_ref().is_some_and(|c| after(c.revision)))
             .collect();
-        let visible: BTreeSet<(String, InformationCategory)> =
-            view.disclosed.iter().flat_map(|(s, cats)| cats.keys().map(move |c| (s.clone(), *c))).collect();
         let access_ended = position.revision.is_some() && !position.visible.is_subset(&visible);
         let mut shown: BTreeMap<_, BTreeMap<_, _>> = BTreeMap::new();
         for v in items.iter().filter(|v| v.shown == Shown::Disclosed) {
@@ -106,19 +175,27 @@ impl Families {
             disclosure.via_feed = true;
             Some(self.commit_access_log_event(family, AccessLogEvent::Disclosed(disclosure)).await?)
         };
-        let from = position.access_log_revision.map_or(0, |r| r + 1);
-        let log = self.access_log_from(family, from).await?;
-        let access_log_revision = log.last().map(|e| e.revision).or(position.access_log_revision);
-        let notices = log
-            .iter()
-            .filter_map(|e| match serde_json::from_slice(&e.payload) {
-                Ok(AccessLogEvent::Notified(n)) if n.recipient_organisation_id == caller.organisation() => {
-                    Some((e.event_id, n))
-                }
-                _ => None,
-            })
-            .collect();
-        let position = FeedPosition { revision: view.family_revision, visible, access_log_revision };
-        Ok(FeedBatch { items, logged, access_ended, notices, position })
+        let position = FeedPosition { revision: view.family_revision, visible, ..position.clone() };
+        Ok(FeedBatch { items, logged, access_ended, position })
     }
+
+    /// Notices addressed to `caller`'s organisation in `family` after the access-log
+    /// revision `after` (all, with `None`), and the revision read up to.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn feed_notices(
+        &self,
+        caller: &Caller,
+        family: &FamilyId,
+        after: Option<u64>,
+    ) -> Result<(Vec<(EventId, Notice)>, Option<u64>), FamilyError> {
+        let log = self.access_log_from(family, after.map_or(0, |r| r + 1)).await?;
+        let read_to = log.last().map(|e| e.revision).or(after);
+        Ok((log.iter().filter_map(|e| notice_for(caller, e)).map(|(_, id, n)| (id, n)).collect(), read_to))
+    }
+}
+
+fn visible_of(view: &dossier::DossierView) -> BTreeSet<(String, InformationCategory)> {
+    view.disclosed.iter().flat_map(|(s, cats)| cats.keys().map(move |c| (s.clone(), *c))).collect()
 }
