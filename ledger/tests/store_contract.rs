@@ -261,6 +261,43 @@ mod cases {
         assert_eq!(sub.next().await.unwrap().unwrap().position, out.positions[0]);
     }
 
+    /// The shared live read: followers that start before, amid and after the writes, and one
+    /// that stops reading for longer than the shared buffer holds, each see every event
+    /// from their start exactly once, in order.
+    pub async fn fanout_followers_see_every_event_once_in_order<S: EventStore>(store: S) {
+        use gezinsdossier_ledger::store::fanout::Fanout;
+        let store: Arc<dyn EventStore> = Arc::new(store);
+        let fanout = Arc::new(Fanout::new(store.clone()));
+        for i in 0..10 {
+            store.append(&stream(&format!("family-f{i}")), ExpectedRevision::Any, vec![event("old")]).await.unwrap();
+        }
+        let mut early = fanout.follow(0);
+        let mut idle = fanout.follow(5);
+        let write = async |n: usize| {
+            for _ in 0..n / 100 {
+                let batch = (0..100).map(|_| event("new")).collect();
+                store.append(&stream("family-live"), ExpectedRevision::Any, batch).await.unwrap();
+            }
+        };
+        write(500).await;
+        let mut late = fanout.follow(300);
+        // More than the shared buffer and the follower's own queue hold while `idle` reads
+        // nothing.
+        write(6000).await;
+        let total = 10 + 6500u64;
+        for (follower, from) in [(&mut early, 0), (&mut late, 300), (&mut idle, 5)] {
+            for expected in from..total {
+                let e = tokio::time::timeout(std::time::Duration::from_secs(30), follower.next())
+                    .await
+                    .expect("follower stalled")
+                    .expect("follower ended")
+                    .unwrap();
+                assert_eq!(e.position, expected);
+            }
+        }
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(100), early.next()).await.is_err());
+    }
+
     /// A write probe on a working store succeeds, between and among appends, and writes no
     /// event: positions go on without a gap.
     pub async fn write_probes_succeed_and_write_no_event<S: EventStore>(store: S) {
@@ -311,6 +348,7 @@ macro_rules! contract_suite {
             case!(concurrent_writers_on_many_streams);
             case!(subscription_catches_up_then_follows);
             case!(write_probes_succeed_and_write_no_event);
+            case!(fanout_followers_see_every_event_once_in_order);
         }
     };
 }

@@ -12,11 +12,12 @@ use gezinsdossier_ledger::consent::Purpose;
 use gezinsdossier_ledger::disclosure::{AccessLogEvent, Notice, NoticeKind};
 use gezinsdossier_ledger::envelope::{EventId, RecordedEvent};
 use gezinsdossier_ledger::families::{
-    Families, FamilyError, FeedBatch, FeedPosition, FeedScope, family_of, notice_for,
+    Families, FamilyError, FeedAsk, FeedBatch, FeedPosition, FeedScope, family_of, notice_for,
 };
 use gezinsdossier_ledger::family::FamilyId;
 use gezinsdossier_ledger::publisher::LogIndex;
 use gezinsdossier_ledger::store::StoreError;
+use gezinsdossier_ledger::store::fanout::Fanout;
 use gezinsdossier_proto::convert::FieldError;
 use gezinsdossier_proto::convert::consent::purpose;
 use gezinsdossier_proto::convert::views::{dossier_item, notice_message};
@@ -51,6 +52,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
 pub struct FeedApi {
     families: Arc<Families>,
+    /// One live read of the log for every subscriber of this process.
+    log: Arc<Fanout>,
     index: LogIndex,
     draining: watch::Receiver<bool>,
     slow_after: Duration,
@@ -66,7 +69,8 @@ impl FeedApi {
         draining: watch::Receiver<bool>,
         slow_after: Duration,
     ) -> Self {
-        Self { families, index, draining, slow_after }
+        let log = Arc::new(Fanout::new(families.store().clone()));
+        Self { families, log, index, draining, slow_after }
     }
 }
 
@@ -135,14 +139,14 @@ impl FeedService for FeedApi {
             Some(family) => {
                 let position = token.map(|t| t.position).unwrap_or_default();
                 // Subscribe before the first batch, so that no commit falls between the two.
-                let wake = self.families.store().subscribe_all(self.index.size());
+                let wake = self.log.follow(self.index.size());
                 // The first batch before the stream opens: a refusal is the call's answer.
                 let first = follower.one_batch(&family, &position, true).await.map_err(ServiceError::from)?;
                 tokio::spawn(follower.follow_one(family, position, first, wake));
             }
             None => {
                 let from = token.and_then(|t| t.next_position).unwrap_or_else(|| self.index.size());
-                let wake = self.families.store().subscribe_all(from);
+                let wake = self.log.follow(from);
                 tokio::spawn(follower.follow_every(from, wake));
             }
         }
@@ -159,7 +163,7 @@ struct Follower {
     sender: Sender,
 }
 
-type Wake = futures::stream::BoxStream<'static, Result<RecordedEvent, StoreError>>;
+type Wake = futures::stream::BoxStream<'static, Result<Arc<RecordedEvent>, StoreError>>;
 
 /// A one-family batch with the notices that came with it.
 struct OneBatch {
@@ -169,7 +173,7 @@ struct OneBatch {
 
 /// What woke a follower.
 enum Woken {
-    Event(RecordedEvent),
+    Event(Arc<RecordedEvent>),
     /// The stream ended; the status has been sent.
     Ended,
 }
@@ -181,7 +185,8 @@ impl Follower {
         position: &FeedPosition,
         first: bool,
     ) -> Result<OneBatch, FamilyError> {
-        let batch = self.families.feed_batch(&self.caller, family, self.purpose, position, first).await?;
+        let ask = FeedAsk { family, purpose: self.purpose, position, refuse_without_basis: first, woken_at: None };
+        let batch = self.families.feed_batch(&self.caller, ask).await?;
         let (notices, read_to) = self.families.feed_notices(&self.caller, family, position.access_log_revision).await?;
         let batch = FeedBatch { position: FeedPosition { access_log_revision: read_to, ..batch.position }, ..batch };
         Ok(OneBatch { batch, notices })
@@ -255,8 +260,14 @@ impl Follower {
                     // An earlier batch already covered this event.
                     continue;
                 }
-                let batch = match self.families.feed_batch(&self.caller, &family, self.purpose, &position, false).await
-                {
+                let ask = FeedAsk {
+                    family: &family,
+                    purpose: self.purpose,
+                    position: &position,
+                    refuse_without_basis: false,
+                    woken_at: Some(event.revision),
+                };
+                let batch = match self.families.feed_batch(&self.caller, ask).await {
                     Ok(b) => b,
                     Err(e) => return self.sender.fail(e).await,
                 };
@@ -310,12 +321,12 @@ impl Follower {
         tokio::select! {
             next = wake.next() => match next {
                 Some(Ok(event)) => Woken::Event(event),
-                Some(Err(e)) => {
-                    self.sender.fail(FamilyError::from(e)).await;
+                None | Some(Err(StoreError::Closed)) => {
+                    self.sender.end("the store is shutting down").await;
                     Woken::Ended
                 }
-                None => {
-                    self.sender.end("the store is shutting down").await;
+                Some(Err(e)) => {
+                    self.sender.fail(FamilyError::from(e)).await;
                     Woken::Ended
                 }
             },

@@ -39,6 +39,21 @@ pub struct FeedBatch {
     pub position: FeedPosition,
 }
 
+/// How a batch is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedAsk<'a> {
+    pub family: &'a FamilyId,
+    pub purpose: Purpose,
+    pub position: &'a FeedPosition,
+    /// A start (no revision yet) where the subscriber has no basis at all and nothing of
+    /// its own is refused, as the dossier is; a subscriber to every family is never refused
+    /// a family, it is sent nothing of it.
+    pub refuse_without_basis: bool,
+    /// The family revision the subscriber was woken by, when it is known that nothing
+    /// later matters yet: a cache at least this far is not read from the store again.
+    pub woken_at: Option<u64>,
+}
+
 /// What a feed follows.
 #[derive(Debug, Clone, Copy)]
 pub enum FeedScope<'a> {
@@ -123,25 +138,20 @@ impl Families {
 
     /// What changed for `caller` since `position`: items recorded or corrected after it,
     /// filtered exactly like the dossier at this moment. The disclosure is committed first.
-    /// With `refuse_without_basis`, a start (no revision yet) where the subscriber has no
-    /// basis at all and nothing of its own is refused, as the dossier is; a subscriber to
-    /// every family is never refused a family, it is sent nothing of it.
     ///
     /// # Errors
     /// A recorded refusal, or a store failure, in which case nothing may be delivered.
-    pub async fn feed_batch(
-        &self,
-        caller: &Caller,
-        family: &FamilyId,
-        purpose: Purpose,
-        position: &FeedPosition,
-        refuse_without_basis: bool,
-    ) -> Result<FeedBatch, FamilyError> {
+    pub async fn feed_batch(&self, caller: &Caller, ask: FeedAsk<'_>) -> Result<FeedBatch, FamilyError> {
+        let FeedAsk { family, purpose, position, refuse_without_basis, woken_at } = ask;
         let at = self.clock.now();
         let view = {
             let slot = self.cache.loaded(&*self.store, family).await?;
             let mut slot = slot.lock().await;
-            cache::catch_up(&*self.store, family, &mut slot.state).await?;
+            // Events are woken in log order, so a cache that holds the waking event holds
+            // everything before it (a withdrawal on another replica included).
+            if woken_at.is_none_or(|r| slot.state.revision.is_none_or(|cached| cached < r)) {
+                cache::catch_up(&*self.store, family, &mut slot.state).await?;
+            }
             dossier::build(&slot.state, &caller.actor, purpose, at)
         };
         // As for the dossier: with no basis at all and nothing of its own, the subscriber is

@@ -16,6 +16,7 @@
 //!   backends.
 
 pub mod commit_watch;
+pub mod fanout;
 pub mod faulty;
 pub mod group_commit;
 pub mod kurrent;

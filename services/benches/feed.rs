@@ -1,0 +1,328 @@
+//! The change feed under load: many organisations subscribe to every family while appenders
+//! write as fast as the store takes it. Measures delivery latency (the item's `recorded_at`,
+//! stamped just before its commit, to the subscriber's receipt: an upper bound on "commit to
+//! client"), the appenders' throughput against the same run without subscribers, and the
+//! process's RSS over the run. Client and server share this 2-core machine.
+//!
+//! `cargo bench -p gezinsdossier-services --bench feed [-- --orgs 100 --families 1000
+//! --appenders 64 --seconds 20 --repeats 3]`
+
+#[path = "../../ledger/benches/harness.rs"]
+mod harness;
+
+use gezinsdossier_ledger::actor::OrganisationType;
+use gezinsdossier_proto::v1 as pb;
+use gezinsdossier_proto::v1::case_service_client::CaseServiceClient;
+use gezinsdossier_proto::v1::consent_service_client::ConsentServiceClient;
+use gezinsdossier_proto::v1::feed_service_client::FeedServiceClient;
+use gezinsdossier_services::config::{Config, LogFormat};
+use gezinsdossier_services::identity::dev_ca::{self, DevOrganisation, DevPki};
+use harness::{Settings, arg};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+/// Each family's author consents to disclosure to this many other organisations.
+const RECIPIENTS_PER_FAMILY: usize = 2;
+
+struct Shape {
+    orgs: usize,
+    families: usize,
+    appenders: usize,
+}
+
+fn main() {
+    let settings = Settings::from_args();
+    let shape =
+        Shape { orgs: arg("--orgs", 100), families: arg("--families", 1000), appenders: arg("--appenders", 64) };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        println!(
+            "\n### Feed: {} organisations subscribed to every family, {} families, {} appenders\n",
+            shape.orgs, shape.families, shape.appenders
+        );
+        println!(
+            "{} runs of {:.0} s measured after {:.1} s warm-up; each note is visible to its author and {} others\n",
+            settings.repeats,
+            settings.measure.as_secs_f64(),
+            settings.warmup.as_secs_f64(),
+            RECIPIENTS_PER_FAMILY
+        );
+        println!("| run | appends/s alone | appends/s with feeds | loss | deliveries/s | p50 ms | p99 ms | max ms | RSS start MiB | RSS end MiB |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for run in 1..=settings.repeats {
+            let alone = once(&settings, &shape, false).await;
+            let fed = once(&settings, &shape, true).await;
+            let loss = 100.0 * (1.0 - fed.appends_per_sec / alone.appends_per_sec);
+            println!(
+                "| {run} | {:.0} | {:.0} | {loss:.1}% | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
+                alone.appends_per_sec,
+                fed.appends_per_sec,
+                fed.deliveries_per_sec,
+                fed.p50_ms,
+                fed.p99_ms,
+                fed.max_ms,
+                fed.rss_start_mib,
+                fed.rss_end_mib
+            );
+        }
+    });
+}
+
+struct Outcome {
+    appends_per_sec: f64,
+    deliveries_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    rss_start_mib: f64,
+    rss_end_mib: f64,
+}
+
+fn org_id(i: usize) -> String {
+    format!("bench-org-{i}")
+}
+
+async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let orgs: Vec<DevOrganisation> =
+        (0..shape.orgs).map(|i| DevOrganisation::new(&org_id(i), "Bench", OrganisationType::VGgz)).collect();
+    let pki = dev_ca::generate(&dir.path().join("pki"), &orgs, &[]).expect("pki");
+    let config = Config {
+        data_dir: dir.path().join("data"),
+        tls: Some(pki.server_tls()),
+        organisations: Some(pki.registry.clone()),
+        log_format: LogFormat::Json,
+        ..Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gezinsdossier_services::server::serve(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let mut channels = Vec::new();
+    for i in 0..shape.orgs {
+        channels.push(connect(&pki, port, &org_id(i)).await);
+    }
+    // Family f is written by organisation f % orgs, which consents for its member to the
+    // next organisations.
+    let author = |f: usize| f % shape.orgs;
+    for f in 0..shape.families {
+        let a = author(f);
+        let mut case = CaseServiceClient::with_interceptor(channels[a].clone(), professional as Interceptor);
+        case.append_events(append(f, member_added())).await.expect("create family");
+        let mut consent = ConsentServiceClient::with_interceptor(channels[a].clone(), professional as Interceptor);
+        let recipients = (1..=RECIPIENTS_PER_FAMILY)
+            .map(|k| pb::Recipient {
+                recipient: Some(pb::recipient::Recipient::OrganisationId(org_id((a + k) % shape.orgs))),
+            })
+            .collect();
+        consent.grant_consent(grant(f, recipients)).await.expect("consent");
+    }
+
+    let measuring = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
+    let deliveries = Arc::new(AtomicU64::new(0));
+    let mut subscribers = Vec::new();
+    if subscribe {
+        for channel in &channels {
+            let mut feed = FeedServiceClient::with_interceptor(channel.clone(), professional as Interceptor)
+                .max_decoding_message_size(usize::MAX);
+            let request = pb::SubscribeRequest {
+                family_id: String::new(),
+                purpose: pb::Purpose::Care as i32,
+                resume_token: String::new(),
+            };
+            let mut stream = feed.subscribe(request).await.expect("subscribe").into_inner();
+            let (measuring, latencies, deliveries) = (measuring.clone(), latencies.clone(), deliveries.clone());
+            subscribers.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                while let Ok(Some(message)) = stream.message().await {
+                    let now = SystemTime::now();
+                    if !measuring.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    for item in &message.items {
+                        let Some(at) = item.recorded_at else { continue };
+                        let at = SystemTime::UNIX_EPOCH + Duration::new(at.seconds as u64, at.nanos as u32);
+                        mine.push(now.duration_since(at).unwrap_or_default().as_secs_f64() * 1000.0);
+                    }
+                    deliveries.fetch_add(message.items.len() as u64, Ordering::Relaxed);
+                }
+                latencies.lock().expect("latencies").extend(mine);
+            }));
+        }
+    }
+
+    let rss_samples = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
+    let sampler = {
+        let rss_samples = rss_samples.clone();
+        tokio::spawn(async move {
+            loop {
+                rss_samples.lock().expect("rss").push(rss_mib());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+    let appended = Arc::new(AtomicU64::new(0));
+    let deadline_warm = Instant::now() + settings.warmup;
+    let deadline_end = deadline_warm + settings.measure;
+    let text = harness::payload(450);
+    let mut appenders = Vec::new();
+    for a in 0..shape.appenders {
+        let (channels, appended, text) = (channels.clone(), appended.clone(), text.clone());
+        let families = shape.families;
+        let orgs = shape.orgs;
+        appenders.push(tokio::spawn(async move {
+            let mut f = a % families;
+            loop {
+                let now = Instant::now();
+                if now >= deadline_end {
+                    return;
+                }
+                let mut case =
+                    CaseServiceClient::with_interceptor(channels[f % orgs].clone(), professional as Interceptor);
+                case.append_events(append(f, note(&text))).await.expect("append");
+                if Instant::now() >= deadline_warm && now >= deadline_warm {
+                    appended.fetch_add(1, Ordering::Relaxed);
+                }
+                f = (f + shape_stride(families)) % families;
+            }
+        }));
+    }
+    tokio::time::sleep_until(deadline_warm.into()).await;
+    measuring.store(true, Ordering::Relaxed);
+    let delivered_before = deliveries.load(Ordering::Relaxed);
+    for a in appenders {
+        a.await.expect("appender");
+    }
+    let delivered = deliveries.load(Ordering::Relaxed) - delivered_before;
+    // Let deliveries of the last appends arrive before the streams close.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    measuring.store(false, Ordering::Relaxed);
+    sampler.abort();
+    let _ = stop.send(());
+    for s in subscribers {
+        let _ = s.await;
+    }
+    server.await.expect("server task").expect("server");
+    let mut latencies = std::mem::take(&mut *latencies.lock().expect("latencies"));
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let rss = rss_samples.lock().expect("rss").clone();
+    let secs = settings.measure.as_secs_f64();
+    Outcome {
+        appends_per_sec: appended.load(Ordering::Relaxed) as f64 / secs,
+        deliveries_per_sec: delivered as f64 / secs,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        max_ms: latencies.last().copied().unwrap_or(f64::NAN),
+        rss_start_mib: rss.get(rss.len() / 10).copied().unwrap_or(f64::NAN),
+        rss_end_mib: rss.last().copied().unwrap_or(f64::NAN),
+    }
+}
+
+/// Appenders walk the families with a stride coprime to their number, so that consecutive
+/// appends hit different families.
+fn shape_stride(families: usize) -> usize {
+    (1..families).rev().find(|s| gcd(*s, families) == 1 && *s < families / 2 + 1).unwrap_or(1)
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+fn rss_mib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(f64::NAN);
+    pages * 4096.0 / (1024.0 * 1024.0)
+}
+
+async fn connect(pki: &DevPki, port: u16, org: &str) -> Channel {
+    let tls = pki.client_tls(Some(org)).expect("client tls");
+    let endpoint =
+        Endpoint::from_shared(format!("https://localhost:{port}")).expect("endpoint").tls_config(tls).expect("tls");
+    for _ in 0..100 {
+        if let Ok(c) = endpoint.connect().await {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("server did not come up");
+}
+
+type Interceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+#[allow(dead_code)]
+type Intercepted = InterceptedService<Channel, Interceptor>;
+
+// tonic's interceptor signature fixes the error type.
+#[allow(clippy::result_large_err)]
+fn professional(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    req.metadata_mut().insert("x-professional-id", "bench".parse().expect("ascii"));
+    req.metadata_mut().insert("x-professional-role", "regiebehandelaar".parse().expect("ascii"));
+    Ok(req)
+}
+
+fn family(f: usize) -> String {
+    format!("bench-fam-{f}")
+}
+
+fn append(f: usize, event: pb::CaseEvent) -> pb::AppendEventsRequest {
+    pb::AppendEventsRequest {
+        family_id: family(f),
+        expected_revision: Some(pb::ExpectedRevision {
+            expectation: Some(pb::expected_revision::Expectation::Any(())),
+        }),
+        events: vec![event],
+    }
+}
+
+fn grant(f: usize, recipients: Vec<pb::Recipient>) -> pb::GrantConsentRequest {
+    pb::GrantConsentRequest {
+        family_id: family(f),
+        event_id: uuid::Uuid::new_v4().to_string(),
+        consent_id: "c".into(),
+        subject_member_id: "m".into(),
+        categories: vec![pb::InformationCategory::TreatmentNotes as i32],
+        recipients,
+        purpose: pb::Purpose::Care as i32,
+        given_by_member_ids: vec!["m".into()],
+        method: Some(pb::ConsentMethod { method: Some(pb::consent_method::Method::SignedFormReference("f".into())) }),
+        requested_reason: "afstemming".into(),
+        ..Default::default()
+    }
+}
+
+fn event(kind: pb::case_event::Kind, category: pb::InformationCategory) -> pb::CaseEvent {
+    pb::CaseEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        occurred_at: Some(prost_types::Timestamp { seconds: 1_760_000_000, nanos: 0 }),
+        subject_member_ids: vec!["m".into()],
+        categories: vec![category as i32],
+        kind: Some(kind),
+    }
+}
+
+fn member_added() -> pb::CaseEvent {
+    event(
+        pb::case_event::Kind::MemberAdded(pb::MemberAdded {
+            member_id: "m".into(),
+            role: pb::MemberRole::Parent as i32,
+            display_name: "Ouder".into(),
+            ..Default::default()
+        }),
+        pb::InformationCategory::Identity,
+    )
+}
+
+fn note(text: &str) -> pb::CaseEvent {
+    event(pb::case_event::Kind::Note(pb::Note { text: text.into() }), pb::InformationCategory::TreatmentNotes)
+}
