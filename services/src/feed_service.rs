@@ -6,7 +6,7 @@
 use crate::consent_service::family_id;
 use crate::error::ServiceError;
 use crate::identity::interceptor::requester;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use gezinsdossier_ledger::authorisation::Caller;
 use gezinsdossier_ledger::consent::Purpose;
 use gezinsdossier_ledger::disclosure::{AccessLogEvent, Notice, NoticeKind};
@@ -46,6 +46,8 @@ const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// Families whose position a subscriber to every family keeps; forgetting one costs a
 /// re-read of that family's stream and at most repeats, never a loss.
 const MAX_FOLLOWED_FAMILIES: usize = 4096;
+/// Most log events a subscriber to every family takes in one round.
+const MAX_EVENTS_PER_ROUND: usize = 512;
 /// A subscriber to every family that was sent nothing for this long, while the log moved,
 /// is sent a fresh token.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
@@ -239,79 +241,123 @@ impl Follower {
             return;
         }
         loop {
-            let event = match self.woken(&mut wake).await {
-                Woken::Event(e) => e,
+            // Everything already waiting is taken together: one batch (and one disclosure)
+            // per family, the families' batches built and committed concurrently, so that a
+            // subscriber behind the log catches up instead of waiting out one commit per
+            // event.
+            let mut events = match self.woken(&mut wake).await {
+                Woken::Event(e) => vec![e],
                 Woken::Ended => return,
             };
-            let token = self.sender.every_family_token(event.position + 1);
-            let sent = if let Some(family) = family_of(&event) {
-                let position = match positions.get(&family) {
-                    Some(p) => p.clone(),
-                    None => match self
-                        .families
-                        .feed_position_before(&self.caller, &family, self.purpose, event.revision)
-                        .await
-                    {
-                        Ok(p) => p,
-                        Err(e) => return self.sender.fail(e).await,
-                    },
-                };
-                if position.revision.is_some_and(|r| r >= event.revision) {
-                    // An earlier batch already covered this event.
-                    continue;
+            while events.len() < MAX_EVENTS_PER_ROUND {
+                match wake.next().now_or_never() {
+                    Some(Some(Ok(e))) => events.push(e),
+                    Some(Some(Err(e))) => return self.sender.fail(FamilyError::from(e)).await,
+                    _ => break,
                 }
-                let ask = FeedAsk {
-                    family: &family,
-                    purpose: self.purpose,
-                    position: &position,
-                    refuse_without_basis: false,
-                    woken_at: Some(event.revision),
-                };
-                let batch = match self.families.feed_batch(&self.caller, ask).await {
-                    Ok(b) => b,
-                    Err(e) => return self.sender.fail(e).await,
-                };
-                if positions.len() >= MAX_FOLLOWED_FAMILIES
-                    && !positions.contains_key(&family)
-                    && let Some(forget) = positions.keys().next().cloned()
-                {
-                    positions.remove(&forget);
-                }
-                positions.insert(family.clone(), batch.position.clone());
-                if batch.items.is_empty() && !batch.access_ended {
-                    None
-                } else {
-                    let before = self.sender.every_family_token(event.position);
-                    Some(
-                        self.sender
-                            .deliver_batch(Delivery { family: &family, batch: &batch, notices: &[] }, &before, &token)
-                            .await,
-                    )
-                }
-            } else if let Some((family, id, notice)) = notice_for(&self.caller, &event) {
-                let message = pb::FeedMessage {
-                    family_id: family.as_str().to_owned(),
-                    retracted_event_ids: retracted(std::slice::from_ref(&(id, notice.clone()))),
-                    notices: vec![notice_message(family.as_str(), id, &notice, None)],
-                    resume_token: token.clone(),
-                    ..Default::default()
-                };
-                Some(self.sender.deliver(message).await)
-            } else {
-                None
+            }
+            let (Some(first), Some(last)) = (events.first(), events.last()) else { continue };
+            let before = self.sender.every_family_token(first.position);
+            let after = self.sender.every_family_token(last.position + 1);
+            let messages = match self.round(&mut positions, &events).await {
+                Ok(m) => m,
+                Err(e) => return self.sender.fail(e).await,
             };
-            match sent {
-                Some(false) => return,
-                Some(true) => last_sent = Some(Instant::now()),
-                None if last_sent.is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY) => {
-                    if !self.sender.deliver(token_only(token)).await {
-                        return;
-                    }
-                    last_sent = Some(Instant::now());
+            let count = messages.len();
+            for (i, (family, batch, notices)) in messages.into_iter().enumerate() {
+                let token = if i + 1 == count { &after } else { &before };
+                let delivery = Delivery { family: &family, batch: &batch, notices: &notices };
+                if !self.sender.deliver_batch(delivery, &before, token).await {
+                    return;
                 }
-                None => {}
+                last_sent = Some(Instant::now());
+            }
+            if count == 0 && last_sent.is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY) {
+                if !self.sender.deliver(token_only(after)).await {
+                    return;
+                }
+                last_sent = Some(Instant::now());
             }
         }
+    }
+
+    /// What `events` bring this subscriber to every family, in the order of the families'
+    /// first events: one batch per family that concerns it and changed for it, and the
+    /// notices addressed to it. Keeps `positions` up to date (bounded).
+    async fn round(
+        &self,
+        positions: &mut HashMap<FamilyId, FeedPosition>,
+        events: &[Arc<RecordedEvent>],
+    ) -> Result<Vec<(FamilyId, FeedBatch, Vec<(EventId, Notice)>)>, FamilyError> {
+        // Per family: its first event's revision here and its last.
+        let mut woken: Vec<(FamilyId, u64, u64)> = Vec::new();
+        let mut notices = Vec::new();
+        for event in events {
+            if let Some(family) = family_of(event) {
+                match woken.iter_mut().find(|(f, _, _)| *f == family) {
+                    Some(entry) => entry.2 = event.revision,
+                    None => woken.push((family, event.revision, event.revision)),
+                }
+            } else if let Some(notice) = notice_for(&self.caller, event) {
+                notices.push(notice);
+            }
+        }
+        let batches = futures::future::join_all(woken.iter().map(|(family, first, last)| {
+            let known = positions.get(family).cloned();
+            async move { self.family_batch(known, family, *first, *last).await }
+        }))
+        .await;
+        let mut out = Vec::new();
+        for ((family, _, _), batch) in woken.into_iter().zip(batches) {
+            let Some((position, batch)) = batch? else { continue };
+            if positions.len() >= MAX_FOLLOWED_FAMILIES
+                && !positions.contains_key(&family)
+                && let Some(forget) = positions.keys().next().cloned()
+            {
+                positions.remove(&forget);
+            }
+            positions.insert(family.clone(), position);
+            if let Some(batch) = batch {
+                out.push((family, batch, Vec::new()));
+            }
+        }
+        for (family, id, notice) in notices {
+            out.push((family, FeedBatch::empty(), vec![(id, notice)]));
+        }
+        Ok(out)
+    }
+
+    /// One family's batch for a subscriber to every family, woken by its revisions
+    /// `first..=last`: `None` when the family does not concern it; otherwise its new position,
+    /// and the batch when something changed for it.
+    async fn family_batch(
+        &self,
+        known: Option<FeedPosition>,
+        family: &FamilyId,
+        first: u64,
+        last: u64,
+    ) -> Result<Option<(FeedPosition, Option<FeedBatch>)>, FamilyError> {
+        if !self.families.feed_concerns(&self.caller, family, last).await? {
+            return Ok(None);
+        }
+        let position = match known {
+            Some(p) => p,
+            None => self.families.feed_position_before(&self.caller, family, self.purpose, first).await?,
+        };
+        if position.revision.is_some_and(|r| r >= last) {
+            // An earlier batch already covered these events.
+            return Ok(Some((position, None)));
+        }
+        let ask = FeedAsk {
+            family,
+            purpose: self.purpose,
+            position: &position,
+            refuse_without_basis: false,
+            woken_at: Some(last),
+        };
+        let batch = self.families.feed_batch(&self.caller, ask).await?;
+        let changed = !batch.items.is_empty() || batch.access_ended;
+        Ok(Some((batch.position.clone(), changed.then_some(batch))))
     }
 
     /// The next event of the log, or the end of the stream (with its status sent) when the

@@ -7,7 +7,7 @@
 //! first event of that family it is woken by ([`Families::feed_position_before`]).
 
 use super::{CATCH_UP_PAGE, Families, FamilyError, Logged, Target, cache};
-use crate::authorisation::{Action, Caller, authorise};
+use crate::authorisation::{Action, Caller, authorise, takes_part};
 use crate::case::InformationCategory;
 use crate::consent::Purpose;
 use crate::disclosure::{self, AccessLogEvent, Notice};
@@ -37,6 +37,13 @@ pub struct FeedBatch {
     /// A consent or basis that covered something ended (never says what).
     pub access_ended: bool,
     pub position: FeedPosition,
+}
+
+impl FeedBatch {
+    /// A batch with no items (one that carries only notices).
+    pub fn empty() -> Self {
+        Self { items: Vec::new(), logged: None, access_ended: false, position: FeedPosition::default() }
+    }
 }
 
 /// How a batch is asked for.
@@ -144,16 +151,8 @@ impl Families {
     pub async fn feed_batch(&self, caller: &Caller, ask: FeedAsk<'_>) -> Result<FeedBatch, FamilyError> {
         let FeedAsk { family, purpose, position, refuse_without_basis, woken_at } = ask;
         let at = self.clock.now();
-        let view = {
-            let slot = self.cache.loaded(&*self.store, family).await?;
-            let mut slot = slot.lock().await;
-            // Events are woken in log order, so a cache that holds the waking event holds
-            // everything before it (a withdrawal on another replica included).
-            if woken_at.is_none_or(|r| slot.state.revision.is_none_or(|cached| cached < r)) {
-                cache::catch_up(&*self.store, family, &mut slot.state).await?;
-            }
-            dossier::build(&slot.state, &caller.actor, purpose, at)
-        };
+        let view =
+            self.with_state_woken(family, woken_at, |state| dossier::build(state, &caller.actor, purpose, at)).await?;
         // As for the dossier: with no basis at all and nothing of its own, the subscriber is
         // refused at the start, and the refusal recorded.
         if refuse_without_basis && position.revision.is_none() && view.is_refusal() {
@@ -187,6 +186,33 @@ impl Families {
         };
         let position = FeedPosition { revision: view.family_revision, visible, ..position.clone() };
         Ok(FeedBatch { items, logged, access_ended, position })
+    }
+
+    /// Whether `caller` takes any part in `family` (as the policy defines it). A subscriber
+    /// to every family skips the families where it does not: nothing of them can be
+    /// visible to it, and nothing it saw can have been there.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn feed_concerns(&self, caller: &Caller, family: &FamilyId, woken_at: u64) -> Result<bool, FamilyError> {
+        self.with_state_woken(family, Some(woken_at), |state| takes_part(state, caller)).await
+    }
+
+    /// Runs `f` on the cached family state, read up from the store unless the cache already
+    /// holds `woken_at`: events are woken in log order, so a cache that holds the waking
+    /// event holds everything before it (a withdrawal on another replica included).
+    async fn with_state_woken<T>(
+        &self,
+        family: &FamilyId,
+        woken_at: Option<u64>,
+        f: impl FnOnce(&FamilyState) -> T,
+    ) -> Result<T, FamilyError> {
+        let slot = self.cache.loaded(&*self.store, family).await?;
+        let mut slot = slot.lock().await;
+        if woken_at.is_none_or(|r| slot.state.revision.is_none_or(|cached| cached < r)) {
+            cache::catch_up(&*self.store, family, &mut slot.state).await?;
+        }
+        Ok(f(&slot.state))
     }
 
     /// Notices addressed to `caller`'s organisation in `family` after the access-log
