@@ -9,19 +9,20 @@
 
 #[path = "../../ledger/benches/harness.rs"]
 mod harness;
+#[path = "common/support.rs"]
+mod support;
 
 use gezinsdossier_ledger::actor::OrganisationType;
 use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::case_service_client::CaseServiceClient;
 use gezinsdossier_proto::v1::consent_service_client::ConsentServiceClient;
 use gezinsdossier_proto::v1::feed_service_client::FeedServiceClient;
-use gezinsdossier_services::config::{Config, LogFormat};
-use gezinsdossier_services::identity::dev_ca::{self, DevOrganisation, DevPki};
+use gezinsdossier_services::identity::dev_ca::{DevOrganisation, DevPki};
 use harness::{Settings, arg};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
-use tonic::service::interceptor::InterceptedService;
+use support::{member_added, note, professional, request, start_server};
 use tonic::transport::{Channel, Endpoint};
 
 /// Each family's author consents to disclosure to this many other organisations.
@@ -89,20 +90,7 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
     let dir = tempfile::tempdir().expect("tempdir");
     let orgs: Vec<DevOrganisation> =
         (0..shape.orgs).map(|i| DevOrganisation::new(&org_id(i), "Bench", OrganisationType::VGgz)).collect();
-    let pki = dev_ca::generate(&dir.path().join("pki"), &orgs, &[]).expect("pki");
-    let config = Config {
-        data_dir: dir.path().join("data"),
-        tls: Some(pki.server_tls()),
-        organisations: Some(pki.registry.clone()),
-        log_format: LogFormat::Json,
-        ..Config::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(gezinsdossier_services::server::serve(config, listener, async {
-        let _ = stopped.await;
-    }));
+    let support::BenchServer { pki, port, stop, task: server } = start_server(dir.path(), &orgs).await;
     let mut channels = Vec::new();
     for i in 0..shape.orgs {
         channels.push(connect(&pki, port, &org_id(i)).await);
@@ -113,7 +101,7 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
     for f in 0..shape.families {
         let a = author(f);
         let mut case = CaseServiceClient::with_interceptor(channels[a].clone(), professional as Interceptor);
-        case.append_events(append(f, member_added())).await.expect("create family");
+        case.append_events(request(&family(f), member_added())).await.expect("create family");
         let mut consent = ConsentServiceClient::with_interceptor(channels[a].clone(), professional as Interceptor);
         let recipients = (1..=RECIPIENTS_PER_FAMILY)
             .map(|k| pb::Recipient {
@@ -185,7 +173,7 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
                 }
                 let mut case =
                     CaseServiceClient::with_interceptor(channels[f % orgs].clone(), professional as Interceptor);
-                case.append_events(append(f, note(&text))).await.expect("append");
+                case.append_events(request(&family(f), note(&text))).await.expect("append");
                 if Instant::now() >= deadline_warm && now >= deadline_warm {
                     appended.fetch_add(1, Ordering::Relaxed);
                 }
@@ -260,29 +248,9 @@ async fn connect(pki: &DevPki, port: u16, org: &str) -> Channel {
 }
 
 type Interceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
-#[allow(dead_code)]
-type Intercepted = InterceptedService<Channel, Interceptor>;
-
-// tonic's interceptor signature fixes the error type.
-#[allow(clippy::result_large_err)]
-fn professional(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    req.metadata_mut().insert("x-professional-id", "bench".parse().expect("ascii"));
-    req.metadata_mut().insert("x-professional-role", "regiebehandelaar".parse().expect("ascii"));
-    Ok(req)
-}
 
 fn family(f: usize) -> String {
     format!("bench-fam-{f}")
-}
-
-fn append(f: usize, event: pb::CaseEvent) -> pb::AppendEventsRequest {
-    pb::AppendEventsRequest {
-        family_id: family(f),
-        expected_revision: Some(pb::ExpectedRevision {
-            expectation: Some(pb::expected_revision::Expectation::Any(())),
-        }),
-        events: vec![event],
-    }
 }
 
 fn grant(f: usize, recipients: Vec<pb::Recipient>) -> pb::GrantConsentRequest {
@@ -299,30 +267,4 @@ fn grant(f: usize, recipients: Vec<pb::Recipient>) -> pb::GrantConsentRequest {
         requested_reason: "afstemming".into(),
         ..Default::default()
     }
-}
-
-fn event(kind: pb::case_event::Kind, category: pb::InformationCategory) -> pb::CaseEvent {
-    pb::CaseEvent {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        occurred_at: Some(prost_types::Timestamp { seconds: 1_760_000_000, nanos: 0 }),
-        subject_member_ids: vec!["m".into()],
-        categories: vec![category as i32],
-        kind: Some(kind),
-    }
-}
-
-fn member_added() -> pb::CaseEvent {
-    event(
-        pb::case_event::Kind::MemberAdded(pb::MemberAdded {
-            member_id: "m".into(),
-            role: pb::MemberRole::Parent as i32,
-            display_name: "Ouder".into(),
-            ..Default::default()
-        }),
-        pb::InformationCategory::Identity,
-    )
-}
-
-fn note(text: &str) -> pb::CaseEvent {
-    event(pb::case_event::Kind::Note(pb::Note { text: text.into() }), pb::InformationCategory::TreatmentNotes)
 }

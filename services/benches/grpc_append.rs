@@ -5,13 +5,14 @@
 
 #[path = "../../ledger/benches/harness.rs"]
 mod harness;
+#[path = "common/support.rs"]
+mod support;
 
 use gezinsdossier_ledger::actor::OrganisationType;
-use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::case_service_client::CaseServiceClient;
-use gezinsdossier_services::config::{Config, LogFormat};
-use gezinsdossier_services::identity::dev_ca::{self, DevOrganisation};
+use gezinsdossier_services::identity::dev_ca::DevOrganisation;
 use harness::{Settings, measure, median, print_header, print_row};
+use support::{member_added, note, professional, request, start_server};
 use tonic::transport::{Channel, Endpoint};
 
 const ORG: &str = "bench-ggz";
@@ -37,20 +38,7 @@ fn main() {
 async fn run(settings: &Settings, appenders: usize, hot: bool) -> harness::Sample {
     let dir = tempfile::tempdir().expect("tempdir");
     let org = DevOrganisation::new(ORG, "Bench", OrganisationType::VGgz);
-    let pki = dev_ca::generate(&dir.path().join("pki"), &[org], &[]).expect("pki");
-    let config = Config {
-        data_dir: dir.path().join("data"),
-        tls: Some(pki.server_tls()),
-        organisations: Some(pki.registry.clone()),
-        log_format: LogFormat::Json,
-        ..Config::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(gezinsdossier_services::server::serve(config, listener, async {
-        let _ = stopped.await;
-    }));
+    let support::BenchServer { pki, port, stop, task: server } = start_server(dir.path(), &[org]).await;
 
     let tls = pki.client_tls(Some(ORG)).expect("client tls");
     let mut channels: Vec<Channel> = Vec::new();
@@ -100,47 +88,4 @@ type Client = CaseServiceClient<
 
 fn client(channel: Channel) -> Client {
     CaseServiceClient::with_interceptor(channel, professional as fn(_) -> _)
-}
-
-// tonic's interceptor signature fixes the error type.
-#[allow(clippy::result_large_err)]
-fn professional(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    req.metadata_mut().insert("x-professional-id", "bench".parse().expect("ascii"));
-    req.metadata_mut().insert("x-professional-role", "regiebehandelaar".parse().expect("ascii"));
-    Ok(req)
-}
-
-fn request(family: &str, event: pb::CaseEvent) -> pb::AppendEventsRequest {
-    pb::AppendEventsRequest {
-        family_id: family.into(),
-        expected_revision: Some(pb::ExpectedRevision {
-            expectation: Some(pb::expected_revision::Expectation::Any(())),
-        }),
-        events: vec![event],
-    }
-}
-
-fn event(kind: pb::case_event::Kind, category: pb::InformationCategory) -> pb::CaseEvent {
-    pb::CaseEvent {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        occurred_at: Some(prost_types::Timestamp { seconds: 1_760_000_000, nanos: 0 }),
-        subject_member_ids: vec!["m".into()],
-        categories: vec![category as i32],
-        kind: Some(kind),
-    }
-}
-
-fn member_added() -> pb::CaseEvent {
-    event(
-        pb::case_event::Kind::MemberAdded(pb::MemberAdded {
-            member_id: "m".into(),
-            role: pb::MemberRole::Parent as i32,
-            ..Default::default()
-        }),
-        pb::InformationCategory::Identity,
-    )
-}
-
-fn note(text: &str) -> pb::CaseEvent {
-    event(pb::case_event::Kind::Note(pb::Note { text: text.into() }), pb::InformationCategory::TreatmentNotes)
 }

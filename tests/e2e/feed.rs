@@ -48,6 +48,26 @@ fn texts(m: &pb::FeedMessage) -> Vec<String> {
         .collect()
 }
 
+/// The family, with the mother's consent that the GI may see her plans; the consent and
+/// case clients of youth care, which wrote both.
+async fn family_with_plan_consent(server: &TestServer) -> (crate::support::ConsentClient, crate::support::CaseClient) {
+    family(server).await;
+    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    (consent, server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await)
+}
+
+fn withdraw_plan_consent() -> pb::WithdrawConsentRequest {
+    pb::WithdrawConsentRequest {
+        family_id: FAMILY.into(),
+        event_id: build::id(),
+        consent_id: "c-plan".into(),
+        withdrawn_by_member_id: "mother".into(),
+        reason: "Niet meer".into(),
+        by_guardian: false,
+    }
+}
+
 fn note(category: C, text: &str) -> pb::CaseEvent {
     build::event(&["mother"], &[category], Kind::Note(pb::Note { text: text.into() }))
 }
@@ -55,10 +75,7 @@ fn note(category: C, text: &str) -> pb::CaseEvent {
 #[tokio::test]
 async fn the_feed_delivers_what_the_dossier_would_show_each_message_a_disclosure_first() {
     let server = TestServer::start().await;
-    family(&server).await;
-    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
-    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
-    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let (mut consent, mut youth) = family_with_plan_consent(&server).await;
 
     let mut stream = feed(&server, GI).await.subscribe(subscribe("")).await.unwrap().into_inner();
     // First what is visible now (nothing yet: the gezinsplan also concerns the child, whom
@@ -82,15 +99,7 @@ async fn the_feed_delivers_what_the_dossier_would_show_each_message_a_disclosure
 
     // Withdrawal mid-stream: access ended is said (never what), and nothing of the mother's
     // plan is delivered after it; the GI's own note still is.
-    let withdraw = pb::WithdrawConsentRequest {
-        family_id: FAMILY.into(),
-        event_id: build::id(),
-        consent_id: "c-plan".into(),
-        withdrawn_by_member_id: "mother".into(),
-        reason: "Niet meer".into(),
-        by_guardian: false,
-    };
-    consent.withdraw_consent(withdraw).await.unwrap();
+    consent.withdraw_consent(withdraw_plan_consent()).await.unwrap();
     let ended = next(&mut stream).await.unwrap();
     assert!(ended.access_ended && ended.items.is_empty(), "{ended:?}");
     youth.append_events(append(FAMILY, any(), vec![note(C::Plan, "Na intrekking")])).await.unwrap();
@@ -128,13 +137,10 @@ async fn the_feed_delivers_what_the_dossier_would_show_each_message_a_disclosure
 #[tokio::test]
 async fn nothing_is_delivered_when_the_disclosure_cannot_be_committed() {
     let server = TestServer::start().await;
-    family(&server).await;
-    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
-    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    let (_consent, mut youth) = family_with_plan_consent(&server).await;
     let mut stream = feed(&server, GI).await.subscribe(subscribe("")).await.unwrap().into_inner();
     next(&mut stream).await.unwrap();
     server.store.fail_appends("disclosures-", Fault::BeforeWrite);
-    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
     youth.append_events(append(FAMILY, any(), vec![note(C::Plan, "Mag niet weglekken")])).await.unwrap();
     let err = next(&mut stream).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
@@ -195,10 +201,7 @@ async fn a_subscriber_that_falls_behind_is_told_and_resumes_without_loss() {
 #[tokio::test]
 async fn corrections_and_retractions_reach_the_recipients_feed_with_their_notices() {
     let server = TestServer::start().await;
-    family(&server).await;
-    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
-    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
-    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let (_consent, mut youth) = family_with_plan_consent(&server).await;
     let original = note(C::Plan, "Afspraak op dinsdag");
     let original_id = original.event_id.clone();
     youth.append_events(append(FAMILY, any(), vec![original])).await.unwrap();
@@ -316,10 +319,7 @@ fn all_texts(messages: &[pb::FeedMessage]) -> Vec<String> {
 #[tokio::test]
 async fn one_subscription_follows_every_family_with_a_basis_and_no_other() {
     let server = TestServer::start().await;
-    family(&server).await;
-    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
-    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
-    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let (mut consent, mut youth) = family_with_plan_consent(&server).await;
     youth.append_events(append(FAMILY, any(), vec![note(C::Plan, "Van voor het abonnement")])).await.unwrap();
     let other = "fam-zonder-grondslag";
     youth.append_events(append(other, build::no_stream(), vec![build::parent("mother")])).await.unwrap();
@@ -346,15 +346,7 @@ async fn one_subscription_follows_every_family_with_a_basis_and_no_other() {
     assert!(got.iter().all(|m| m.family_id == later), "{got:?}");
 
     // Withdrawal: access ended is said for that family, and nothing more of it arrives.
-    let withdraw = pb::WithdrawConsentRequest {
-        family_id: FAMILY.into(),
-        event_id: build::id(),
-        consent_id: "c-plan".into(),
-        withdrawn_by_member_id: "mother".into(),
-        reason: "Niet meer".into(),
-        by_guardian: false,
-    };
-    consent.withdraw_consent(withdraw).await.unwrap();
+    consent.withdraw_consent(withdraw_plan_consent()).await.unwrap();
     let got = read_until(&mut stream, |m| m.iter().any(|m| m.access_ended)).await;
     assert!(got.iter().all(|m| m.family_id == FAMILY && m.items.is_empty()), "{got:?}");
     youth.append_events(append(FAMILY, any(), vec![note(C::Plan, "Na intrekking")])).await.unwrap();
@@ -372,10 +364,7 @@ async fn one_subscription_follows_every_family_with_a_basis_and_no_other() {
 #[tokio::test]
 async fn an_every_family_token_resumes_after_itself_and_only_as_issued() {
     let server = TestServer::start().await;
-    family(&server).await;
-    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
-    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
-    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let (_consent, mut youth) = family_with_plan_consent(&server).await;
     let mut stream = feed(&server, GI).await.subscribe(subscribe_every("")).await.unwrap().into_inner();
     next(&mut stream).await.unwrap();
     youth.append_events(append(FAMILY, any(), vec![note(C::Plan, "Voor het token")])).await.unwrap();
@@ -406,11 +395,8 @@ async fn an_every_family_token_resumes_after_itself_and_only_as_issued() {
 #[tokio::test]
 async fn a_large_catch_up_arrives_in_parts_under_one_disclosure() {
     let server = TestServer::start_with(|c| c.shutdown_grace_ms = 300).await;
-    family(&server).await;
+    let (_consent, mut youth) = family_with_plan_consent(&server).await;
     let mut gi_case = server.case_client(GI, "gv-3", "gezinsvoogd").await;
-    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
-    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
-    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
     let text = "x".repeat(64 * 1024);
     let mut written = std::collections::HashSet::new();
     for i in 0..80 {
