@@ -52,14 +52,29 @@ pub(super) async fn catch_up(
     family: &FamilyId,
     state: &mut FamilyState,
 ) -> Result<(), FamilyError> {
+    catch_up_before(store, family, state, None).await
+}
+
+/// Applies the family's events that `state` has not seen yet, up to revision `before`
+/// (exclusive; all with `None`).
+pub(super) async fn catch_up_before(
+    store: &dyn EventStore,
+    family: &FamilyId,
+    state: &mut FamilyState,
+    before: Option<u64>,
+) -> Result<(), FamilyError> {
     let stream = family.stream();
     loop {
         let from = state.revision.map_or(0, |r| r + 1);
-        let page = store.read_stream(&stream, from, CATCH_UP_PAGE).await?;
+        let limit = before.map_or(CATCH_UP_PAGE, |b| CATCH_UP_PAGE.min(b.saturating_sub(from) as usize));
+        if limit == 0 {
+            return Ok(());
+        }
+        let page = store.read_stream(&stream, from, limit).await?;
         for event in &page {
             state.apply(event)?;
         }
-        if page.len() < CATCH_UP_PAGE {
+        if page.len() < limit {
             return Ok(());
         }
     }

@@ -6,7 +6,7 @@
 //! [`FeedPosition`]; a subscriber to every family learns where it stood in a family from the
 //! first event of that family it is woken by ([`Families::feed_position_before`]).
 
-use super::{CATCH_UP_PAGE, Families, FamilyError, Logged, Target, cache};
+use super::{Families, FamilyError, Logged, Target, cache};
 use crate::authorisation::{Action, Caller, authorise, takes_part};
 use crate::case::InformationCategory;
 use crate::consent::Purpose;
@@ -128,17 +128,7 @@ impl Families {
             return Ok(FeedPosition::default());
         }
         let mut state = FamilyState::default();
-        let stream = family.stream();
-        while state.revision.is_none_or(|r| r + 1 < revision) {
-            let from = state.revision.map_or(0, |r| r + 1);
-            let page = self.store.read_stream(&stream, from, CATCH_UP_PAGE.min((revision - from) as usize)).await?;
-            if page.is_empty() {
-                break;
-            }
-            for event in &page {
-                state.apply(event)?;
-            }
-        }
+        cache::catch_up_before(&*self.store, family, &mut state, Some(revision)).await?;
         let view = dossier::build(&state, &caller.actor, purpose, self.clock.now());
         Ok(FeedPosition { revision: state.revision, visible: visible_of(&view), access_log_revision: None })
     }
@@ -196,23 +186,6 @@ impl Families {
     /// A store failure.
     pub async fn feed_concerns(&self, caller: &Caller, family: &FamilyId, woken_at: u64) -> Result<bool, FamilyError> {
         self.with_state_woken(family, Some(woken_at), |state| takes_part(state, caller)).await
-    }
-
-    /// Runs `f` on the cached family state, read up from the store unless the cache already
-    /// holds `woken_at`: events are woken in log order, so a cache that holds the waking
-    /// event holds everything before it (a withdrawal on another replica included).
-    async fn with_state_woken<T>(
-        &self,
-        family: &FamilyId,
-        woken_at: Option<u64>,
-        f: impl FnOnce(&FamilyState) -> T,
-    ) -> Result<T, FamilyError> {
-        let slot = self.cache.loaded(&*self.store, family).await?;
-        let mut slot = slot.lock().await;
-        if woken_at.is_none_or(|r| slot.state.revision.is_none_or(|cached| cached < r)) {
-            cache::catch_up(&*self.store, family, &mut slot.state).await?;
-        }
-        Ok(f(&slot.state))
     }
 
     /// Notices addressed to `caller`'s organisation in `family` after the access-log

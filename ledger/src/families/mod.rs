@@ -164,9 +164,24 @@ impl Families {
         family: &FamilyId,
         f: impl FnOnce(&FamilyState) -> T,
     ) -> Result<T, FamilyError> {
+        self.with_state_woken(family, None, f).await
+    }
+
+    /// As [`Self::with_state_or_empty`], but the store is not read again when the cache
+    /// already holds revision `woken_at`: a follower woken by events in log order knows that
+    /// a cache holding the waking event holds everything before it (a withdrawal on another
+    /// replica included).
+    async fn with_state_woken<T>(
+        &self,
+        family: &FamilyId,
+        woken_at: Option<u64>,
+        f: impl FnOnce(&FamilyState) -> T,
+    ) -> Result<T, FamilyError> {
         let slot = self.cache.loaded(&*self.store, family).await?;
         let mut slot = slot.lock().await;
-        cache::catch_up(&*self.store, family, &mut slot.state).await?;
+        if woken_at.is_none_or(|r| slot.state.revision.is_none_or(|cached| cached < r)) {
+            cache::catch_up(&*self.store, family, &mut slot.state).await?;
+        }
         Ok(f(&slot.state))
     }
 
