@@ -439,3 +439,32 @@ async fn a_large_catch_up_arrives_in_parts_under_one_disclosure() {
     assert!(stopped.is_ok(), "a subscriber that stopped reading held the shutdown up");
     drop(again);
 }
+
+/// While the log moves with nothing for it, a subscriber to every family is still sent a
+/// fresh token now and then (at most every 5 s), so that resuming does not re-read what
+/// concerned nobody here; resuming from it goes on from there.
+#[tokio::test]
+async fn an_every_family_subscriber_is_sent_fresh_tokens_while_nothing_concerns_it() {
+    let server = TestServer::start().await;
+    let (_consent, mut youth) = family_with_plan_consent(&server).await;
+    let mut stream = feed(&server, GI).await.subscribe(subscribe_every("")).await.unwrap().into_inner();
+    let first = next(&mut stream).await.unwrap().resume_token;
+    let other = "fam-niet-voor-de-gi";
+    youth.append_events(append(other, build::no_stream(), vec![build::parent("mother")])).await.unwrap();
+    let mut attempts = 0;
+    let checkpoint = loop {
+        attempts += 1;
+        assert!(attempts <= 40, "no fresh token in 20 s while the log moved");
+        youth.append_events(append(other, any(), vec![note(C::Plan, "niet voor de GI")])).await.unwrap();
+        let Ok(read) = tokio::time::timeout(Duration::from_millis(500), stream.message()).await else { continue };
+        let m = read.unwrap().expect("the feed ended");
+        assert!(m.family_id.is_empty() && m.items.is_empty() && m.notices.is_empty(), "only a token: {m:?}");
+        break m.resume_token;
+    };
+    assert_ne!(checkpoint, first, "the token moved on");
+    youth.append_events(append(FAMILY, any(), vec![note(C::Plan, "Na het nieuwe token")])).await.unwrap();
+    let mut resumed = feed(&server, GI).await.subscribe(subscribe_every(&checkpoint)).await.unwrap().into_inner();
+    let got = read_until(&mut resumed, |m| all_texts(m).contains(&"Na het nieuwe token".to_string())).await;
+    assert!(got.iter().all(|m| m.family_id == FAMILY), "{got:?}");
+    server.stop().await;
+}
