@@ -5,6 +5,7 @@
 
 use crate::consent_service::family_id;
 use crate::error::ServiceError;
+use crate::feed_router::FeedRouter;
 use crate::identity::interceptor::requester;
 use futures::{FutureExt, StreamExt};
 use gezinsdossier_ledger::authorisation::Caller;
@@ -56,6 +57,8 @@ pub struct FeedApi {
     families: Arc<Families>,
     /// One live read of the log for every subscriber of this process.
     log: Arc<Fanout>,
+    /// Routes that read to the subscribers to every family it may concern.
+    router: Arc<FeedRouter>,
     index: LogIndex,
     draining: watch::Receiver<bool>,
     slow_after: Duration,
@@ -72,7 +75,8 @@ impl FeedApi {
         slow_after: Duration,
     ) -> Self {
         let log = Arc::new(Fanout::new(families.store().clone()));
-        Self { families, log, index, draining, slow_after }
+        let router = Arc::new(FeedRouter::new(families.clone(), log.clone(), index.clone()));
+        Self { families, log, router, index, draining, slow_after }
     }
 }
 
@@ -148,11 +152,35 @@ impl FeedService for FeedApi {
             }
             None => {
                 let from = token.and_then(|t| t.next_position).unwrap_or_else(|| self.index.size());
-                let wake = self.log.follow(from);
+                let wake = self.every_family_wake(&follower.caller, from);
                 tokio::spawn(follower.follow_every(from, wake));
             }
         }
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+impl FeedApi {
+    /// What wakes a subscriber to every family from `from`: the log itself up to where the
+    /// router takes over, then only what the router sends it.
+    fn every_family_wake(&self, caller: &Caller, from: u64) -> Wake {
+        let (routed_from, routed) = self.router.register(caller.clone());
+        let catch_up = if from < routed_from {
+            let before_routing = move |e: &Result<Arc<RecordedEvent>, StoreError>| {
+                std::future::ready(e.as_ref().is_err() || e.as_ref().is_ok_and(|e| e.position < routed_from))
+            };
+            self.log.follow(from).take_while(before_routing).boxed()
+        } else {
+            futures::stream::empty().boxed()
+        };
+        let not_before_from = move |e: &Result<Arc<RecordedEvent>, StoreError>| {
+            std::future::ready(e.as_ref().is_err() || e.as_ref().is_ok_and(|e| e.position >= from))
+        };
+        // The router drops a subscriber whose queue is full: the stream ends, and it resumes.
+        let live = ReceiverStream::new(routed)
+            .filter(not_before_from)
+            .chain(futures::stream::once(std::future::ready(Err(StoreError::Closed))));
+        catch_up.chain(live).boxed()
     }
 }
 
@@ -368,7 +396,7 @@ impl Follower {
             next = wake.next() => match next {
                 Some(Ok(event)) => Woken::Event(event),
                 None | Some(Err(StoreError::Closed)) => {
-                    self.sender.end("the store is shutting down").await;
+                    self.sender.end("this subscription's read of the log ended").await;
                     Woken::Ended
                 }
                 Some(Err(e)) => {

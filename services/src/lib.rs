@@ -14,6 +14,7 @@
 //! - [`demo`]: the `demo` tour (one family through real gRPC, then verify and tamper).
 //! - [`log_service`]: the LogService (signed tree heads, inclusion and consistency proofs).
 //! - [`feed_service`]: the FeedService (a family's changes streamed, resume tokens).
+//! - [`feed_router`]: routes each commit once to the feed subscribers it may concern.
 //! - [`notice_service`]: the NoticeService (corrections told to earlier recipients).
 //! - [`readiness`]: what gRPC health says (commits, proof index, tree-head lag, shutdown).
 //! - [`proofs`]: inclusion proofs attached to audit rows and report lines.
@@ -31,6 +32,7 @@ pub mod consent_service;
 pub mod demo;
 pub mod dossier_service;
 pub mod error;
+pub mod feed_router;
 pub mod feed_service;
 pub mod health;
 pub mod identity;

@@ -46,6 +46,21 @@ impl FamilyCache {
     }
 }
 
+impl FamilyCache {
+    /// Runs `f` on the family's cached state if that holds `revision` and nobody holds its
+    /// lock now; `None` otherwise (never waits, never reads the store).
+    pub(super) fn try_current<T>(
+        &self,
+        family: &FamilyId,
+        revision: u64,
+        f: impl FnOnce(&FamilyState) -> T,
+    ) -> Option<T> {
+        let slot = self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(family)?.clone();
+        let slot = slot.try_lock().ok()?;
+        (slot.loaded && slot.state.revision.is_some_and(|r| r >= revision)).then(|| f(&slot.state))
+    }
+}
+
 /// Applies the family's events that `state` has not seen yet.
 pub(super) async fn catch_up(
     store: &dyn EventStore,

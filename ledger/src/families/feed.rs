@@ -74,19 +74,22 @@ pub fn family_of(event: &RecordedEvent) -> Option<FamilyId> {
     event.stream.as_str().strip_prefix(FamilyId::STREAM_PREFIX).and_then(|id| FamilyId::new(id).ok())
 }
 
-/// The notice `event` is, when it is one addressed to `caller`'s organisation, with its
-/// family.
-pub fn notice_for(caller: &Caller, event: &RecordedEvent) -> Option<(FamilyId, EventId, Notice)> {
+/// The notice `event` is, if it is one, with its family.
+pub fn notice_in(event: &RecordedEvent) -> Option<(FamilyId, EventId, Notice)> {
     if event.event_type != AccessLogEvent::NOTIFIED {
         return None;
     }
     let family = event.stream.as_str().strip_prefix(disclosure::STREAM_PREFIX).and_then(|id| FamilyId::new(id).ok())?;
     match serde_json::from_slice(&event.payload) {
-        Ok(AccessLogEvent::Notified(n)) if n.recipient_organisation_id == caller.organisation() => {
-            Some((family, event.event_id, n))
-        }
+        Ok(AccessLogEvent::Notified(n)) => Some((family, event.event_id, n)),
         _ => None,
     }
+}
+
+/// The notice `event` is, when it is one addressed to `caller`'s organisation, with its
+/// family.
+pub fn notice_for(caller: &Caller, event: &RecordedEvent) -> Option<(FamilyId, EventId, Notice)> {
+    notice_in(event).filter(|(_, _, n)| n.recipient_organisation_id == caller.organisation())
 }
 
 impl Families {
@@ -176,6 +179,18 @@ impl Families {
         };
         let position = FeedPosition { revision: view.family_revision, visible, ..position.clone() };
         Ok(FeedBatch { items, logged, access_ended, position })
+    }
+
+    /// For routing one commit to the subscribers it may concern: for each caller, whether
+    /// it takes part in `family` as the cache knows it at `revision`; `None` when the cache
+    /// cannot say without waiting (send it to everyone, who each check for themselves).
+    pub fn feed_audience<'a>(
+        &self,
+        family: &FamilyId,
+        revision: u64,
+        callers: impl Iterator<Item = &'a Caller>,
+    ) -> Option<Vec<bool>> {
+        self.cache.try_current(family, revision, |state| callers.map(|c| takes_part(state, c)).collect())
     }
 
     /// Whether `caller` takes any part in `family` (as the policy defines it). A subscriber

@@ -29,7 +29,7 @@ mod report;
 pub use append::CaseAppend;
 pub use consent::ConsentListing;
 pub use dossier::DossierRequest;
-pub use feed::{FeedAsk, FeedBatch, FeedPosition, FeedScope, family_of, notice_for};
+pub use feed::{FeedAsk, FeedBatch, FeedPosition, FeedScope, family_of, notice_for, notice_in};
 pub use notices::{FamilyNotice, NoticeScope};
 pub use report::{MemberReport, ReportRequest};
 
