@@ -365,7 +365,12 @@ impl Follower {
         first: u64,
         last: u64,
     ) -> Result<Option<(FeedPosition, Option<FeedBatch>)>, FamilyError> {
-        if !self.families.feed_concerns(&self.caller, family, last).await? {
+        // The cache answers without waiting when it can; otherwise wait for the family.
+        let concerns = match self.families.feed_audience(family, last, std::iter::once(&self.caller)).as_deref() {
+            Some([concerns]) => *concerns,
+            _ => self.families.feed_concerns(&self.caller, family, last).await?,
+        };
+        if !concerns {
             return Ok(None);
         }
         let position = match known {
