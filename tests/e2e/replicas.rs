@@ -289,7 +289,15 @@ async fn feed_across_two_replicas(store_args: &[&str]) {
         purpose: pb::Purpose::Care as i32,
         resume_token: String::new(),
     };
-    let mut feed = FeedServiceClient::with_interceptor(c, p).subscribe(request).await.unwrap().into_inner();
+    let mut feed = FeedServiceClient::with_interceptor(c.clone(), p.clone())
+        .subscribe(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    // The same organisation also follows every family on A: commits made on B reach it
+    // through A's router, whose cache of the family is behind.
+    let every = pb::SubscribeRequest { family_id: String::new(), ..request.clone() };
+    let mut every = FeedServiceClient::with_interceptor(c, p).subscribe(every).await.unwrap().into_inner();
     let next = async |feed: &mut tonic::Streaming<pb::FeedMessage>| {
         tokio::time::timeout(std::time::Duration::from_secs(10), feed.message())
             .await
@@ -333,6 +341,17 @@ async fn feed_across_two_replicas(store_args: &[&str]) {
         }
     }
     assert!(ended, "access ended was said");
+    // The every-family stream: "tweede" arrived, and nothing after the withdrawal but the
+    // GI's own note.
+    let mut seen = Vec::new();
+    let mut every_ended = false;
+    while !seen.contains(&"eigen notitie".to_string()) {
+        let m = next(&mut every).await;
+        every_ended |= m.access_ended;
+        seen.extend(texts(&m));
+    }
+    assert!(seen.contains(&"tweede".to_string()) && !seen.contains(&"derde".to_string()), "{seen:?}");
+    assert!(every_ended, "access ended was said on the every-family stream");
     a.kill();
     b.kill();
 }
