@@ -95,7 +95,8 @@ async fn route(
                     .collect(),
             )
         } else {
-            Some(vec![false; registry.subscribers.len()])
+            // Disclosures, tree heads and the like concern no subscriber.
+            continue;
         };
         let mut i = 0;
         registry.subscribers.retain(|s| {

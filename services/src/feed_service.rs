@@ -317,14 +317,19 @@ impl Follower {
         positions: &mut HashMap<FamilyId, FeedPosition>,
         events: &[Arc<RecordedEvent>],
     ) -> Result<Vec<(FamilyId, FeedBatch, Vec<(EventId, Notice)>)>, FamilyError> {
-        // Per family: its first event's revision here and its last.
+        // Per family, in order of first appearance: its first event's revision here and its
+        // last (`at` finds a family's entry without a scan per event).
         let mut woken: Vec<(FamilyId, u64, u64)> = Vec::new();
+        let mut at: HashMap<FamilyId, usize> = HashMap::new();
         let mut notices = Vec::new();
         for event in events {
             if let Some(family) = family_of(event) {
-                match woken.iter_mut().find(|(f, _, _)| *f == family) {
-                    Some(entry) => entry.2 = event.revision,
-                    None => woken.push((family, event.revision, event.revision)),
+                match at.get(&family) {
+                    Some(&i) => woken[i].2 = event.revision,
+                    None => {
+                        at.insert(family.clone(), woken.len());
+                        woken.push((family, event.revision, event.revision));
+                    }
                 }
             } else if let Some(notice) = notice_for(&self.caller, event) {
                 notices.push(notice);
