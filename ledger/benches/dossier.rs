@@ -60,7 +60,11 @@ fn main() {
         let members = ["ma", "pa", "kid1", "kid2"];
         {
             let store = open().await;
-            let families = Families::new(store.clone(), clock.clone());
+            let families = Families::new(
+                store.clone(),
+                clock.clone(),
+                Arc::new(gezinsdossier_ledger::sealing::Keyring::ephemeral().expect("keyring")),
+            );
             let parents = || ["ma".to_string(), "pa".to_string()];
             let member = |added: MemberAdded| {
                 let subjects = [added.member_id.clone()].into();
@@ -164,7 +168,11 @@ fn main() {
         let t = Instant::now();
         let store = open().await;
         let open_ms = t.elapsed().as_secs_f64() * 1e3;
-        let families = Families::new(store.clone(), clock.clone());
+        let families = Families::new(
+            store.clone(),
+            clock.clone(),
+            Arc::new(gezinsdossier_ledger::sealing::Keyring::ephemeral().expect("keyring")),
+        );
         let request = DossierRequest {
             family: family.clone(),
             requester: gi.clone().into(),

@@ -120,6 +120,7 @@ pub enum Function {
     ListNotices,
     AcknowledgeNotice,
     SubscribeFeed,
+    EraseRecords,
 }
 
 impl Function {
@@ -140,6 +141,7 @@ impl Function {
             Self::ListNotices => "list_notices",
             Self::AcknowledgeNotice => "acknowledge_notice",
             Self::SubscribeFeed => "subscribe_feed",
+            Self::EraseRecords => "erase_records",
         }
     }
 }
@@ -208,6 +210,11 @@ pub enum Action<'a> {
     SubscribeFeed {
         token_organisation: Option<&'a str>,
     },
+    /// Erase (crypto-shred) what the caller's organisation wrote about a member. The use
+    /// case scopes it to that organisation's own records: the controller erases.
+    EraseRecords {
+        family: &'a FamilyState,
+    },
 }
 
 impl Action<'_> {
@@ -228,6 +235,7 @@ impl Action<'_> {
             Self::ListNotices => Function::ListNotices,
             Self::AcknowledgeNotice { .. } => Function::AcknowledgeNotice,
             Self::SubscribeFeed { .. } => Function::SubscribeFeed,
+            Self::EraseRecords { .. } => Function::EraseRecords,
         }
     }
 }
@@ -396,6 +404,11 @@ fn decide(caller: &Caller, action: &Action<'_>, reasons: &mut Vec<String>) -> Op
         }
         Action::QueryAccessLog { family } => {
             privacy_office_in(caller, family, &mut refuse);
+            Some(Grant::PrivacyOffice)
+        }
+        Action::EraseRecords { family } => {
+            // AVG art. 17 and Jeugdwet 7.3.9 bind the controller; its FG carries it out.
+            privacy_office_in(caller, Some(family), &mut refuse);
             Some(Grant::PrivacyOffice)
         }
         Action::RecordReview { family, disclosure } => {

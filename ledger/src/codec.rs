@@ -4,6 +4,7 @@
 use crate::case::CaseRecord;
 use crate::consent::ConsentRecord;
 use crate::envelope::RecordedEvent;
+use crate::erasure::ErasureRecord;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -12,6 +13,7 @@ use serde::de::DeserializeOwned;
 pub enum FamilyEvent {
     Case(CaseRecord),
     Consent(ConsentRecord),
+    Erasure(ErasureRecord),
 }
 
 /// A stored payload that this build cannot read.
@@ -38,26 +40,30 @@ pub fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-/// Reads a family-stream event.
+/// Reads a family-stream event from its opened payload (see [`crate::sealing`]).
 ///
 /// # Errors
 /// [`DecodeError`] for an unknown type or an unreadable payload.
-pub fn decode(event: &RecordedEvent) -> Result<FamilyEvent, DecodeError> {
+pub fn decode(event: &RecordedEvent, payload: &[u8]) -> Result<FamilyEvent, DecodeError> {
     if event.event_type.starts_with("case.") {
-        return decode_as(event, |r: &CaseRecord| r.event.kind.event_type()).map(FamilyEvent::Case);
+        return decode_as(event, payload, |r: &CaseRecord| r.event.kind.event_type()).map(FamilyEvent::Case);
     }
     if event.event_type.starts_with("consent.") {
-        return decode_as(event, |r: &ConsentRecord| r.event.event_type()).map(FamilyEvent::Consent);
+        return decode_as(event, payload, |r: &ConsentRecord| r.event.event_type()).map(FamilyEvent::Consent);
+    }
+    if event.event_type == crate::erasure::EVENT_TYPE {
+        return decode_as(event, payload, |_: &ErasureRecord| crate::erasure::EVENT_TYPE).map(FamilyEvent::Erasure);
     }
     Err(DecodeError::UnknownType(event.event_type.clone()))
 }
 
-/// Parses the payload as `T` and checks that it is the kind its event type says.
+/// Parses `payload` as `T` and checks that it is the kind its event type says.
 ///
 /// # Errors
 /// [`DecodeError::BadPayload`] when it does not parse or holds another kind.
 pub fn decode_as<T: DeserializeOwned>(
     event: &RecordedEvent,
+    payload: &[u8],
     type_of: fn(&T) -> &'static str,
 ) -> Result<T, DecodeError> {
     let bad = |detail: String| DecodeError::BadPayload {
@@ -65,7 +71,7 @@ pub fn decode_as<T: DeserializeOwned>(
         revision: event.revision,
         detail,
     };
-    let record: T = serde_json::from_slice(&event.payload).map_err(|e| bad(e.to_string()))?;
+    let record: T = serde_json::from_slice(payload).map_err(|e| bad(e.to_string()))?;
     let holds = type_of(&record);
     if holds != event.event_type {
         return Err(bad(format!("payload holds a {holds}")));

@@ -63,7 +63,7 @@ pub fn amendments(family: &FamilyState, at: DateTime<Utc>) -> HashMap<EventId, A
 /// Whether `disclosure` showed the item in one of its `versions` (the original, then each
 /// earlier correction, oldest first): a version recorded before the disclosure whose every
 /// (subject, category) pair was disclosed. The author's own views are not disclosures of it.
-fn received(versions: &[&CaseItem], author: &str, disclosure: &Disclosure) -> bool {
+pub(crate) fn received(versions: &[&CaseItem], author: &str, disclosure: &Disclosure) -> bool {
     disclosure.requester.organisation_id != author
         && versions.iter().any(|v| {
             v.recorded_at <= disclosure.at

@@ -179,6 +179,9 @@ pub enum NoticeKind {
     /// Another organisation broke the glass and saw data the recipient wrote: its privacy
     /// officer may review that use (`about_event_id` is the disclosure).
     BreakTheGlass,
+    /// An event the recipient received was erased (AVG art. 17, 19): its content is gone
+    /// for good; remove it from the recipient's own record too.
+    Erasure,
 }
 
 impl NoticeKind {
@@ -187,6 +190,7 @@ impl NoticeKind {
             Self::Correction => "correction",
             Self::Retraction => "retraction",
             Self::BreakTheGlass => "break_the_glass",
+            Self::Erasure => "erasure",
         }
     }
 }

@@ -121,6 +121,9 @@ pub struct DossierView {
     pub coordinator: Option<Participant>,
     pub open_referrals: Vec<Arc<CaseItem>>,
     pub timeline: Vec<VisibleItem>,
+    /// Items whose content was erased, where the requester would have seen them: "erased on
+    /// D" in their place. Nothing of their content remains to show.
+    pub erased: Vec<crate::family::ErasedItem>,
     /// What was disclosed (own records excluded): per subject, per category, the basis.
     pub disclosed: BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>>,
     /// Whether any basis, consent or legal, covers anything at all for this requester.
@@ -324,6 +327,20 @@ pub fn build(family: &FamilyState, requester: &Actor, purpose: Purpose, at: Date
         roster: roster.into_iter().map(|(organisation_id, roles)| RosterEntry { organisation_id, roles }).collect(),
         coordinator,
         open_referrals: referrals,
+        erased: family
+            .erased
+            .iter()
+            .filter(|e| e.recorded_at <= at)
+            .filter(|e| {
+                e.group.as_ref().is_some_and(|g| {
+                    g.author == requester.organisation_id
+                        || (!g.subjects.is_empty()
+                            && !g.categories.is_empty()
+                            && g.subjects.iter().all(|s| g.categories.iter().all(|c| grants.get(s, *c).is_some())))
+                })
+            })
+            .cloned()
+            .collect(),
         timeline,
         disclosed,
         any_basis: !grants.is_empty(),

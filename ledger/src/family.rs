@@ -7,6 +7,8 @@ use crate::chain::EventHash;
 use crate::codec::{self, DecodeError, FamilyEvent};
 use crate::consent::{ConsentEvent, ConsentRecord, ConsentState, LegalBasis};
 use crate::envelope::{EventId, RecordedEvent, StreamId};
+use crate::erasure::ErasureRecord;
+use crate::sealing::{Content, KeyGroup, KeyId, Opener, SealError};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -95,6 +97,20 @@ pub struct EventRef {
     pub position: u64,
     pub event_type: String,
     pub hash: EventHash,
+    /// The subject key its payload is sealed under; `None` for an old plaintext payload.
+    pub key: Option<KeyId>,
+}
+
+/// A case event whose content was erased: its key is destroyed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasedItem {
+    pub event_id: EventId,
+    pub revision: u64,
+    pub recorded_at: DateTime<Utc>,
+    /// When its key was destroyed, where known.
+    pub erased_at: Option<DateTime<Utc>>,
+    /// Whose data it was (author, subjects, categories), where the key store still says.
+    pub group: Option<KeyGroup>,
 }
 
 /// A case event as the dossier needs it.
@@ -139,6 +155,13 @@ pub struct FamilyState {
     pub consents: BTreeMap<String, ConsentState>,
     pub legal_bases: BTreeMap<String, LegalBasisState>,
     pub measures: BTreeMap<String, MeasureState>,
+    /// Case events whose content is shredded, in stream order.
+    pub erased: Vec<ErasedItem>,
+    /// Set when an erasure destroyed keys of events already applied: the state must be
+    /// rebuilt from the start, so that nothing derived from them remains.
+    pub needs_rebuild: bool,
+    /// The keys whose payloads this state has read.
+    pub read_keys: std::collections::HashSet<KeyId>,
 }
 
 /// An event that does not fit the state it is applied to.
@@ -148,22 +171,43 @@ pub enum ApplyError {
     OutOfOrder { expected: Option<u64>, found: u64 },
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Sealed(#[from] SealError),
 }
 
 impl FamilyState {
-    /// Applies the family stream's next event.
+    /// Applies the family stream's next event, opened through `opener`.
     ///
     /// # Errors
     /// [`ApplyError`] when the event is not the next revision or its payload cannot be read.
-    pub fn apply(&mut self, event: &RecordedEvent) -> Result<(), ApplyError> {
+    pub fn apply(&mut self, event: &RecordedEvent, opener: &dyn Opener) -> Result<(), ApplyError> {
         let expected = self.revision.map_or(0, |r| r + 1);
         if event.revision != expected {
             return Err(ApplyError::OutOfOrder { expected: self.revision, found: event.revision });
         }
         let recorded_at = DateTime::from_timestamp_micros(event.recorded_at_micros).unwrap_or_default();
-        match codec::decode(event)? {
-            FamilyEvent::Case(record) => self.apply_case(event, recorded_at, record),
-            FamilyEvent::Consent(record) => self.apply_consent(event, recorded_at, record),
+        let opened = opener.open(event)?;
+        match opened.content {
+            Content::Plain(payload) => {
+                self.read_keys.extend(opened.key);
+                match codec::decode(event, &payload)? {
+                    FamilyEvent::Case(record) => self.apply_case(event, recorded_at, record),
+                    FamilyEvent::Consent(record) => self.apply_consent(event, recorded_at, record),
+                    FamilyEvent::Erasure(record) => self.apply_erasure(&record, opener),
+                }
+            }
+            Content::Shredded { erased_at_micros, group } => {
+                // A shredded consent or legal basis grants nothing: it is simply not there.
+                if event.event_type.starts_with("case.") {
+                    self.erased.push(ErasedItem {
+                        event_id: event.event_id,
+                        revision: event.revision,
+                        recorded_at,
+                        erased_at: erased_at_micros.and_then(DateTime::from_timestamp_micros),
+                        group,
+                    });
+                }
+            }
         }
         self.events.insert(
             event.event_id,
@@ -172,10 +216,18 @@ impl FamilyState {
                 position: event.position,
                 event_type: event.event_type.clone(),
                 hash: event.hash,
+                key: opened.key,
             },
         );
         self.revision = Some(event.revision);
         Ok(())
+    }
+
+    fn apply_erasure(&mut self, record: &ErasureRecord, opener: &dyn Opener) {
+        opener.erased(&record.destroyed_keys, record.at.timestamp_micros());
+        if record.destroyed_keys.iter().any(|k| self.read_keys.contains(k)) {
+            self.needs_rebuild = true;
+        }
     }
 
     fn apply_case(&mut self, event: &RecordedEvent, recorded_at: DateTime<Utc>, record: CaseRecord) {

@@ -21,7 +21,9 @@
 //! - [`dossier`]: one requester's view of a family, filtered per subject and category.
 //! - [`correction`]: rectification and retraction (AVG art. 16, 19): corrected views and
 //!   the notices to earlier recipients.
+//! - [`erasure`]: erasure and the end of retention: what may be shredded, and its record.
 //! - [`report`]: the who-saw-what report for a family member (who may ask, what it lists).
+//! - [`sealing`]: payloads encrypted per subject key; erasure by destroying keys.
 //! - [`fhir`]: FHIR R4 AuditEvent and Consent resources.
 //! - [`nen7513`]: NEN 7513 access records from the access log.
 //! - [`audit`]: the access log as rows for privacy officers (filters, review state).
@@ -50,6 +52,7 @@ pub mod correction;
 pub mod disclosure;
 pub mod dossier;
 pub mod envelope;
+pub mod erasure;
 pub mod families;
 pub mod family;
 pub mod fhir;
@@ -57,6 +60,7 @@ pub mod merkle;
 pub mod nen7513;
 pub mod publisher;
 pub mod report;
+pub mod sealing;
 pub mod store;
 pub mod treehead;
 pub mod verify;

@@ -59,7 +59,7 @@ impl Builder {
             prev_hash: EventHash::GENESIS,
             hash: EventHash::from_bytes([self.revision as u8; 32]),
         };
-        self.state.apply(&event).unwrap();
+        self.state.apply(&event, &gezinsdossier_ledger::sealing::Plaintext).unwrap();
         self.revision += 1;
     }
 
@@ -290,7 +290,11 @@ async fn the_cached_state_equals_a_full_rebuild_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let clock = Arc::new(ManualClock::new(now()));
-    let families = Families::new(store.clone(), clock.clone());
+    let families = Families::new(
+        store.clone(),
+        clock.clone(),
+        Arc::new(gezinsdossier_ledger::sealing::Keyring::ephemeral().unwrap()),
+    );
     let family = FamilyId::new("cache").unwrap();
     let youth = actor(1, 1);
     let gi = actor(2, 2);
@@ -373,7 +377,7 @@ async fn the_cached_state_equals_a_full_rebuild_from_the_store() {
 
     let mut rebuilt = FamilyState::default();
     for event in store.read_stream(&family.stream(), 0, 100_000).await.unwrap() {
-        rebuilt.apply(&event).unwrap();
+        rebuilt.apply(&event, &*families.keys().clone()).unwrap();
     }
     let full = dossier::build(&rebuilt, &gi, Purpose::Care, clock.now());
     let ids = |v: &dossier::DossierView| {

@@ -6,9 +6,11 @@ use crate::error::ServiceError;
 use crate::identity::interceptor::requester;
 use crate::proofs::Prover;
 use gezinsdossier_ledger::audit::{AuditFilter, BasisType};
+use gezinsdossier_ledger::authorisation::Caller;
 use gezinsdossier_ledger::consent::LegalBasisKind;
 use gezinsdossier_ledger::disclosure::ReviewOutcome;
-use gezinsdossier_ledger::families::Families;
+use gezinsdossier_ledger::erasure::{ErasureGround, RequestedBy};
+use gezinsdossier_ledger::families::{ErasureRequest, Families};
 use gezinsdossier_ledger::publisher::LogIndex;
 use gezinsdossier_proto::convert::consent::{optional_timestamp, purpose};
 use gezinsdossier_proto::convert::views::access_log_entry;
@@ -116,6 +118,55 @@ impl AuditService for AuditApi {
         let logged =
             self.families.review(&family, &who, disclosure, outcome, note).await.map_err(ServiceError::from)?;
         Ok(Response::new(pb::ReviewRecorded { event_id: logged.event_id.to_string() }))
+    }
+
+    #[tracing::instrument(name = "EraseRecords", skip_all)]
+    async fn erase_records(
+        &self,
+        request: Request<pb::EraseRecordsRequest>,
+    ) -> Result<Response<pb::ErasureRecorded>, Status> {
+        let who = requester(&request)?.caller();
+        Ok(Response::new(self.erase(who, request.into_inner()).await?))
+    }
+}
+
+impl AuditApi {
+    async fn erase(&self, who: Caller, r: pb::EraseRecordsRequest) -> Result<pb::ErasureRecorded, ServiceError> {
+        let family = family_id(&r.family_id)?;
+        let subject = convert::required(r.subject_member_id, "subject_member_id")?;
+        let categories = r
+            .categories
+            .iter()
+            .enumerate()
+            .map(|(i, c)| convert::category(*c, &format!("categories[{i}]")))
+            .collect::<Result<_, _>>()?;
+        let ground = match pb::ErasureGround::try_from(r.ground) {
+            Ok(pb::ErasureGround::Avg17) => ErasureGround::Avg17,
+            Ok(pb::ErasureGround::Jeugdwet739) => ErasureGround::Jeugdwet739,
+            Ok(pb::ErasureGround::Wgbo7455) => ErasureGround::Wgbo7455,
+            _ => return Err(FieldError::new("ground", "required: avg_17, jeugdwet_7_3_9 or wgbo_7_455").into()),
+        };
+        let requested_by = match pb::ErasureRequestedBy::try_from(r.requested_by) {
+            Ok(pb::ErasureRequestedBy::Subject) => RequestedBy::Subject,
+            Ok(pb::ErasureRequestedBy::GezagHolder) => RequestedBy::GezagHolder,
+            Ok(pb::ErasureRequestedBy::LegalRepresentative) => RequestedBy::LegalRepresentative,
+            _ => {
+                return Err(
+                    FieldError::new("requested_by", "required: subject, gezag_holder or legal_representative").into()
+                );
+            }
+        };
+        let request = ErasureRequest { family, officer: who, subject, categories, ground, requested_by };
+        let outcome = self.families.erase(request).await?;
+        Ok(pb::ErasureRecorded {
+            erasure_event_id: outcome.record.erasure_id.to_string(),
+            global_position: outcome.position,
+            keys_destroyed: u32::try_from(outcome.record.destroyed_keys.len()).unwrap_or(u32::MAX),
+            events_shredded: outcome.record.shredded_events,
+            events_kept: outcome.record.kept_events,
+            kept_reasons: outcome.kept.keys().map(|k| k.explanation().to_owned()).collect(),
+            notices_sent: u32::try_from(outcome.notices_sent).unwrap_or(u32::MAX),
+        })
     }
 }
 

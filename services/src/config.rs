@@ -67,6 +67,25 @@ pub struct Config {
     /// long (ms) to finish; then connections are closed, so that a client that stops
     /// reading cannot hold a shutdown up.
     pub shutdown_grace_ms: u64,
+    /// The key-encryption key (64 hex digits) that wraps every subject key, typically from
+    /// `GEZINSDOSSIER_KEK`. Keep it out of the data directory and its backups. Required
+    /// unless `insecure_dev` (which keeps a development KEK beside the data).
+    pub kek: Option<Secret>,
+    /// …or a file holding it.
+    pub kek_file: Option<PathBuf>,
+    /// Files of earlier KEKs, still read while `gezinsdossier keys rotate` rewraps.
+    pub previous_kek_files: Vec<PathBuf>,
+}
+
+/// A configured secret: never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -98,6 +117,9 @@ impl Default for Config {
             review_deadline_days: 7,
             feed_slow_consumer_ms: 30_000,
             shutdown_grace_ms: 5_000,
+            kek: None,
+            kek_file: None,
+            previous_kek_files: Vec::new(),
         }
     }
 }
@@ -269,10 +291,52 @@ impl Config {
         if self.postgres.is_some() && self.kurrentdb.is_some() {
             anyhow::bail!("configure one store: both [postgres] and [kurrentdb] are set");
         }
+        if !self.insecure_dev && self.kek.is_none() && self.kek_file.is_none() {
+            anyhow::bail!(
+                "a key-encryption key is required: set GEZINSDOSSIER_KEK (64 hex digits) or kek_file (see `gezinsdossier \
+                 keys new-kek`)"
+            );
+        }
+        if self.kek.is_some() && self.kek_file.is_some() {
+            anyhow::bail!("give the key-encryption key once: both kek and kek_file are set");
+        }
         if self.max_events_per_request == 0 || self.max_message_bytes < 1024 {
             anyhow::bail!("max_events_per_request must be at least 1 and max_message_bytes at least 1024");
         }
         Ok(())
+    }
+
+    /// The configured KEKs, the current one first. In dev mode without one, a development
+    /// KEK kept in `<data_dir>/dev-kek.hex` (created on first start).
+    ///
+    /// # Errors
+    /// A file that cannot be read, or a KEK that is not 64 hex digits (naming where it came
+    /// from, never its value).
+    pub fn keks(&self) -> anyhow::Result<Vec<gezinsdossier_ledger::sealing::Kek>> {
+        use gezinsdossier_ledger::sealing::Kek;
+        let read = |path: &Path| -> anyhow::Result<Kek> {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("kek file {}: {e}", path.display()))?;
+            Kek::from_hex(&text).map_err(|e| anyhow::anyhow!("kek file {}: {e}", path.display()))
+        };
+        let primary = match (&self.kek, &self.kek_file) {
+            (Some(secret), _) => Kek::from_hex(&secret.0).map_err(|e| anyhow::anyhow!("kek: {e}"))?,
+            (None, Some(path)) => read(path)?,
+            (None, None) => {
+                let path = self.data_dir.join("dev-kek.hex");
+                if !path.exists() {
+                    std::fs::create_dir_all(&self.data_dir)?;
+                    std::fs::write(&path, Kek::generate_hex().map_err(|e| anyhow::anyhow!("{e}"))?)?;
+                }
+                tracing::warn!("dev mode: the key-encryption key is kept beside the data; never use with real data");
+                read(&path)?
+            }
+        };
+        let mut keks = vec![primary];
+        for path in &self.previous_kek_files {
+            keks.push(read(path)?);
+        }
+        Ok(keks)
     }
 
     pub fn data_dir(&self) -> &Path {

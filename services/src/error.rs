@@ -68,6 +68,10 @@ fn family_status(e: &FamilyError) -> (Code, String) {
             (Code::NotFound, e.to_string())
         }
         FamilyError::NotReviewable(_) => (Code::FailedPrecondition, e.to_string()),
+        FamilyError::ErasureRefused(gezinsdossier_ledger::erasure::ErasureRefused::UnknownMember(_)) => {
+            (Code::InvalidArgument, format!("subject_member_id: {e}"))
+        }
+        FamilyError::ErasureRefused(_) => (Code::FailedPrecondition, e.to_string()),
         FamilyError::Report(ReportDenied::UnknownMember(_)) => (Code::InvalidArgument, e.to_string()),
         FamilyError::Report(ReportDenied::NotAllowed { .. }) => (Code::PermissionDenied, e.to_string()),
         FamilyError::Store(store) => store_status(store),

@@ -149,7 +149,7 @@ fn export_fhir(file: &LogFile, format: ExportFormat, only: Option<&str>) -> anyh
             && only.is_none_or(|o| o == f)
             && matches!(format, ExportFormat::FhirConsents)
         {
-            families.entry(f.to_owned()).or_default().apply(&event)?;
+            families.entry(f.to_owned()).or_default().apply(&event, &gezinsdossier_ledger::sealing::Plaintext)?;
         }
     }
     let resources = match format {

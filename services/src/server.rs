@@ -18,8 +18,11 @@ use crate::report_service::ReportApi;
 use gezinsdossier_ledger::clock::{Clock, SystemClock};
 use gezinsdossier_ledger::families::Families;
 use gezinsdossier_ledger::publisher::{self, LogIndex, PublishPolicy, PublisherStatus};
+use gezinsdossier_ledger::sealing::Keyring;
 use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_ledger::store::commit_watch::CommitWatch;
+use gezinsdossier_ledger::store::keys::KeyStore;
+use gezinsdossier_ledger::store::keys::sqlite::SqliteKeyStore;
 use gezinsdossier_ledger::store::kurrent::KurrentStore;
 use gezinsdossier_ledger::store::postgres::PostgresStore;
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
@@ -52,30 +55,61 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let store: Arc<dyn EventStore> = match (config.postgres.clone(), config.kurrentdb.clone()) {
-        (Some(options), _) => {
-            tracing::info!(pool_size = options.pool_size, tls = options.tls_ca_file.is_some(), "store: postgresql");
-            Arc::new(PostgresStore::open(options).await?)
-        }
-        (None, Some(options)) => {
-            tracing::info!(namespace = %options.namespace, "store: kurrentdb");
-            Arc::new(KurrentStore::open(options).await?)
-        }
-        (None, None) => Arc::new(SqliteStore::open(&config.data_dir)?),
-    };
-    let result = serve_on(config, store.clone(), Arc::new(SystemClock), listener, shutdown).await;
+    let (store, keys) = open_stores(&config).await?;
+    let result = serve_on(config, store.clone(), keys, Arc::new(SystemClock), listener, shutdown).await;
     store.shutdown().await;
     tracing::info!("stopped; every acknowledged append is committed");
     result
 }
 
+/// The configured event store and the key store beside it (`None` on KurrentDB, which keeps
+/// no keys yet: payloads stay plaintext there).
+///
+/// # Errors
+/// A store that cannot be opened.
+pub async fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>, Option<Arc<dyn KeyStore>>)> {
+    Ok(match (config.postgres.clone(), config.kurrentdb.clone()) {
+        (Some(options), _) => {
+            tracing::info!(pool_size = options.pool_size, tls = options.tls_ca_file.is_some(), "store: postgresql");
+            let store = PostgresStore::open(options).await?;
+            let keys: Arc<dyn KeyStore> = Arc::new(store.key_store());
+            (Arc::new(store), Some(keys))
+        }
+        (None, Some(options)) => {
+            tracing::info!(namespace = %options.namespace, "store: kurrentdb");
+            (Arc::new(KurrentStore::open(options).await?), None)
+        }
+        (None, None) => {
+            let keys: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(&config.data_dir)?);
+            (Arc::new(SqliteStore::open(&config.data_dir)?), Some(keys))
+        }
+    })
+}
+
+/// The keyring over `key_store` with the configured KEKs; one that seals nothing when there
+/// is no key store.
+///
+/// # Errors
+/// A KEK that cannot be read.
+pub fn keyring(config: &Config, key_store: Option<Arc<dyn KeyStore>>) -> anyhow::Result<Arc<Keyring>> {
+    let keyring = match key_store {
+        Some(store) => Keyring::new(store, config.keks()?),
+        None => {
+            tracing::warn!("this store keeps no subject keys: payloads are stored unencrypted and cannot be erased");
+            Keyring::without_sealing()
+        }
+    };
+    Ok(Arc::new(keyring.map_err(|e| anyhow::anyhow!("{e}"))?))
+}
+
 /// Runs the server over any event store and clock (the caller owns the store's lifetime).
 ///
 /// # Errors
-/// Start-up failures (registry, TLS files) and transport errors.
+/// Start-up failures (registry, TLS files, KEK) and transport errors.
 pub async fn serve_on(
     config: Config,
     store: Arc<dyn EventStore>,
+    key_store: Option<Arc<dyn KeyStore>>,
     clock: Arc<dyn Clock>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
@@ -100,7 +134,8 @@ pub async fn serve_on(
     let publisher =
         tokio::spawn(publisher::run(store.clone(), signer, clock.clone(), policy, index.clone(), publisher_status));
     let review_within = chrono::Duration::days(i64::from(config.review_deadline_days.max(1)));
-    let families = Arc::new(Families::new(store, clock.clone()).with_review_deadline(review_within));
+    let keys = keyring(&config, key_store)?;
+    let families = Arc::new(Families::new(store, clock.clone(), keys).with_review_deadline(review_within));
     let log = LogServiceServer::new(LogApi::new(families.clone(), index.clone()));
     let auth = Authenticator::new(registry.clone(), mode);
 

@@ -10,7 +10,7 @@ use crate::consent_dossier::{FAMILY, dossier_request, family, grant};
 use crate::support::build::{self, any, append};
 use crate::support::{HUISARTS, Professional, TestServer, VEILIG_THUIS, VGGZ, WIJKTEAM, YOUTH_CARE};
 use gezinsdossier_ledger::clock::Clock;
-use gezinsdossier_ledger::codec::{self, FamilyEvent};
+use gezinsdossier_ledger::codec::FamilyEvent;
 use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::access_report_service_client::AccessReportServiceClient;
@@ -181,11 +181,21 @@ impl<'a> Fixture<'a> {
             .append_events(append(FAMILY, any(), vec![build::note("mother", "Verwezen naar de ggz")]))
             .await
             .unwrap();
-        let events = server.store.read_all(0, 10_000).await.unwrap();
+        let events: Vec<_> = server
+            .store
+            .read_all(0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.stream.as_str().starts_with("family-"))
+            .collect();
+        let opened = server.open(&events).await;
         let vggz_event = events
             .iter()
-            .find(|e| matches!(codec::decode(e), Ok(FamilyEvent::Case(r)) if r.author.organisation_id == VGGZ))
+            .zip(&opened)
+            .find(|(_, o)| matches!(o, Some(FamilyEvent::Case(r)) if r.author.organisation_id == VGGZ))
             .expect("a v-ggz event")
+            .0
             .position;
         Self { server, vggz_event, notice_to_vggz: tokio::sync::OnceCell::new() }
     }

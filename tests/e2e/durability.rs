@@ -3,9 +3,9 @@
 //! half-written appears.
 
 use crate::support::build::{self, any, append};
+use crate::support::open_family_events;
 use crate::support::{Binary, Professional};
 use gezinsdossier_ledger::chain::verify_stream;
-use gezinsdossier_ledger::codec;
 use gezinsdossier_ledger::envelope::StreamId;
 use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
@@ -66,8 +66,9 @@ async fn sigkill_during_concurrent_appends_loses_no_acknowledged_event() {
         let stream = StreamId::new(format!("family-fam-{f}")).unwrap();
         let events = store.read_stream(&stream, 0, 1_000_000).await.unwrap();
         verify_stream(&events).expect("hash chain verifies after crash");
-        for e in &events {
-            codec::decode(e).expect("every stored event is whole and readable");
+        let kek = std::fs::read_to_string(dir.join("dev-kek.hex")).expect("dev kek");
+        for opened in open_family_events(&dir, &kek, &events).await {
+            assert!(opened.is_some(), "every stored event is whole and readable");
         }
         // Appends are all-or-nothing: the two notes of one request are both there or not.
         assert_eq!((events.len() - 1) % 2, 0, "family {f} holds half a request");

@@ -107,9 +107,7 @@ async fn a_registered_gateway_forwards_the_organisations_certificate_and_nobody_
     let xfcc = format!("By=spiffe://gezinsdossier/envoy;Hash={};Subject=\"CN={VGGZ}\"", hash_of(VGGZ));
     via(gateway.clone(), Some(xfcc)).append_events(append("fam-gw", any(), vec![build::parent("p")])).await.unwrap();
     let stored = server.family_events("fam-gw").await;
-    let gezinsdossier_ledger::codec::FamilyEvent::Case(record) =
-        gezinsdossier_ledger::codec::decode(&stored[0]).unwrap()
-    else {
+    let Some(gezinsdossier_ledger::codec::FamilyEvent::Case(record)) = server.open(&stored[..1]).await.remove(0) else {
         panic!("not a case event")
     };
     assert_eq!(record.author.organisation_id, VGGZ);

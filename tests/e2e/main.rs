@@ -10,6 +10,7 @@ mod consent_dossier;
 mod corrections;
 mod durability;
 mod engine_faults;
+mod erasure;
 mod feed;
 mod health;
 mod identity;

@@ -4,16 +4,21 @@
 use gezinsdossier_ledger::actor::OrganisationType;
 use gezinsdossier_ledger::authorisation::Grants;
 use gezinsdossier_ledger::clock::{Clock, ManualClock};
+use gezinsdossier_ledger::codec::FamilyEvent;
 use gezinsdossier_ledger::disclosure::{self, AccessLogEvent};
+use gezinsdossier_ledger::envelope::RecordedEvent;
 use gezinsdossier_ledger::family::FamilyId;
+use gezinsdossier_ledger::sealing::{Content, Kek, Keyring, Opener};
 use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_ledger::store::faulty::FaultyStore;
+use gezinsdossier_ledger::store::keys::KeyStore;
+use gezinsdossier_ledger::store::keys::sqlite::SqliteKeyStore;
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
 use gezinsdossier_proto::v1::case_service_client::CaseServiceClient;
 use gezinsdossier_proto::v1::consent_service_client::ConsentServiceClient;
 use gezinsdossier_proto::v1::dossier_service_client::DossierServiceClient;
 use gezinsdossier_proto::v1::{self as pb};
-use gezinsdossier_services::config::{Config, LogFormat};
+use gezinsdossier_services::config::{Config, LogFormat, Secret};
 use gezinsdossier_services::identity::dev_ca::{self, DevOrganisation, DevPki};
 use gezinsdossier_services::server;
 use std::path::Path;
@@ -70,7 +75,29 @@ pub struct TestServer {
     _dir: TempDir,
 }
 
+/// The key-encryption key of every in-process test server.
+pub const TEST_KEK: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// Reads stored family events as a process holding the KEK would: `None` for a shredded one.
+pub async fn open_family_events(data_dir: &Path, kek_hex: &str, events: &[RecordedEvent]) -> Vec<Option<FamilyEvent>> {
+    let store: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(data_dir).expect("key store"));
+    let keys = Keyring::new(store, vec![Kek::from_hex(kek_hex).expect("kek")]).expect("keyring");
+    keys.prefetch(events).await.expect("keys load");
+    events
+        .iter()
+        .map(|e| match keys.open(e).expect("payload opens").content {
+            Content::Plain(bytes) => Some(gezinsdossier_ledger::codec::decode(e, &bytes).expect("decodes")),
+            Content::Shredded { .. } => None,
+        })
+        .collect()
+}
+
 impl TestServer {
+    /// Stored family events, opened with this server's keys (`None`: shredded).
+    pub async fn open(&self, events: &[RecordedEvent]) -> Vec<Option<FamilyEvent>> {
+        open_family_events(&self.data_dir, TEST_KEK, events).await
+    }
+
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
@@ -87,6 +114,7 @@ impl TestServer {
             // Tests assert exact global positions: no tree head may slip in unless asked for.
             tree_head_every_events: 1_000_000,
             tree_head_interval_ms: 3_600_000,
+            kek: Some(Secret(TEST_KEK.into())),
             ..Config::default()
         };
         tweak(&mut config);
@@ -98,7 +126,8 @@ impl TestServer {
         let tls = config.tls.is_some();
         let store = Arc::new(FaultyStore::new(sqlite.clone()));
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        let task = tokio::spawn(server::serve_on(config, store.clone(), clock.clone(), listener, async {
+        let keys: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(&config.data_dir).expect("key store"));
+        let task = tokio::spawn(server::serve_on(config, store.clone(), Some(keys), clock.clone(), listener, async {
             let _ = rx.await;
         }));
         let data_dir = config_data_dir;

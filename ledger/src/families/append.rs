@@ -9,7 +9,8 @@ use crate::case::validate::validate_batch;
 use crate::case::{CaseEvent, CaseEventKind};
 use crate::codec::encode_case;
 use crate::envelope::{EventId, ExpectedRevision, ProposedEvent};
-use crate::family::{FamilyId, FamilyState};
+use crate::family::{ApplyError, FamilyId, FamilyState};
+use crate::sealing::{KeyGroup, groups};
 use crate::store::{AppendOutcome, StoreError, revision_matches};
 
 /// How often an append re-checks after losing a race to another writer.
@@ -35,7 +36,7 @@ impl Families {
     /// not hold, [`StoreError::EventIdConflict`] for a reused id, or a store failure.
     pub async fn append_case_events(&self, request: CaseAppend) -> Result<AppendOutcome, FamilyError> {
         let recorded_at_micros = self.clock.now().timestamp_micros();
-        let proposed = request
+        let proposed: Vec<ProposedEvent> = request
             .events
             .iter()
             .map(|(id, event)| {
@@ -44,7 +45,9 @@ impl Families {
                 ProposedEvent { event_id: *id, event_type, recorded_at_micros, payload }
             })
             .collect();
-        let slot = self.cache.loaded(&*self.store, &request.family).await?;
+        let author = request.author.organisation();
+        let group_of = |state: &FamilyState, i: usize| Some(groups::of_case(state, author, &request.events[i].1));
+        let slot = self.cache.loaded(&*self.store, &self.keys, &request.family).await?;
         let mut slot = slot.lock().await;
         let exists = slot.state.revision.is_some();
         let decision = authorise(&request.author, &Action::AppendCaseEvents { family: exists.then_some(&slot.state) });
@@ -58,7 +61,7 @@ impl Families {
             })
             .collect();
         if corrections.iter().any(|(_, original)| slot.state.item(original).is_none()) {
-            cache::catch_up(&*self.store, &request.family, &mut slot.state).await?;
+            cache::catch_up(&*self.store, &self.keys, &request.family, &mut slot.state).await?;
         }
         for (_, original) in &corrections {
             // An unknown original is the validation's to refuse, naming the field.
@@ -68,7 +71,8 @@ impl Families {
             self.enforce(&request.author, target, decision).await?;
         }
         let check = |state: &FamilyState| validate_batch(state, &request.events).map_err(FamilyError::from);
-        let outcome = self.append_checked(&request.family, &mut slot, request.expected, proposed, check).await?;
+        let outcome =
+            self.append_checked(&request.family, &mut slot, request.expected, proposed, group_of, check).await?;
         if !corrections.is_empty() {
             let ids: Vec<EventId> = corrections.iter().map(|(id, _)| *id).collect();
             self.notify_earlier_recipients(&request.family, &slot.state, &ids).await?;
@@ -76,13 +80,16 @@ impl Families {
         Ok(outcome)
     }
 
-    /// The checked, optimistic append shared by every kind of family event.
+    /// The checked, optimistic append shared by every kind of family event. `proposed`
+    /// holds plaintext payloads; each attempt seals them under `group_of` the state it was
+    /// checked against (an erasure seen in a catch-up retires a key).
     pub(super) async fn append_checked(
         &self,
         family: &FamilyId,
         slot: &mut Slot,
         client_expected: ExpectedRevision,
         proposed: Vec<ProposedEvent>,
+        group_of: impl Fn(&FamilyState, usize) -> Option<KeyGroup>,
         check: impl Fn(&FamilyState) -> Result<(), FamilyError>,
     ) -> Result<AppendOutcome, FamilyError> {
         let stream = family.stream();
@@ -106,22 +113,43 @@ impl Families {
                         return Err(e);
                     }
                     // The cache may be behind another replica: judge against the latest.
-                    cache::catch_up(&*self.store, family, &mut slot.state).await?;
+                    cache::catch_up(&*self.store, &self.keys, family, &mut slot.state).await?;
                     continue;
                 }
             }
             let expected = slot.state.revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
-            match self.store.append(&stream, expected, proposed.clone()).await {
+            let mut sealed = Vec::with_capacity(proposed.len());
+            for (i, event) in proposed.iter().enumerate() {
+                let Some(group) = group_of(&slot.state, i) else {
+                    sealed.push(event.clone());
+                    continue;
+                };
+                let payload = self
+                    .keys
+                    .seal(
+                        family.as_str(),
+                        &group,
+                        &event.event_id,
+                        &event.event_type,
+                        &event.payload,
+                        event.recorded_at_micros,
+                    )
+                    .await
+                    .map_err(ApplyError::from)?;
+                sealed.push(ProposedEvent { payload, ..event.clone() });
+            }
+            match self.store.append(&stream, expected, sealed.clone()).await {
                 Ok(outcome) => {
                     if !outcome.deduplicated {
-                        for event in outcome.recorded(&stream, &proposed) {
-                            slot.state.apply(&event)?;
+                        for event in outcome.recorded(&stream, &sealed) {
+                            slot.state.apply(&event, &*self.keys)?;
                         }
+                        cache::rebuild_if_needed(&*self.store, &self.keys, family, &mut slot.state).await?;
                     }
                     return Ok(outcome);
                 }
                 Err(StoreError::WrongExpectedRevision { .. }) => {
-                    cache::catch_up(&*self.store, family, &mut slot.state).await?;
+                    cache::catch_up(&*self.store, &self.keys, family, &mut slot.state).await?;
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -7,6 +7,7 @@
 
 use super::{CATCH_UP_PAGE, FamilyError};
 use crate::family::{FamilyId, FamilyState};
+use crate::sealing::Keyring;
 use crate::store::EventStore;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ impl FamilyCache {
     pub(super) async fn loaded(
         &self,
         store: &dyn EventStore,
+        keys: &Keyring,
         family: &FamilyId,
     ) -> Result<Arc<tokio::sync::Mutex<Slot>>, FamilyError> {
         let slot = {
@@ -38,7 +40,7 @@ impl FamilyCache {
         {
             let mut guard = slot.lock().await;
             if !guard.loaded {
-                catch_up(store, family, &mut guard.state).await?;
+                catch_up(store, keys, family, &mut guard.state).await?;
                 guard.loaded = true;
             }
         }
@@ -64,33 +66,83 @@ impl FamilyCache {
 /// Applies the family's events that `state` has not seen yet.
 pub(super) async fn catch_up(
     store: &dyn EventStore,
+    keys: &Keyring,
     family: &FamilyId,
     state: &mut FamilyState,
 ) -> Result<(), FamilyError> {
-    catch_up_before(store, family, state, None).await
+    replay(store, keys, family, state, Replay::default()).await
 }
 
 /// Applies the family's events that `state` has not seen yet, up to revision `before`
 /// (exclusive; all with `None`).
 pub(super) async fn catch_up_before(
     store: &dyn EventStore,
+    keys: &Keyring,
     family: &FamilyId,
     state: &mut FamilyState,
     before: Option<u64>,
 ) -> Result<(), FamilyError> {
+    replay(store, keys, family, state, Replay { before, ..Replay::default() }).await
+}
+
+/// Where a replay stops.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Replay {
+    /// Before this revision.
+    pub(super) before: Option<u64>,
+    /// Before the first event recorded after this time (microseconds).
+    pub(super) recorded_until: Option<i64>,
+}
+
+/// Applies the family's events from where `state` stands. An erasure of keys the state
+/// already used makes it start again from the first event, so that nothing read from the
+/// shredded payloads survives in it.
+pub(super) async fn replay(
+    store: &dyn EventStore,
+    keys: &Keyring,
+    family: &FamilyId,
+    state: &mut FamilyState,
+    stop: Replay,
+) -> Result<(), FamilyError> {
     let stream = family.stream();
     loop {
         let from = state.revision.map_or(0, |r| r + 1);
-        let limit = before.map_or(CATCH_UP_PAGE, |b| CATCH_UP_PAGE.min(b.saturating_sub(from) as usize));
+        let limit = stop.before.map_or(CATCH_UP_PAGE, |b| CATCH_UP_PAGE.min(b.saturating_sub(from) as usize));
         if limit == 0 {
             return Ok(());
         }
         let page = store.read_stream(&stream, from, limit).await?;
+        keys.prefetch(&page).await.map_err(crate::family::ApplyError::from)?;
         for event in &page {
-            state.apply(event)?;
+            if stop.recorded_until.is_some_and(|until| event.recorded_at_micros > until) {
+                return Ok(());
+            }
+            state.apply(event, keys)?;
+            if state.needs_rebuild {
+                tracing::info!(family_id = %family, "keys of this family were destroyed: rebuilding its state");
+                *state = FamilyState::default();
+                break;
+            }
         }
-        if page.len() < limit {
+        if state.revision.is_some() && page.len() < limit {
+            return Ok(());
+        }
+        if state.revision.is_none() && page.is_empty() {
             return Ok(());
         }
     }
+}
+
+/// Starts the state again from the first event when an erasure asked for it.
+pub(super) async fn rebuild_if_needed(
+    store: &dyn EventStore,
+    keys: &Keyring,
+    family: &FamilyId,
+    state: &mut FamilyState,
+) -> Result<(), FamilyError> {
+    if state.needs_rebuild {
+        *state = FamilyState::default();
+        catch_up(store, keys, family, state).await?;
+    }
+    Ok(())
 }

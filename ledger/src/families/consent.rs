@@ -10,6 +10,7 @@ use crate::consent::{self, AccessQuery, ConsentEvent, ConsentRecord, ConsentStat
 use crate::disclosure::{AccessCheck, AccessLogEvent};
 use crate::envelope::{EventId, ExpectedRevision, ProposedEvent};
 use crate::family::{FamilyId, FamilyState};
+use crate::sealing::groups;
 use crate::store::AppendOutcome;
 use chrono::{DateTime, Utc};
 
@@ -35,7 +36,7 @@ impl Families {
         event_id: EventId,
         event: ConsentEvent,
     ) -> Result<AppendOutcome, FamilyError> {
-        let slot = self.cache.loaded(&*self.store, family).await?;
+        let slot = self.cache.loaded(&*self.store, &self.keys, family).await?;
         let mut slot = slot.lock().await;
         let exists = slot.state.revision.is_some();
         let decision = authorise(recorded_by, &Action::RecordConsentEvent { family: &slot.state });
@@ -61,7 +62,8 @@ impl Families {
             }
             consent::validate::validate(state, &record, now).map_err(FamilyError::from)
         };
-        self.append_checked(family, slot, ExpectedRevision::Any, proposed, check).await
+        let group_of = |state: &FamilyState, _: usize| Some(groups::of_consent(state, &record));
+        self.append_checked(family, slot, ExpectedRevision::Any, proposed, group_of, check).await
     }
 
     /// The consents of the family that the caller's organisation may know of: those it

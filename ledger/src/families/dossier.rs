@@ -2,7 +2,7 @@
 //! legal bases in force, and disclosed only after the disclosure is committed. Also the
 //! privacy officer's investigation of what someone could have seen.
 
-use super::{CATCH_UP_PAGE, Families, FamilyError, Logged, Target, cache};
+use super::{Families, FamilyError, Logged, Target, cache};
 use crate::actor::Actor;
 use crate::authorisation::{Action, Caller, authorise};
 use crate::case::InformationCategory;
@@ -59,10 +59,10 @@ impl Families {
     pub async fn dossier(&self, request: DossierRequest) -> Result<(DossierView, Logged), FamilyError> {
         let caller = &request.requester;
         let requester = &caller.actor;
-        let slot = self.cache.loaded(&*self.store, &request.family).await?;
+        let slot = self.cache.loaded(&*self.store, &self.keys, &request.family).await?;
         let view = {
             let mut slot = slot.lock().await;
-            cache::catch_up(&*self.store, &request.family, &mut slot.state).await?;
+            cache::catch_up(&*self.store, &self.keys, &request.family, &mut slot.state).await?;
             let exists = slot.state.revision.is_some();
             self.enforce(caller, Target::family(&request.family, exists), authorise(caller, &Action::GetDossier))
                 .await?;
@@ -224,20 +224,8 @@ impl Families {
         self.enforce(officer, target, decision).await?;
 
         let mut state = FamilyState::default();
-        let stream = family.stream();
-        'read: loop {
-            let from = state.revision.map_or(0, |r| r + 1);
-            let page = self.store.read_stream(&stream, from, CATCH_UP_PAGE).await?;
-            for event in &page {
-                if event.recorded_at_micros > as_of.timestamp_micros() {
-                    break 'read;
-                }
-                state.apply(event)?;
-            }
-            if page.len() < CATCH_UP_PAGE {
-                break;
-            }
-        }
+        let stop = cache::Replay { recorded_until: Some(as_of.timestamp_micros()), ..cache::Replay::default() };
+        cache::replay(&*self.store, &self.keys, family, &mut state, stop).await?;
         if state.revision.is_none() {
             return Err(FamilyError::UnknownFamily);
         }

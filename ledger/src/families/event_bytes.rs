@@ -7,6 +7,7 @@ use crate::codec::{self, FamilyEvent};
 use crate::disclosure::{self, AccessLogEvent};
 use crate::envelope::RecordedEvent;
 use crate::family::FamilyId;
+use crate::sealing::{Content, Keyring, Opener};
 use crate::treehead;
 
 /// Who wrote an event, as far as entitlement to its bytes goes.
@@ -18,16 +19,26 @@ enum Authorship {
     Unknown,
 }
 
-fn authorship(event: &RecordedEvent) -> Authorship {
+fn authorship(event: &RecordedEvent, keys: &Keyring) -> Authorship {
     let stream = event.stream.as_str();
     if *stream == *treehead::stream().as_str() {
         return Authorship::Nobody;
     }
     if stream.starts_with("family-") {
-        return match codec::decode(event) {
-            Ok(FamilyEvent::Case(r)) => Authorship::Organisation(r.author.organisation_id),
-            Ok(FamilyEvent::Consent(r)) => Authorship::Organisation(r.recorded_by.organisation_id),
-            Err(_) => Authorship::Unknown,
+        let Ok(opened) = keys.open(event) else { return Authorship::Unknown };
+        return match opened.content {
+            // The group names the author even after the content is gone.
+            Content::Shredded { group, .. } => {
+                group.map_or(Authorship::Unknown, |g| Authorship::Organisation(g.author))
+            }
+            Content::Plain(payload) => match codec::decode(event, &payload) {
+                Ok(FamilyEvent::Case(r)) => Authorship::Organisation(r.author.organisation_id),
+                Ok(FamilyEvent::Consent(r)) => Authorship::Organisation(r.recorded_by.organisation_id),
+                Ok(FamilyEvent::Erasure(r)) => {
+                    r.by.map_or(Authorship::Nobody, |a| Authorship::Organisation(a.organisation_id))
+                }
+                Err(_) => Authorship::Unknown,
+            },
         };
     }
     match serde_json::from_slice::<AccessLogEvent>(&event.payload) {
@@ -62,7 +73,8 @@ impl Families {
     /// belongs to a family), or a store failure.
     pub async fn event_bytes(&self, caller: &Caller, position: u64) -> Result<Option<RecordedEvent>, FamilyError> {
         let Some(event) = self.store.read_all(position, 1).await?.pop() else { return Ok(None) };
-        let authorship = authorship(&event);
+        self.keys.prefetch(std::slice::from_ref(&event)).await.map_err(crate::family::ApplyError::from)?;
+        let authorship = authorship(&event, &self.keys);
         let author = match &authorship {
             Authorship::Nobody => None,
             Authorship::Organisation(org) => Some(org.as_str()),

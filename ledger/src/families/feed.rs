@@ -131,7 +131,7 @@ impl Families {
             return Ok(FeedPosition::default());
         }
         let mut state = FamilyState::default();
-        cache::catch_up_before(&*self.store, family, &mut state, Some(revision)).await?;
+        cache::catch_up_before(&*self.store, &self.keys, family, &mut state, Some(revision)).await?;
         let view = dossier::build(&state, &caller.actor, purpose, self.clock.now());
         Ok(FeedPosition { revision: state.revision, visible: visible_of(&view), access_log_revision: None })
     }

@@ -7,6 +7,7 @@
 //!   it is returned; a privacy officer's investigation;
 //! - [`audit`]: the privacy office's access-log queries and reviews;
 //! - [`report`]: the who-saw-what report for a member, through a portal;
+//! - [`erasure`]: erasing an organisation's records about a member (crypto-shredding);
 //! - [`event_bytes`]: one event's canonical bytes, to whom they belong;
 //! - [`feed`]: the change feed, each delivered batch a disclosure committed first;
 //! - [`notices`]: telling earlier recipients of corrections (AVG art. 19), listing and
@@ -21,6 +22,7 @@ mod audit;
 mod cache;
 mod consent;
 mod dossier;
+mod erasure;
 mod event_bytes;
 mod feed;
 mod notices;
@@ -29,6 +31,7 @@ mod report;
 pub use append::CaseAppend;
 pub use consent::ConsentListing;
 pub use dossier::DossierRequest;
+pub use erasure::{ErasureOutcome, ErasureRequest};
 pub use feed::{FeedAsk, FeedBatch, FeedPosition, FeedScope, family_of, notice_for, notice_in};
 pub use notices::{FamilyNotice, NoticeScope};
 pub use report::{MemberReport, ReportRequest};
@@ -41,6 +44,7 @@ use crate::consent::validate::ConsentRuleError;
 use crate::disclosure::{self, AccessLogEvent, FunctionRefusal};
 use crate::envelope::{EventId, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
 use crate::family::{ApplyError, FamilyId, FamilyState};
+use crate::sealing::Keyring;
 use crate::store::{EventStore, StoreError};
 use cache::FamilyCache;
 use std::collections::HashMap;
@@ -73,6 +77,9 @@ pub enum FamilyError {
     /// Refused by the consent engine, and the refusal is recorded.
     #[error("access denied: {}", .0.iter().map(|r| r.explanation.as_str()).collect::<Vec<_>>().join("; "))]
     Denied(Vec<DenialReason>),
+    /// An erasure the law does not allow, and the refusal is recorded.
+    #[error("erasure refused: {0}")]
+    ErasureRefused(crate::erasure::ErasureRefused),
     /// Refused by the authorisation policy, and the refusal is recorded.
     #[error("{0}")]
     NotAuthorised(Refused),
@@ -118,13 +125,19 @@ pub struct Families {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
     cache: FamilyCache,
+    keys: Arc<Keyring>,
     /// How long a privacy officer has to review a use of a legal basis.
     review_within: chrono::Duration,
 }
 
 impl Families {
-    pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, cache: FamilyCache::default(), review_within: disclosure::DEFAULT_REVIEW_WITHIN }
+    pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>, keys: Arc<Keyring>) -> Self {
+        Self { store, clock, cache: FamilyCache::default(), keys, review_within: disclosure::DEFAULT_REVIEW_WITHIN }
+    }
+
+    /// The subject keys payloads are sealed under.
+    pub fn keys(&self) -> &Arc<Keyring> {
+        &self.keys
     }
 
     /// Sets the review deadline of disclosures under a legal basis (break-the-glass
@@ -177,10 +190,10 @@ impl Families {
         woken_at: Option<u64>,
         f: impl FnOnce(&FamilyState) -> T,
     ) -> Result<T, FamilyError> {
-        let slot = self.cache.loaded(&*self.store, family).await?;
+        let slot = self.cache.loaded(&*self.store, &self.keys, family).await?;
         let mut slot = slot.lock().await;
         if woken_at.is_none_or(|r| slot.state.revision.is_none_or(|cached| cached < r)) {
-            cache::catch_up(&*self.store, family, &mut slot.state).await?;
+            cache::catch_up(&*self.store, &self.keys, family, &mut slot.state).await?;
         }
         Ok(f(&slot.state))
     }

@@ -8,6 +8,7 @@
 //!   row lock, group commit, versioned migrations).
 //! - [`kurrent`]: KurrentDB for deployments that run a KurrentDB cluster (gapless ordinals
 //!   derived from `$all`, retries recognised by event id).
+//! - [`keys`]: subject keys beside the events, for sealing and crypto-shredding.
 //! - [`group_commit`]: the queue and batch draining every group-committing writer shares.
 //! - [`faulty`]: a fault-injecting wrapper for tests (fail before or after writing, break a
 //!   subscription).
@@ -19,6 +20,7 @@ pub mod commit_watch;
 pub mod fanout;
 pub mod faulty;
 pub mod group_commit;
+pub mod keys;
 pub mod kurrent;
 pub mod postgres;
 pub mod sqlite;

@@ -33,7 +33,8 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 /// Every migration, in order; the index + 1 is the schema version it brings.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE log_head (
     id            BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id),
     next_position BIGINT  NOT NULL
@@ -50,7 +51,9 @@ CREATE TABLE events (
     prev_hash   BYTEA  NOT NULL,
     hash        BYTEA  NOT NULL,
     UNIQUE (stream, revision)
-);"];
+);",
+    super::keys::postgres::MIGRATION,
+];
 
 /// Key of the advisory lock that serialises migrations across replicas.
 const MIGRATION_LOCK: i64 = 0x475A_4431_4D49_4752;
@@ -145,6 +148,11 @@ impl PostgresStore {
         tokio::spawn(writer.run(rx, options.max_batch.max(1)));
         tokio::spawn(poll_head(pool.clone(), head_tx));
         Ok(Self { inner: Arc::new(Inner { pool, writer: tx, head: head_rx }) })
+    }
+
+    /// The subject keys, over this store's pool.
+    pub fn key_store(&self) -> super::keys::postgres::PostgresKeyStore {
+        super::keys::postgres::PostgresKeyStore::new(self.inner.pool.clone())
     }
 
     async fn query_events(

@@ -54,7 +54,7 @@ pub fn dossier(family_id: &str, view: &DossierView, disclosure_event_id: String)
             .collect(),
         coordinator: view.coordinator.as_ref().map(outbound::participant),
         open_referrals: view.open_referrals.iter().filter_map(|p| by_id(&p.event_id)).collect(),
-        timeline: view.timeline.iter().map(item).collect(),
+        timeline: timeline(view),
         disclosed: view
             .disclosed
             .iter()
@@ -69,6 +69,21 @@ pub fn dossier(family_id: &str, view: &DossierView, disclosure_event_id: String)
         review_required: view.needs_review(),
         notices: view.notices.iter().map(outbound::denial_reason).collect(),
     }
+}
+
+/// The visible items and the erased ones, in stream order.
+fn timeline(view: &DossierView) -> Vec<pb::DossierItem> {
+    let mut items: Vec<pb::DossierItem> = view.timeline.iter().map(dossier_item).collect();
+    items.extend(view.erased.iter().map(|e| pb::DossierItem {
+        event_id: e.event_id.to_string(),
+        revision: e.revision,
+        recorded_at: Some(outbound::timestamp(e.recorded_at)),
+        // The epoch when the date is unknown (a key the key store never held).
+        erased_at: Some(e.erased_at.map(outbound::timestamp).unwrap_or_default()),
+        ..Default::default()
+    }));
+    items.sort_by_key(|i| i.revision);
+    items
 }
 
 /// One access-log row; the proof fields are left for the caller to fill.
@@ -173,6 +188,7 @@ pub fn notice_message(
             NoticeKind::Correction => pb::NoticeKind::Correction,
             NoticeKind::Retraction => pb::NoticeKind::Retraction,
             NoticeKind::BreakTheGlass => pb::NoticeKind::BreakTheGlass,
+            NoticeKind::Erasure => pb::NoticeKind::Erasure,
         } as i32,
         recipient_organisation_id: notice.recipient_organisation_id.clone(),
         about_event_id: notice.about_event_id.to_string(),

@@ -1,0 +1,339 @@
+//! The keyring: subject keys from the key store, unwrapped with the configured KEKs and
+//! cached, so that a family can be rebuilt without waiting on the key store per event.
+//!
+//! Applying events is synchronous, so readers first [`Keyring::prefetch`] the keys a page
+//! of events names, then open each event through [`Opener`].
+
+use super::{Kek, KeyGroup, KeyId, SealError, SubjectKey, sealed_with};
+use crate::envelope::RecordedEvent;
+use crate::store::keys::{KeyStore, StoredKey};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// A payload as a reader may see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened<'a> {
+    /// The subject key it was sealed under; `None` for an old plaintext payload.
+    pub key: Option<KeyId>,
+    pub content: Content<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content<'a> {
+    /// The payload's JSON.
+    Plain(Cow<'a, [u8]>),
+    /// Its key is destroyed: the content is gone for good.
+    Shredded {
+        /// When the key was destroyed, where known.
+        erased_at_micros: Option<i64>,
+        /// Whose data it was, by group, where the key store still says.
+        group: Option<KeyGroup>,
+    },
+}
+
+/// Opens stored payloads.
+pub trait Opener: Sync {
+    /// # Errors
+    /// [`SealError`] when the payload is malformed, does not open, or names a key not loaded.
+    fn open<'a>(&self, event: &'a RecordedEvent) -> Result<Opened<'a>, SealError>;
+
+    /// An erasure destroyed these keys (perhaps on another replica): their payloads read as
+    /// shredded from now on.
+    fn erased(&self, _key_ids: &[KeyId], _at_micros: i64) {}
+}
+
+/// For tools that hold no KEK: old plaintext payloads open, sealed ones read as content
+/// left out.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Plaintext;
+
+impl Opener for Plaintext {
+    fn open<'a>(&self, event: &'a RecordedEvent) -> Result<Opened<'a>, SealError> {
+        Ok(match sealed_with(&event.payload)? {
+            None => Opened { key: None, content: Content::Plain(Cow::Borrowed(&event.payload)) },
+            Some(id) => Opened { key: Some(id), content: Content::Shredded { erased_at_micros: None, group: None } },
+        })
+    }
+}
+
+enum Cached {
+    Live { key: SubjectKey, group: Option<KeyGroup> },
+    Destroyed { at: Option<i64>, group: Option<KeyGroup> },
+}
+
+/// Subject keys for one process.
+pub struct Keyring {
+    store: Arc<dyn KeyStore>,
+    /// The first wraps new keys; the others only unwrap (during a KEK rotation).
+    keks: Vec<Kek>,
+    keys: Mutex<HashMap<KeyId, Cached>>,
+    /// The key each (family, group label) seals under now.
+    sealing: Mutex<HashMap<(String, String), KeyId>>,
+    /// Keys that payloads name and the key store does not hold.
+    absent: Mutex<HashSet<KeyId>>,
+    /// False where the store keeps no keys (KurrentDB, for now): payloads stay plaintext.
+    sealing_enabled: bool,
+}
+
+impl Keyring {
+    /// # Errors
+    /// [`SealError::BadKek`] when no KEK is given.
+    pub fn new(store: Arc<dyn KeyStore>, keks: Vec<Kek>) -> Result<Self, SealError> {
+        if keks.is_empty() {
+            return Err(SealError::BadKek("no key-encryption key configured".into()));
+        }
+        Ok(Self {
+            store,
+            keks,
+            keys: Mutex::default(),
+            sealing: Mutex::default(),
+            absent: Mutex::default(),
+            sealing_enabled: true,
+        })
+    }
+
+    /// A keyring over an in-memory key store with a random KEK: for tests and benchmarks.
+    ///
+    /// # Errors
+    /// [`SealError::BadKek`] when the random source fails.
+    pub fn ephemeral() -> Result<Self, SealError> {
+        let kek = Kek::from_hex(&Kek::generate_hex()?)?;
+        Self::new(Arc::new(crate::store::keys::MemoryKeyStore::default()), vec![kek])
+    }
+
+    /// A keyring that seals nothing, for a store that keeps no keys: new payloads stay
+    /// plaintext, and erasure finds nothing it can shred.
+    ///
+    /// # Errors
+    /// [`SealError::BadKek`] when the random source fails.
+    pub fn without_sealing() -> Result<Self, SealError> {
+        Ok(Self { sealing_enabled: false, ..Self::ephemeral()? })
+    }
+
+    /// Whether new payloads are sealed.
+    pub fn seals(&self) -> bool {
+        self.sealing_enabled
+    }
+
+    pub fn key_store(&self) -> &Arc<dyn KeyStore> {
+        &self.store
+    }
+
+    fn kek(&self, id: &str) -> Option<&Kek> {
+        self.keks.iter().find(|k| k.id() == id)
+    }
+
+    fn primary(&self) -> &Kek {
+        // `new` refuses an empty list.
+        &self.keks[0]
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<KeyId, Cached>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sealing(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), KeyId>> {
+        self.sealing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn absent(&self, id: KeyId) -> bool {
+        self.absent.lock().unwrap_or_else(|e| e.into_inner()).contains(&id)
+    }
+
+    fn remember(&self, stored: &StoredKey) -> Result<(), SealError> {
+        let cached = match &stored.wrapped {
+            None => {
+                Cached::Destroyed { at: stored.destroyed_at_micros, group: KeyGroup::from_label(&stored.label).ok() }
+            }
+            Some(wrapped) => {
+                let kek = self
+                    .kek(&stored.kek_id)
+                    .ok_or_else(|| SealError::UnknownKek { key: stored.key_id, kek: stored.kek_id.clone() })?;
+                Cached::Live {
+                    key: kek.unwrap_key(stored.key_id, &stored.label, wrapped)?,
+                    group: KeyGroup::from_label(&stored.label).ok(),
+                }
+            }
+        };
+        self.cache().insert(stored.key_id, cached);
+        Ok(())
+    }
+
+    /// Seals one payload of `family` under its group's key, making the key first when the
+    /// group has none (the key is durable before any event needs it).
+    ///
+    /// # Errors
+    /// A key store failure, or [`SealError`] from the cipher.
+    pub async fn seal(
+        &self,
+        family: &str,
+        group: &KeyGroup,
+        event_id: &uuid::Uuid,
+        event_type: &str,
+        plaintext: &[u8],
+        now_micros: i64,
+    ) -> Result<Vec<u8>, SealError> {
+        if !self.sealing_enabled {
+            return Ok(plaintext.to_vec());
+        }
+        let label = group.label();
+        let (id, key) = self.sealing_key(family, &label, now_micros).await?;
+        super::seal(id, &key, event_id, event_type, plaintext)
+    }
+
+    async fn sealing_key(&self, family: &str, label: &str, now_micros: i64) -> Result<(KeyId, SubjectKey), SealError> {
+        let slot = (family.to_owned(), label.to_owned());
+        let cached = self.sealing().get(&slot).copied();
+        if let Some(id) = cached
+            && let Some(Cached::Live { key, .. }) = self.cache().get(&id)
+        {
+            return Ok((id, key.clone()));
+        }
+        let stored = match self.store.live(family, label).await? {
+            Some(stored) => stored,
+            None => {
+                let key_id = KeyId::random()?;
+                let key = SubjectKey::generate()?;
+                let stored = StoredKey {
+                    key_id,
+                    family: family.to_owned(),
+                    label: label.to_owned(),
+                    kek_id: self.primary().id().to_owned(),
+                    wrapped: Some(self.primary().wrap(key_id, label, &key)?),
+                    created_at_micros: now_micros,
+                    destroyed_at_micros: None,
+                };
+                self.store.insert(&stored).await?;
+                // Another replica may have made one at the same moment: all take the oldest.
+                self.store.live(family, label).await?.unwrap_or(stored)
+            }
+        };
+        self.remember(&stored)?;
+        self.sealing().insert(slot, stored.key_id);
+        match self.cache().get(&stored.key_id) {
+            Some(Cached::Live { key, .. }) => Ok((stored.key_id, key.clone())),
+            _ => Err(SealError::KeyNotLoaded(stored.key_id)),
+        }
+    }
+
+    /// Loads every key that `events` are sealed under and this process has not loaded.
+    ///
+    /// # Errors
+    /// A key store failure, a malformed payload, or a key that no configured KEK unwraps.
+    pub async fn prefetch(&self, events: &[RecordedEvent]) -> Result<(), SealError> {
+        let mut missing = HashSet::new();
+        {
+            let cache = self.cache();
+            for event in events {
+                let Some(id) = sealed_with(&event.payload)? else { continue };
+                // A key forgotten before it was ever loaded here still needs its group.
+                let needed = match cache.get(&id) {
+                    None => true,
+                    Some(Cached::Destroyed { group, .. }) => group.is_none() && !self.absent(id),
+                    Some(Cached::Live { .. }) => false,
+                };
+                if needed {
+                    missing.insert(id);
+                }
+            }
+        }
+        for id in missing {
+            match self.store.get(id).await? {
+                Some(stored) => {
+                    let forgotten = match self.cache().get(&id) {
+                        Some(Cached::Destroyed { at, .. }) => Some(*at),
+                        _ => None,
+                    };
+                    match forgotten {
+                        // An erasure said so: destroyed here, whatever the store holds yet.
+                        Some(at) => {
+                            let group = KeyGroup::from_label(&stored.label).ok();
+                            self.cache().insert(id, Cached::Destroyed { at: at.or(stored.destroyed_at_micros), group });
+                        }
+                        None => self.remember(&stored)?,
+                    }
+                }
+                // A key that never reached the store cannot open anything: treat as gone.
+                None => {
+                    tracing::warn!(key_id = %id, "a payload names a key the key store does not hold");
+                    self.absent.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+                    self.cache().entry(id).or_insert(Cached::Destroyed { at: None, group: None });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets keys an erasure destroyed (seen in a family stream, perhaps from another
+    /// replica): from now on their payloads read as shredded here, whatever the key store
+    /// says.
+    pub fn forget(&self, key_ids: &[KeyId], at_micros: i64) {
+        let mut cache = self.cache();
+        for id in key_ids {
+            let group = match cache.get(id) {
+                Some(Cached::Destroyed { group, .. } | Cached::Live { group, .. }) => group.clone(),
+                None => None,
+            };
+            cache.insert(*id, Cached::Destroyed { at: Some(at_micros), group });
+        }
+        drop(cache);
+        let gone: HashSet<&KeyId> = key_ids.iter().collect();
+        self.sealing().retain(|_, id| !gone.contains(id));
+    }
+
+    /// Destroys keys in the key store and forgets them here.
+    ///
+    /// # Errors
+    /// A key store failure (nothing is forgotten then).
+    pub async fn destroy(&self, key_ids: &[KeyId], at_micros: i64) -> Result<usize, SealError> {
+        let n = self.store.destroy(key_ids, at_micros).await?;
+        self.forget(key_ids, at_micros);
+        Ok(n)
+    }
+
+    /// Rewraps every live key under the first KEK; returns how many were rewrapped. Events
+    /// are not touched: they are sealed under the subject keys, which stay the same.
+    ///
+    /// # Errors
+    /// A key store failure, or a key that no configured KEK unwraps (nothing after it is
+    /// rewrapped; a rerun continues).
+    pub async fn rotate(&self) -> Result<usize, SealError> {
+        let primary = self.primary();
+        let mut n = 0;
+        for stored in self.store.all().await? {
+            let Some(wrapped) = &stored.wrapped else { continue };
+            if stored.kek_id == primary.id() {
+                continue;
+            }
+            let kek = self
+                .kek(&stored.kek_id)
+                .ok_or_else(|| SealError::UnknownKek { key: stored.key_id, kek: stored.kek_id.clone() })?;
+            let key = kek.unwrap_key(stored.key_id, &stored.label, wrapped)?;
+            let rewrapped = primary.wrap(stored.key_id, &stored.label, &key)?;
+            self.store.rewrap(stored.key_id, primary.id(), &rewrapped).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+impl Opener for Keyring {
+    fn erased(&self, key_ids: &[KeyId], at_micros: i64) {
+        self.forget(key_ids, at_micros);
+    }
+
+    fn open<'a>(&self, event: &'a RecordedEvent) -> Result<Opened<'a>, SealError> {
+        let Some(id) = sealed_with(&event.payload)? else {
+            return Ok(Opened { key: None, content: Content::Plain(Cow::Borrowed(&event.payload)) });
+        };
+        let content = match self.cache().get(&id) {
+            None => return Err(SealError::KeyNotLoaded(id)),
+            Some(Cached::Destroyed { at, group }) => Content::Shredded { erased_at_micros: *at, group: group.clone() },
+            Some(Cached::Live { key, .. }) => {
+                Content::Plain(Cow::Owned(super::open(id, key, &event.event_id, &event.event_type, &event.payload)?))
+            }
+        };
+        Ok(Opened { key: Some(id), content })
+    }
+}

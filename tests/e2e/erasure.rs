@@ -1,0 +1,189 @@
+//! Erasure by crypto-shredding over real gRPC (AVG art. 17, Jeugdwet 7.3.9): the author's
+//! privacy officer erases a member; the content is gone from the dossier and the stored
+//! bytes, other members' and other authors' data stay, the log still verifies, earlier
+//! recipients are told, and the law's exceptions are refused and recorded.
+
+use crate::consent_dossier::{FAMILY, dossier_request, family, grant};
+use crate::support::build::{self, any, append};
+use crate::support::{GI, Professional, TestServer, VGGZ, YOUTH_CARE};
+use chrono::Datelike;
+use gezinsdossier_ledger::clock::Clock;
+use gezinsdossier_ledger::codec::FamilyEvent;
+use gezinsdossier_ledger::disclosure::AccessLogEvent;
+use gezinsdossier_ledger::store::EventStore;
+use gezinsdossier_proto::v1 as pb;
+use gezinsdossier_proto::v1::audit_service_client::AuditServiceClient;
+use gezinsdossier_proto::v1::notice_service_client::NoticeServiceClient;
+use pb::InformationCategory as C;
+use pb::case_event::Kind;
+use tonic::Code;
+
+fn erase(subject: &str, categories: &[C]) -> pb::EraseRecordsRequest {
+    pb::EraseRecordsRequest {
+        family_id: FAMILY.into(),
+        subject_member_id: subject.into(),
+        categories: categories.iter().map(|c| *c as i32).collect(),
+        ground: pb::ErasureGround::Avg17 as i32,
+        requested_by: pb::ErasureRequestedBy::Subject as i32,
+    }
+}
+
+async fn officer(
+    server: &TestServer,
+    org: &str,
+    role: &str,
+) -> AuditServiceClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Professional>> {
+    AuditServiceClient::with_interceptor(server.channel(Some(org)).await, server.professional(org, "fg-1", role))
+}
+
+fn texts(d: &pb::Dossier) -> Vec<String> {
+    d.timeline
+        .iter()
+        .filter_map(|i| match i.event.as_ref()?.kind.as_ref()? {
+            Kind::Note(n) => Some(n.text.clone()),
+            Kind::Intake(n) => Some(n.summary.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn erasing_a_member_shreds_their_content_everywhere_and_keeps_the_proofs() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    let mut notes: Vec<_> = (0..40)
+        .map(|i| build::event(&["mother"], &[C::Plan], Kind::Note(pb::Note { text: format!("moeder-plan-{i}") })))
+        .collect();
+    notes.push(build::event(&["mother", "child"], &[C::Plan], Kind::Note(pb::Note { text: "samen-plan".into() })));
+    youth.append_events(append(FAMILY, any(), notes)).await.unwrap();
+    // The GI received the mother's plans before the erasure.
+    let mut gi = server.dossier_client(GI, "gv-3", "gezinsvoogd").await;
+    let before = gi.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner();
+    assert!(texts(&before).contains(&"moeder-plan-0".to_string()), "{:?}", texts(&before));
+    let stored = server.family_events(FAMILY).await;
+    assert!(
+        !stored.iter().any(|e| e.payload.windows(13).any(|w| w == b"moeder-plan-0")),
+        "payloads are encrypted at rest"
+    );
+
+    // Only the privacy officer of a registered privacy office may erase.
+    let refused = officer(&server, YOUTH_CARE, "casusregisseur").await.erase_records(erase("mother", &[])).await;
+    assert_eq!(refused.unwrap_err().code(), Code::PermissionDenied);
+
+    // Her plans first: the consent that covered them stays, so the GI sees where they were.
+    let done = officer(&server, YOUTH_CARE, "privacy_officer").await.erase_records(erase("mother", &[C::Plan])).await;
+    let done = done.unwrap().into_inner();
+    assert_eq!(done.keys_destroyed, 1, "{done:?}");
+    assert_eq!(done.events_shredded, 40, "the 40 plan notes about her alone: {done:?}");
+    assert!(done.events_kept >= 1, "the note that also concerns the child is kept: {done:?}");
+    assert!(done.kept_reasons.iter().any(|r| r.contains("another family member")), "{:?}", done.kept_reasons);
+    assert!(done.notices_sent >= 40, "the GI received 40 of the erased notes: {done:?}");
+
+    // The dossier: youth care sees "erased on D" where the items were; the shared note and
+    // the child's data stay; v-ggz's own records about the mother are not youth care's to erase.
+    let mut own = server.dossier_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let after = own.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner();
+    assert!(!texts(&after).iter().any(|t| t.starts_with("moeder-plan")), "{:?}", texts(&after));
+    assert!(texts(&after).contains(&"samen-plan".to_string()));
+    assert!(texts(&after).contains(&"Gesprek met de tiener".to_string()));
+    let erased: Vec<_> = after.timeline.iter().filter(|i| i.erased_at.is_some()).collect();
+    assert!(erased.len() >= 40, "{} erased placeholders", erased.len());
+    assert!(erased.iter().all(|i| i.event.is_none() && i.author_organisation_id.is_empty()));
+    let mut vggz = server.dossier_client(VGGZ, "ggz-7", "psychiater").await;
+    let theirs = vggz.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner();
+    assert!(texts(&theirs).contains(&"Medicatie aangepast".to_string()), "{:?}", texts(&theirs));
+
+    // Stored payloads: the mother's are unreadable for good, every other one opens.
+    let stored = server.family_events(FAMILY).await;
+    let opened = server.open(&stored).await;
+    let shredded = opened.iter().filter(|o| o.is_none()).count();
+    assert_eq!(shredded as u64, done.events_shredded);
+    assert!(opened.iter().flatten().any(|e| matches!(e, FamilyEvent::Case(r) if r.author.organisation_id == VGGZ)));
+
+    // The GI, whose consent still covers her plans, sees where they were; it is told.
+    let gi_after = gi.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner();
+    assert!(!texts(&gi_after).iter().any(|t| t.starts_with("moeder-plan")), "{:?}", texts(&gi_after));
+    assert_eq!(gi_after.timeline.iter().filter(|i| i.erased_at.is_some()).count(), 40);
+    let mut gi_notices = NoticeServiceClient::with_interceptor(
+        server.channel(Some(GI)).await,
+        server.professional(GI, "p-1", "gezinsvoogd"),
+    );
+    let listed = gi_notices
+        .list_notices(pb::ListNoticesRequest { family_id: FAMILY.into(), direction: 0, include_acknowledged: false })
+        .await
+        .unwrap()
+        .into_inner()
+        .notices;
+    assert!(listed.iter().filter(|n| n.kind == pb::NoticeKind::Erasure as i32).count() >= 40, "{listed:?}");
+
+    // The who-saw-what report still lists the GI's disclosure.
+    let report = server.member_report(FAMILY, "mother", "mother").await;
+    assert!(!report.entries.is_empty(), "{report:?}");
+
+    // Every chain and the Merkle log still verify; the erasure event names no member.
+    let all = server.store.read_all(0, 100_000).await.unwrap();
+    gezinsdossier_ledger::chain::verify_stream(&stored).unwrap();
+    let erasure = stored.iter().find(|e| e.event_type == "erasure.recorded").expect("erasure event");
+    let text = String::from_utf8_lossy(&erasure.payload);
+    assert!(!text.contains("mother"), "{text}");
+    assert_eq!(all.iter().filter(|e| e.stream.as_str() == format!("family-{FAMILY}")).count(), stored.len());
+
+    // Then the whole record: her identity and the consent go too; shared data stays.
+    let whole = officer(&server, YOUTH_CARE, "privacy_officer").await.erase_records(erase("mother", &[])).await;
+    let whole = whole.unwrap().into_inner();
+    assert!(whole.keys_destroyed >= 2 && whole.events_shredded >= 2, "{whole:?}");
+    let after = own.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner();
+    assert!(texts(&after).contains(&"samen-plan".to_string()));
+    let stored = server.family_events(FAMILY).await;
+    let opened = server.open(&stored).await;
+    assert_eq!(opened.iter().filter(|o| o.is_none()).count() as u64, done.events_shredded + whole.events_shredded);
+    gezinsdossier_ledger::chain::verify_stream(&stored).unwrap();
+}
+
+#[tokio::test]
+async fn an_ots_in_force_or_nothing_in_scope_is_refused_with_the_reason_and_recorded() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let mut gi = server.case_client(GI, "gv-3", "gezinsvoogd").await;
+    let today = server.clock.now_date();
+    let ots = build::event(
+        &["child"],
+        &[C::ChildProtection],
+        Kind::MeasureImposed(pb::MeasureImposed {
+            measure_id: "ots-1".into(),
+            measure: pb::MeasureKind::Ots as i32,
+            child_member_id: "child".into(),
+            certified_institution_id: GI.into(),
+            valid_from: Some(build::date(today.year() - 1, 1, 1)),
+            valid_until: None,
+        }),
+    );
+    gi.append_events(append(FAMILY, any(), vec![ots])).await.unwrap();
+
+    let mut fg = officer(&server, YOUTH_CARE, "privacy_officer").await;
+    let refused = fg.erase_records(erase("child", &[])).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("ots"), "{}", refused.message());
+    // A parent with gezag over the child is held by the measure too.
+    assert_eq!(fg.erase_records(erase("mother", &[])).await.unwrap_err().code(), Code::FailedPrecondition);
+    // Nothing youth care wrote is about the teen's addiction: nothing to erase.
+    let nothing = fg.erase_records(erase("teen", &[C::Addiction])).await.unwrap_err();
+    assert_eq!(nothing.code(), Code::FailedPrecondition, "{nothing:?}");
+    let unknown = fg.erase_records(erase("nobody", &[])).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    assert!(unknown.message().starts_with("subject_member_id"), "{}", unknown.message());
+
+    let refusals = server
+        .access_log(FAMILY)
+        .await
+        .into_iter()
+        .filter(|e| matches!(e, AccessLogEvent::FunctionRefused(r) if r.reasons.iter().any(|x| x.contains("ots"))))
+        .count();
+    assert_eq!(refusals, 2, "each refusal is recorded");
+    // Nothing was shredded.
+    let stored = server.family_events(FAMILY).await;
+    assert!(server.open(&stored).await.iter().all(Option::is_some));
+}
