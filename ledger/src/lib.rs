@@ -22,6 +22,7 @@
 //! - [`correction`]: rectification and retraction (AVG art. 16, 19): corrected views and
 //!   the notices to earlier recipients.
 //! - [`erasure`]: erasure and the end of retention: what may be shredded, and its record.
+//! - [`retention`]: the retention clocks and what a retention run shreds.
 //! - [`report`]: the who-saw-what report for a family member (who may ask, what it lists).
 //! - [`sealing`]: payloads encrypted per subject key; erasure by destroying keys.
 //! - [`fhir`]: FHIR R4 AuditEvent and Consent resources.
@@ -60,6 +61,7 @@ pub mod merkle;
 pub mod nen7513;
 pub mod publisher;
 pub mod report;
+pub mod retention;
 pub mod sealing;
 pub mod store;
 pub mod treehead;

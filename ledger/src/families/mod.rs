@@ -12,6 +12,7 @@
 //! - [`feed`]: the change feed, each delivered batch a disclosure committed first;
 //! - [`notices`]: telling earlier recipients of corrections (AVG art. 19), listing and
 //!   acknowledging notices;
+//! - [`retention`]: the retention run (shreds what its clocks let go, records it);
 //! - [`cache`]: the cached family states.
 //!
 //! Every use case asks [`crate::authorisation::authorise`] first, and every refusal is
@@ -27,6 +28,7 @@ mod event_bytes;
 mod feed;
 mod notices;
 mod report;
+mod retention;
 
 pub use append::CaseAppend;
 pub use consent::ConsentListing;
@@ -35,6 +37,7 @@ pub use erasure::{ErasureOutcome, ErasureRequest};
 pub use feed::{FeedAsk, FeedBatch, FeedPosition, FeedScope, family_of, notice_for, notice_in};
 pub use notices::{FamilyNotice, NoticeScope};
 pub use report::{MemberReport, ReportRequest};
+pub use retention::RetentionOutcome;
 
 use crate::authorisation::{Caller, Grant, Refused};
 use crate::case::validate::ValidationError;
