@@ -285,12 +285,19 @@ pub async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
         std::fs::copy(entry.path(), copy.join(entry.file_name()))?;
     }
     let conn = rusqlite::Connection::open(copy.join("events.sqlite3"))?;
-    let changed = conn.execute(
-        "UPDATE events SET payload = CAST(REPLACE(CAST(payload AS TEXT), 'Depressieve', 'Lichte') AS BLOB) WHERE CAST(payload AS TEXT) LIKE '%Depressieve%'",
+    // The diagnosis is encrypted at rest: all an intruder can do is change its bytes.
+    let (position, mut payload): (i64, Vec<u8>) = conn.query_row(
+        "SELECT position, payload FROM events WHERE event_type = 'case.intake' ORDER BY position LIMIT 1",
         [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    if let Some(byte) = payload.last_mut() {
+        *byte ^= 1;
+    }
+    let changed =
+        conn.execute("UPDATE events SET payload = ?1 WHERE position = ?2", rusqlite::params![payload, position])?;
     drop(conn);
-    println!("-- someone rewrites the diagnosis in a copy ({changed} event changed)");
+    println!("-- someone changes one byte of the encrypted diagnosis in a copy ({changed} event changed)");
     println!("-- verify the copy: {}", verify(&copy)?);
     Ok(())
 }

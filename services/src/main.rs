@@ -69,6 +69,21 @@ enum Command {
         #[arg(long, value_name = "ID")]
         family: Option<String>,
     },
+    /// Subject keys: make a key-encryption key, or rewrap every subject key under the
+    /// configured `kek` (reading older ones from `previous_kek_files`). No event is rewritten.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Shred what the retention clocks let go (case record 20 years after its last change,
+    /// child protection 30 years after the child turns 18), and record it as events.
+    Retention {
+        #[command(flatten)]
+        config: Box<ConfigFlags>,
+        /// Only list what would go.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Ask a running server's gRPC health service; exit 0 only when it is SERVING. For
     /// container health checks and probes.
     Health {
@@ -88,6 +103,49 @@ enum Command {
         #[arg(long)]
         alive: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Print a fresh random key-encryption key (64 hex digits).
+    NewKek,
+    /// Rewrap every live subject key under the configured KEK.
+    Rotate(Box<ConfigFlags>),
+}
+
+/// How many payloads are sealed, and how many of those can no longer be opened because the
+/// key store beside the data no longer holds their key. Needs no KEK.
+fn count_shredded(data_dir: &std::path::Path, file: &LogFile) -> anyhow::Result<(u64, u64)> {
+    use gezinsdossier_ledger::store::keys::KeyStore;
+    let key_file = data_dir.join(gezinsdossier_ledger::store::keys::sqlite::KEY_FILE);
+    let live: std::collections::HashSet<_> = if key_file.exists() {
+        let keys = gezinsdossier_ledger::store::keys::sqlite::SqliteKeyStore::open(data_dir)?;
+        let all = tokio::runtime::Builder::new_current_thread().build()?.block_on(keys.all())?;
+        all.into_iter().filter(|k| !k.is_destroyed()).map(|k| k.key_id).collect()
+    } else {
+        Default::default()
+    };
+    let (mut sealed, mut shredded) = (0, 0);
+    for event in file.events() {
+        if let Some(key) = gezinsdossier_ledger::sealing::sealed_with(&event?.payload)? {
+            sealed += 1;
+            shredded += u64::from(!live.contains(&key));
+        }
+    }
+    Ok((sealed, shredded))
+}
+
+/// Opens the configured stores and their keyring, for the offline subcommands.
+async fn families_for(
+    config: &Config,
+) -> anyhow::Result<(
+    gezinsdossier_ledger::families::Families,
+    std::sync::Arc<dyn gezinsdossier_ledger::store::EventStore>,
+)> {
+    let (store, key_store) = server::open_stores(config).await?;
+    let keys = server::keyring(config, key_store)?;
+    let clock = std::sync::Arc::new(gezinsdossier_ledger::clock::SystemClock);
+    Ok((gezinsdossier_ledger::families::Families::new(store.clone(), clock, keys), store))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -213,12 +271,49 @@ fn main() -> anyhow::Result<()> {
                         report.root,
                         report.events as f64 / started.elapsed().as_secs_f64().max(1e-9)
                     );
+                    let (sealed, shredded) = count_shredded(&data_dir, &file)?;
+                    println!("{sealed} payloads encrypted, {shredded} of them shredded (their keys destroyed)");
                     Ok(())
                 }
                 Err(tampering) => anyhow::bail!("TAMPERED: {tampering}"),
             }
         }
         Command::Export { data_dir, format, family } => export(&data_dir, format, family.as_deref()),
+        Command::Keys { action: KeysAction::NewKek } => {
+            println!("{}", gezinsdossier_ledger::sealing::Kek::generate_hex().map_err(|e| anyhow::anyhow!("{e}"))?);
+            Ok(())
+        }
+        Command::Keys { action: KeysAction::Rotate(flags) } => {
+            let config = Config::load(&flags)?;
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let (families, store) = families_for(&config).await?;
+                let n = families.keys().rotate().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                store.shutdown().await;
+                println!("rewrapped {n} subject keys under key-encryption key {}", config.keks()?[0].id());
+                Ok(())
+            })
+        }
+        Command::Retention { config, dry_run } => {
+            let config = Config::load(&config)?;
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let (families, store) = families_for(&config).await?;
+                let periods = gezinsdossier_ledger::retention::RetentionPeriods::default();
+                let outcomes = families.run_retention(&periods, dry_run).await?;
+                store.shutdown().await;
+                let verb = if dry_run { "would shred" } else { "shredded" };
+                for o in &outcomes {
+                    println!(
+                        "family {}: {verb} {} keys ({} events); {} access-log lines past their clock (kept: not sealed)",
+                        o.family,
+                        o.plan.expired.len(),
+                        o.plan.shredded_events,
+                        o.access_log_lines_due
+                    );
+                }
+                println!("{} families with something due", outcomes.len());
+                Ok(())
+            })
+        }
         Command::Health { endpoint, ca, server_name, service, alive } => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(health::check(&endpoint, ca.as_deref(), &server_name, &health::Probe { service, alive }))

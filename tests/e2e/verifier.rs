@@ -64,13 +64,14 @@ async fn the_verifier_passes_a_copy_of_the_data_and_catches_a_flipped_byte() {
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{stdout}{}", String::from_utf8_lossy(&ok.stderr));
     assert!(stdout.starts_with("OK: ") && stdout.contains("signed tree heads verified"), "{stdout}");
+    // 3 families of a member and 8 notes, all sealed, none shredded.
+    assert!(stdout.contains("27 payloads encrypted, 0 of them shredded"), "{stdout}");
 
     let conn = rusqlite::Connection::open(copy.join("events.sqlite3")).unwrap();
-    conn.execute(
-        "UPDATE events SET payload = CAST(REPLACE(CAST(payload AS TEXT), 'Ouder', 'Oudr') AS BLOB) WHERE position = 0",
-        [],
-    )
-    .unwrap();
+    let mut payload: Vec<u8> =
+        conn.query_row("SELECT payload FROM events WHERE position = 0", [], |r| r.get(0)).unwrap();
+    *payload.last_mut().unwrap() ^= 1;
+    conn.execute("UPDATE events SET payload = ?1 WHERE position = 0", [payload]).unwrap();
     drop(conn);
     let bad = cli(&["verify", "--data-dir", copy.to_str().unwrap(), "--public-key", &key]);
     let stderr = String::from_utf8_lossy(&bad.stderr);
