@@ -68,6 +68,10 @@ enum Command {
         /// Only this family.
         #[arg(long, value_name = "ID")]
         family: Option<String>,
+        /// The key-encryption key's file, to read encrypted consents (fhir-consents); without
+        /// it their content is left out. The access log is not encrypted.
+        #[arg(long, value_name = "FILE")]
+        kek_file: Option<PathBuf>,
     },
     /// Subject keys: make a key-encryption key, or rewrap every subject key under the
     /// configured `kek` (reading older ones from `previous_kek_files`). No event is rewritten.
@@ -161,10 +165,19 @@ enum ExportFormat {
 }
 
 /// Writes the access log (or the consents) of the store in `data_dir` in `format`.
-fn export(data_dir: &std::path::Path, format: ExportFormat, family: Option<&str>) -> anyhow::Result<()> {
+fn export(
+    data_dir: &std::path::Path,
+    format: ExportFormat,
+    family: Option<&str>,
+    kek_file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let file = LogFile::open(data_dir)?;
     if matches!(format, ExportFormat::FhirAuditEvents | ExportFormat::FhirConsents) {
-        return export_fhir(&file, format, family);
+        let opener: Box<dyn gezinsdossier_ledger::sealing::Opener> = match kek_file {
+            None => Box::new(gezinsdossier_ledger::sealing::Plaintext),
+            Some(path) => Box::new(offline_keyring(data_dir, path, &file)?),
+        };
+        return export_fhir(&file, format, family, &*opener);
     }
     let stdout = std::io::stdout().lock();
     let mut csv_out = matches!(format, ExportFormat::Nen7513Csv).then(|| csv::Writer::from_writer(stdout));
@@ -192,7 +205,33 @@ fn export(data_dir: &std::path::Path, format: ExportFormat, family: Option<&str>
 }
 
 /// FHIR Bundles, built per family from the log.
-fn export_fhir(file: &LogFile, format: ExportFormat, only: Option<&str>) -> anyhow::Result<()> {
+/// A keyring over the key file of a (copied) data directory, with every key the log names
+/// loaded.
+fn offline_keyring(
+    data_dir: &std::path::Path,
+    kek_file: &std::path::Path,
+    file: &LogFile,
+) -> anyhow::Result<gezinsdossier_ledger::sealing::Keyring> {
+    use gezinsdossier_ledger::sealing::{Kek, Keyring};
+    let text =
+        std::fs::read_to_string(kek_file).map_err(|e| anyhow::anyhow!("kek file {}: {e}", kek_file.display()))?;
+    let kek = Kek::from_hex(&text).map_err(|e| anyhow::anyhow!("kek file {}: {e}", kek_file.display()))?;
+    let store = std::sync::Arc::new(gezinsdossier_ledger::store::keys::sqlite::SqliteKeyStore::open(data_dir)?);
+    let keyring = Keyring::new(store, vec![kek]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let events: Vec<_> = file.events().collect::<Result<_, _>>()?;
+    tokio::runtime::Builder::new_current_thread()
+        .build()?
+        .block_on(keyring.prefetch(&events))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(keyring)
+}
+
+fn export_fhir(
+    file: &LogFile,
+    format: ExportFormat,
+    only: Option<&str>,
+    opener: &dyn gezinsdossier_ledger::sealing::Opener,
+) -> anyhow::Result<()> {
     use std::collections::BTreeMap;
     let mut access_logs: BTreeMap<String, Vec<_>> = BTreeMap::new();
     let mut families: BTreeMap<String, FamilyState> = BTreeMap::new();
@@ -207,7 +246,7 @@ fn export_fhir(file: &LogFile, format: ExportFormat, only: Option<&str>) -> anyh
             && only.is_none_or(|o| o == f)
             && matches!(format, ExportFormat::FhirConsents)
         {
-            families.entry(f.to_owned()).or_default().apply(&event, &gezinsdossier_ledger::sealing::Plaintext)?;
+            families.entry(f.to_owned()).or_default().apply(&event, opener)?;
         }
     }
     let resources = match format {
@@ -278,7 +317,9 @@ fn main() -> anyhow::Result<()> {
                 Err(tampering) => anyhow::bail!("TAMPERED: {tampering}"),
             }
         }
-        Command::Export { data_dir, format, family } => export(&data_dir, format, family.as_deref()),
+        Command::Export { data_dir, format, family, kek_file } => {
+            export(&data_dir, format, family.as_deref(), kek_file.as_deref())
+        }
         Command::Keys { action: KeysAction::NewKek } => {
             println!("{}", gezinsdossier_ledger::sealing::Kek::generate_hex().map_err(|e| anyhow::anyhow!("{e}"))?);
             Ok(())

@@ -130,9 +130,12 @@ async fn a_privacy_officer_queries_reviews_and_is_logged_doing_so() {
     assert_eq!(audited, 9, "nine queries by the officer; the refused non-officer read nothing");
 
     // The NEN 7513 export of the same log, as JSON lines and as CSV.
+    let kek_file = server.data_dir.with_extension("kek");
+    std::fs::write(&kek_file, crate::support::TEST_KEK).unwrap();
     let export = |format: &str| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_gezinsdossier"))
             .args(["export", "--data-dir", server.data_dir.to_str().unwrap(), "--format", format, "--family", FAMILY])
+            .args(["--kek-file", kek_file.to_str().unwrap()])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -5,7 +5,8 @@ use crate::support::build::{self, any, append};
 use crate::support::{ConsentClient, DossierClient, GI, TestServer, VGGZ, YOUTH_CARE};
 use chrono::{Datelike, Duration, NaiveDate, Utc};
 use gezinsdossier_ledger::clock::Clock;
-use gezinsdossier_ledger::consent::{Basis, LegalBasisKind};
+use gezinsdossier_ledger::codec::FamilyEvent;
+use gezinsdossier_ledger::consent::{Basis, ConsentEvent, LegalBasisKind};
 use gezinsdossier_ledger::disclosure::AccessLogEvent;
 use gezinsdossier_ledger::store::faulty::Fault;
 use gezinsdossier_proto::v1 as pb;
@@ -454,7 +455,11 @@ async fn break_the_glass_grants_records_the_reason_and_is_flagged() {
     let family_events = server.family_events(FAMILY).await;
     let last = family_events.last().unwrap();
     assert_eq!(last.event_type, "consent.legal_basis");
-    assert!(String::from_utf8_lossy(&last.payload).contains("break_the_glass"));
+    let opened = server.open(std::slice::from_ref(last)).await.remove(0);
+    assert!(
+        matches!(&opened, Some(FamilyEvent::Consent(r)) if matches!(&r.event, ConsentEvent::LegalBasis(b) if b.kind == LegalBasisKind::BreakTheGlass)),
+        "{opened:?}"
+    );
     server.stop().await;
 }
 
