@@ -6,6 +6,7 @@
 use futures::StreamExt;
 use gezinsdossier_ledger::chain::verify_stream;
 use gezinsdossier_ledger::envelope::{ExpectedRevision, ProposedEvent, StreamId};
+use gezinsdossier_ledger::store::keys::KeyStore;
 use gezinsdossier_ledger::store::{EventStore, StoreError};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -13,6 +14,86 @@ use uuid::Uuid;
 
 mod cases {
     use super::*;
+    use gezinsdossier_ledger::sealing::{Content, Kek, KeyId, Keyring, Opener};
+    use gezinsdossier_ledger::store::keys::StoredKey;
+
+    fn stored_key(family: &str, label: &str, created_at_micros: i64) -> StoredKey {
+        StoredKey {
+            key_id: KeyId::random().unwrap(),
+            family: family.into(),
+            label: label.into(),
+            kek_id: "k1".into(),
+            wrapped: Some(vec![7; 60]),
+            created_at_micros,
+            destroyed_at_micros: None,
+        }
+    }
+
+    pub async fn keys_are_kept_destroyed_and_rewrapped<S: EventStore>(_store: S, keys: Arc<dyn KeyStore>) {
+        let a = stored_key("fam-a", "g1", 10);
+        let b = stored_key("fam-a", "g1", 20);
+        let c = stored_key("fam-b", "g2", 30);
+        for k in [&a, &b, &c] {
+            keys.insert(k).await.unwrap();
+        }
+        keys.insert(&a).await.expect("storing the same key again is a no-op");
+        let other = StoredKey { label: "elsewhere".into(), ..a.clone() };
+        assert!(matches!(keys.insert(&other).await, Err(StoreError::Corrupt(_))), "an id is never reused");
+        assert_eq!(keys.get(a.key_id).await.unwrap(), Some(a.clone()));
+        assert_eq!(keys.get(KeyId::random().unwrap()).await.unwrap(), None);
+        assert_eq!(keys.live("fam-a", "g1").await.unwrap().map(|k| k.key_id), Some(a.key_id), "the oldest");
+        assert_eq!(keys.of_family("fam-a").await.unwrap().len(), 2);
+        assert_eq!(keys.all().await.unwrap().len(), 3);
+
+        keys.rewrap(b.key_id, "k2", &[9; 60]).await.unwrap();
+        let rewrapped = keys.get(b.key_id).await.unwrap().unwrap();
+        assert_eq!((rewrapped.kek_id.as_str(), rewrapped.wrapped.as_deref()), ("k2", Some(&[9u8; 60][..])));
+
+        assert_eq!(keys.destroy(&[a.key_id, KeyId::random().unwrap()], 99).await.unwrap(), 1);
+        assert_eq!(keys.destroy(&[a.key_id], 100).await.unwrap(), 0, "destroying twice is a no-op");
+        let gone = keys.get(a.key_id).await.unwrap().unwrap();
+        assert_eq!((gone.wrapped, gone.destroyed_at_micros), (None, Some(99)));
+        assert_eq!((gone.family.as_str(), gone.label.as_str()), ("fam-a", "g1"), "whose it was stays known");
+        assert_eq!(keys.live("fam-a", "g1").await.unwrap().map(|k| k.key_id), Some(b.key_id));
+        keys.rewrap(a.key_id, "k3", &[1; 60]).await.unwrap();
+        assert!(keys.get(a.key_id).await.unwrap().unwrap().wrapped.is_none(), "a destroyed key stays destroyed");
+    }
+
+    pub async fn sealed_payloads_shred_and_the_chain_still_verifies<S: EventStore>(store: S, keys: Arc<dyn KeyStore>) {
+        let kek = Kek::from_hex(&Kek::generate_hex().unwrap()).unwrap();
+        let keyring = Keyring::new(keys.clone(), vec![kek.clone()]).unwrap();
+        let group = |subject: &str| gezinsdossier_ledger::sealing::KeyGroup {
+            author: "org".into(),
+            subjects: [subject.to_owned()].into(),
+            categories: Default::default(),
+            record: gezinsdossier_ledger::sealing::RecordKind::Case,
+        };
+        let s = stream("family-sealed");
+        let mut proposed = Vec::new();
+        for (i, subject) in ["mother", "father", "mother"].iter().enumerate() {
+            let mut e = event(&format!("{subject}-{i}"));
+            e.payload =
+                keyring.seal("sealed", &group(subject), &e.event_id, &e.event_type, &e.payload, 1).await.unwrap();
+            proposed.push(e);
+        }
+        store.append(&s, ExpectedRevision::NoStream, proposed.clone()).await.unwrap();
+        // A retry proposes the same sealed bytes, so it is recognised.
+        assert!(store.append(&s, ExpectedRevision::Any, proposed).await.unwrap().deduplicated);
+        let stored = store.read_stream(&s, 0, 10).await.unwrap();
+        assert!(stored.iter().all(|e| !String::from_utf8_lossy(&e.payload).contains("mother")));
+
+        let mother = gezinsdossier_ledger::sealing::sealed_with(&stored[0].payload).unwrap().unwrap();
+        keyring.destroy(&[mother], 5).await.unwrap();
+        // Another process, knowing only the KEK and the key store.
+        let fresh = Keyring::new(keys, vec![kek]).unwrap();
+        fresh.prefetch(&stored).await.unwrap();
+        let opened: Vec<_> = stored.iter().map(|e| fresh.open(e).unwrap().content).collect();
+        assert!(matches!(opened[0], Content::Shredded { erased_at_micros: Some(5), .. }));
+        assert!(matches!(&opened[1], Content::Plain(p) if String::from_utf8_lossy(p).contains("father-1")));
+        assert!(matches!(opened[2], Content::Shredded { .. }));
+        verify_stream(&stored).unwrap();
+        assert_eq!(store.read_stream(&s, 0, 10).await.unwrap(), stored, "no event changed");
+    }
 
     pub fn event(tag: &str) -> ProposedEvent {
         ProposedEvent {
@@ -325,6 +406,20 @@ macro_rules! contract_suite {
         mod $backend {
             use super::*;
 
+            macro_rules! key_case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    $(#[$attr])?
+                    async fn $name() {
+                        #[allow(clippy::redundant_closure_call)]
+                        let Some(fixture) = ($open)().await else {
+                            return;
+                        };
+                        cases::$name(fixture.store, fixture.keys).await;
+                    }
+                };
+            }
+
             macro_rules! case {
                 ($name:ident) => {
                     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -349,6 +444,8 @@ macro_rules! contract_suite {
             case!(subscription_catches_up_then_follows);
             case!(write_probes_succeed_and_write_no_event);
             case!(fanout_followers_see_every_event_once_in_order);
+            key_case!(keys_are_kept_destroyed_and_rewrapped);
+            key_case!(sealed_payloads_shred_and_the_chain_still_verifies);
         }
     };
 }
@@ -356,6 +453,8 @@ macro_rules! contract_suite {
 /// A store plus whatever must live as long as it (a temporary directory, a schema).
 struct Fixture<S> {
     store: S,
+    /// The key store beside it.
+    keys: Arc<dyn KeyStore>,
     /// Dropped after the case has finished with the store.
     _guard: Box<dyn std::any::Any + Send>,
 }
@@ -367,7 +466,9 @@ mod sqlite_backend {
     pub async fn open() -> Option<Fixture<SqliteStore>> {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
-        Some(Fixture { store, _guard: Box::new(dir) })
+        let keys =
+            std::sync::Arc::new(gezinsdossier_ledger::store::keys::sqlite::SqliteKeyStore::open(dir.path()).unwrap());
+        Some(Fixture { store, keys, _guard: Box::new(dir) })
     }
 }
 
@@ -430,7 +531,8 @@ mod postgres_backend {
     pub async fn open() -> Option<Fixture<PostgresStore>> {
         let schema = Schema::fresh();
         let store = connect(&schema).await?;
-        Some(Fixture { store, _guard: Box::new(schema) })
+        let keys = std::sync::Arc::new(store.key_store());
+        Some(Fixture { store, keys, _guard: Box::new(schema) })
     }
 }
 
@@ -447,7 +549,8 @@ mod kurrentdb_backend {
         let url = std::env::var("KURRENTDB_URL").expect("the suite is compiled in only when KURRENTDB_URL is set");
         let namespace = format!("contract_{}", uuid::Uuid::new_v4().simple());
         let store = KurrentStore::open(KurrentOptions { url, namespace }).await.expect("KurrentDB at KURRENTDB_URL");
-        Some(Fixture { store, _guard: Box::new(()) })
+        let keys = std::sync::Arc::new(store.key_store());
+        Some(Fixture { store, keys, _guard: Box::new(()) })
     }
 }
 
@@ -462,7 +565,8 @@ mod kurrentdb_fake_backend {
     pub async fn open() -> Option<Fixture<KurrentStore>> {
         let fake = FakeKurrentDb::start().await;
         let store = KurrentStore::open(KurrentOptions::new(fake.url())).await.expect("the fake KurrentDB");
-        Some(Fixture { store, _guard: Box::new(fake) })
+        let keys = std::sync::Arc::new(store.key_store());
+        Some(Fixture { store, keys, _guard: Box::new(fake) })
     }
 }
 

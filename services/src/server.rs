@@ -62,44 +62,37 @@ pub async fn serve(
     result
 }
 
-/// The configured event store and the key store beside it (`None` on KurrentDB, which keeps
-/// no keys yet: payloads stay plaintext there).
+/// The configured event store and the key store beside it.
 ///
 /// # Errors
 /// A store that cannot be opened.
-pub async fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>, Option<Arc<dyn KeyStore>>)> {
+pub async fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>, Arc<dyn KeyStore>)> {
     Ok(match (config.postgres.clone(), config.kurrentdb.clone()) {
         (Some(options), _) => {
             tracing::info!(pool_size = options.pool_size, tls = options.tls_ca_file.is_some(), "store: postgresql");
             let store = PostgresStore::open(options).await?;
             let keys: Arc<dyn KeyStore> = Arc::new(store.key_store());
-            (Arc::new(store), Some(keys))
+            (Arc::new(store), keys)
         }
         (None, Some(options)) => {
             tracing::info!(namespace = %options.namespace, "store: kurrentdb");
-            (Arc::new(KurrentStore::open(options).await?), None)
+            let store = KurrentStore::open(options).await?;
+            let keys: Arc<dyn KeyStore> = Arc::new(store.key_store());
+            (Arc::new(store), keys)
         }
         (None, None) => {
             let keys: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(&config.data_dir)?);
-            (Arc::new(SqliteStore::open(&config.data_dir)?), Some(keys))
+            (Arc::new(SqliteStore::open(&config.data_dir)?), keys)
         }
     })
 }
 
-/// The keyring over `key_store` with the configured KEKs; one that seals nothing when there
-/// is no key store.
+/// The keyring over `key_store` with the configured KEKs.
 ///
 /// # Errors
 /// A KEK that cannot be read.
-pub fn keyring(config: &Config, key_store: Option<Arc<dyn KeyStore>>) -> anyhow::Result<Arc<Keyring>> {
-    let keyring = match key_store {
-        Some(store) => Keyring::new(store, config.keks()?),
-        None => {
-            tracing::warn!("this store keeps no subject keys: payloads are stored unencrypted and cannot be erased");
-            Keyring::without_sealing()
-        }
-    };
-    Ok(Arc::new(keyring.map_err(|e| anyhow::anyhow!("{e}"))?))
+pub fn keyring(config: &Config, key_store: Arc<dyn KeyStore>) -> anyhow::Result<Arc<Keyring>> {
+    Ok(Arc::new(Keyring::new(key_store, config.keks()?).map_err(|e| anyhow::anyhow!("{e}"))?))
 }
 
 /// Runs the server over any event store and clock (the caller owns the store's lifetime).
@@ -109,7 +102,7 @@ pub fn keyring(config: &Config, key_store: Option<Arc<dyn KeyStore>>) -> anyhow:
 pub async fn serve_on(
     config: Config,
     store: Arc<dyn EventStore>,
-    key_store: Option<Arc<dyn KeyStore>>,
+    key_store: Arc<dyn KeyStore>,
     clock: Arc<dyn Clock>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,

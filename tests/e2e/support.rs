@@ -127,7 +127,7 @@ impl TestServer {
         let store = Arc::new(FaultyStore::new(sqlite.clone()));
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let keys: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(&config.data_dir).expect("key store"));
-        let task = tokio::spawn(server::serve_on(config, store.clone(), Some(keys), clock.clone(), listener, async {
+        let task = tokio::spawn(server::serve_on(config, store.clone(), keys, clock.clone(), listener, async {
             let _ = rx.await;
         }));
         let data_dir = config_data_dir;

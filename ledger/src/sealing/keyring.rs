@@ -72,8 +72,6 @@ pub struct Keyring {
     sealing: Mutex<HashMap<(String, String), KeyId>>,
     /// Keys that payloads name and the key store does not hold.
     absent: Mutex<HashSet<KeyId>>,
-    /// False where the store keeps no keys (KurrentDB, for now): payloads stay plaintext.
-    sealing_enabled: bool,
 }
 
 impl Keyring {
@@ -89,7 +87,6 @@ impl Keyring {
             keys: Mutex::default(),
             sealing: Mutex::default(),
             absent: Mutex::default(),
-            sealing_enabled: true,
         })
     }
 
@@ -100,20 +97,6 @@ impl Keyring {
     pub fn ephemeral() -> Result<Self, SealError> {
         let kek = Kek::from_hex(&Kek::generate_hex()?)?;
         Self::new(Arc::new(crate::store::keys::MemoryKeyStore::default()), vec![kek])
-    }
-
-    /// A keyring that seals nothing, for a store that keeps no keys: new payloads stay
-    /// plaintext, and erasure finds nothing it can shred.
-    ///
-    /// # Errors
-    /// [`SealError::BadKek`] when the random source fails.
-    pub fn without_sealing() -> Result<Self, SealError> {
-        Ok(Self { sealing_enabled: false, ..Self::ephemeral()? })
-    }
-
-    /// Whether new payloads are sealed.
-    pub fn seals(&self) -> bool {
-        self.sealing_enabled
     }
 
     pub fn key_store(&self) -> &Arc<dyn KeyStore> {
@@ -174,9 +157,6 @@ impl Keyring {
         plaintext: &[u8],
         now_micros: i64,
     ) -> Result<Vec<u8>, SealError> {
-        if !self.sealing_enabled {
-            return Ok(plaintext.to_vec());
-        }
         let label = group.label();
         let (id, key) = self.sealing_key(family, &label, now_micros).await?;
         super::seal(id, &key, event_id, event_type, plaintext)

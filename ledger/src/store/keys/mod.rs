@@ -8,7 +8,11 @@
 //!   (a WAL would keep old page images until a checkpoint).
 //! - [`postgres::PostgresKeyStore`]: the `subject_keys` table, vacuumed after each
 //!   destruction so the old row version goes too.
+//! - [`kurrent::KurrentKeyStore`]: one KurrentDB stream per key; destroying truncates the
+//!   stream before a `key.destroyed` event, so the wrapped key is unreadable at once and
+//!   gone from disk at the next scavenge.
 
+pub mod kurrent;
 pub mod postgres;
 pub mod sqlite;
 

@@ -40,6 +40,12 @@ impl Namespace {
         &self.prefix
     }
 
+    /// The prefix of this namespace's key streams: outside [`Self::prefix`], so that keys
+    /// never enter the log.
+    pub fn key_prefix(&self) -> String {
+        format!("{}-key:", self.prefix.trim_end_matches(':'))
+    }
+
     /// The KurrentDB stream that holds `stream`.
     pub fn stream_name(&self, stream: &StreamId) -> String {
         format!("{}{}", self.prefix, stream.as_str())

@@ -125,6 +125,11 @@ impl KurrentStore {
         Ok(store)
     }
 
+    /// The subject keys, one stream per key beside this namespace.
+    pub fn key_store(&self) -> crate::store::keys::kurrent::KurrentKeyStore {
+        crate::store::keys::kurrent::KurrentKeyStore::new(self.inner.client.clone(), self.inner.ns.key_prefix())
+    }
+
     fn append_lock(&self, stream_name: &str) -> &Mutex<()> {
         use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
         // A fixed hasher: the stripe only has to be the same for the same name in one process.
