@@ -121,6 +121,7 @@ pub enum Function {
     AcknowledgeNotice,
     SubscribeFeed,
     EraseRecords,
+    RestrictRecords,
 }
 
 impl Function {
@@ -142,6 +143,7 @@ impl Function {
             Self::AcknowledgeNotice => "acknowledge_notice",
             Self::SubscribeFeed => "subscribe_feed",
             Self::EraseRecords => "erase_records",
+            Self::RestrictRecords => "restrict_records",
         }
     }
 }
@@ -215,6 +217,11 @@ pub enum Action<'a> {
     EraseRecords {
         family: &'a FamilyState,
     },
+    /// Restrict (or lift a restriction on) what the caller's organisation wrote about a
+    /// member (AVG art. 18); scoped like [`Action::EraseRecords`].
+    RestrictRecords {
+        family: &'a FamilyState,
+    },
 }
 
 impl Action<'_> {
@@ -236,6 +243,7 @@ impl Action<'_> {
             Self::AcknowledgeNotice { .. } => Function::AcknowledgeNotice,
             Self::SubscribeFeed { .. } => Function::SubscribeFeed,
             Self::EraseRecords { .. } => Function::EraseRecords,
+            Self::RestrictRecords { .. } => Function::RestrictRecords,
         }
     }
 }
@@ -406,8 +414,8 @@ fn decide(caller: &Caller, action: &Action<'_>, reasons: &mut Vec<String>) -> Op
             privacy_office_in(caller, family, &mut refuse);
             Some(Grant::PrivacyOffice)
         }
-        Action::EraseRecords { family } => {
-            // AVG art. 17 and Jeugdwet 7.3.9 bind the controller; its FG carries it out.
+        Action::EraseRecords { family } | Action::RestrictRecords { family } => {
+            // AVG art. 17, 18 and Jeugdwet 7.3.9 bind the controller; its FG carries them out.
             privacy_office_in(caller, Some(family), &mut refuse);
             Some(Grant::PrivacyOffice)
         }

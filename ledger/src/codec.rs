@@ -14,6 +14,7 @@ pub enum FamilyEvent {
     Case(CaseRecord),
     Consent(ConsentRecord),
     Erasure(ErasureRecord),
+    Restriction(crate::restriction::RestrictionRecord),
 }
 
 /// A stored payload that this build cannot read.
@@ -53,6 +54,10 @@ pub fn decode(event: &RecordedEvent, payload: &[u8]) -> Result<FamilyEvent, Deco
     }
     if event.event_type == crate::erasure::EVENT_TYPE {
         return decode_as(event, payload, |_: &ErasureRecord| crate::erasure::EVENT_TYPE).map(FamilyEvent::Erasure);
+    }
+    if event.event_type == crate::restriction::EVENT_TYPE {
+        return decode_as(event, payload, |_: &crate::restriction::RestrictionRecord| crate::restriction::EVENT_TYPE)
+            .map(FamilyEvent::Restriction);
     }
     Err(DecodeError::UnknownType(event.event_type.clone()))
 }

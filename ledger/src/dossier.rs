@@ -205,15 +205,15 @@ fn notices(family: &FamilyState, requester: &Actor, purpose: Purpose, at: DateTi
         .collect()
 }
 
-/// Notes that `category` of `subject` was shown, under its granted basis (once per pair).
+/// Notes that `category` of `subject` was shown, under `basis` (the first basis per pair).
 fn record_disclosure(
     disclosed: &mut BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>>,
-    grants: &Grants,
     subject: &str,
     category: InformationCategory,
+    basis: Option<&Basis>,
 ) {
     let seen = disclosed.get(subject).is_some_and(|c| c.contains_key(&category));
-    if !seen && let Some(basis) = grants.get(subject, category) {
+    if !seen && let Some(basis) = basis {
         disclosed.entry(subject.to_owned()).or_default().insert(category, basis.clone());
     }
 }
@@ -255,14 +255,21 @@ pub fn build(family: &FamilyState, requester: &Actor, purpose: Purpose, at: Date
         let shown = if own {
             Shown::OwnRecord
         } else {
-            let covered = event.subjects.iter().all(|s| event.categories.iter().all(|c| grants.get(s, *c).is_some()));
-            if !covered {
-                continue;
-            }
+            // Each pair's basis; a restriction (AVG art. 18) may ask for another one or none.
+            let author = item.author.organisation_id.as_str();
+            let mut bases = Vec::with_capacity(event.subjects.len() * event.categories.len());
             for s in &event.subjects {
                 for c in &event.categories {
-                    record_disclosure(&mut disclosed, &grants, s, *c);
+                    let query = AccessQuery { requester, purpose, subject: s, category: *c, at };
+                    let basis = grants.get(s, *c).and_then(|b| crate::restriction::basis_for(family, author, query, b));
+                    bases.push((s, *c, basis));
                 }
+            }
+            if bases.iter().any(|(_, _, b)| b.is_none()) {
+                continue;
+            }
+            for (s, c, basis) in &bases {
+                record_disclosure(&mut disclosed, s, *c, basis.as_ref());
             }
             Shown::Disclosed
         };
@@ -285,7 +292,12 @@ pub fn build(family: &FamilyState, requester: &Actor, purpose: Purpose, at: Date
         }
         if show_author && !own {
             for s in &event.subjects {
-                record_disclosure(&mut disclosed, &grants, s, InformationCategory::Involvement);
+                record_disclosure(
+                    &mut disclosed,
+                    s,
+                    InformationCategory::Involvement,
+                    grants.get(s, InformationCategory::Involvement),
+                );
             }
         }
         timeline.push(VisibleItem { item: item.clone(), shown, show_author, corrected, content });

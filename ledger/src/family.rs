@@ -162,6 +162,8 @@ pub struct FamilyState {
     pub needs_rebuild: bool,
     /// The keys whose payloads this state has read.
     pub read_keys: std::collections::HashSet<KeyId>,
+    /// Restrictions of processing (AVG art. 18), by id.
+    pub restrictions: BTreeMap<uuid::Uuid, crate::restriction::RestrictionState>,
 }
 
 /// An event that does not fit the state it is applied to.
@@ -194,6 +196,7 @@ impl FamilyState {
                     FamilyEvent::Case(record) => self.apply_case(event, recorded_at, record),
                     FamilyEvent::Consent(record) => self.apply_consent(event, recorded_at, record),
                     FamilyEvent::Erasure(record) => self.apply_erasure(&record, opener),
+                    FamilyEvent::Restriction(record) => self.apply_restriction(record),
                 }
             }
             Content::Shredded { erased_at_micros, group } => {
@@ -221,6 +224,27 @@ impl FamilyState {
         );
         self.revision = Some(event.revision);
         Ok(())
+    }
+
+    fn apply_restriction(&mut self, record: crate::restriction::RestrictionRecord) {
+        use crate::restriction::{RestrictionRecord, RestrictionState};
+        match record {
+            RestrictionRecord::Applied { restriction_id, subject, categories, by, at } => {
+                self.restrictions.entry(restriction_id).or_insert(RestrictionState {
+                    restriction_id,
+                    author: by.organisation_id,
+                    subject,
+                    categories,
+                    applied_at: at,
+                    lifted_at: None,
+                });
+            }
+            RestrictionRecord::Lifted { restriction_id, at, .. } => {
+                if let Some(r) = self.restrictions.get_mut(&restriction_id) {
+                    r.lifted_at.get_or_insert(at);
+                }
+            }
+        }
     }
 
     fn apply_erasure(&mut self, record: &ErasureRecord, opener: &dyn Opener) {

@@ -23,6 +23,7 @@
 //!   the notices to earlier recipients.
 //! - [`erasure`]: erasure and the end of retention: what may be shredded, and its record.
 //! - [`retention`]: the retention clocks and what a retention run shreds.
+//! - [`restriction`]: restriction of processing (AVG art. 18) and what it still allows.
 //! - [`report`]: the who-saw-what report for a family member (who may ask, what it lists).
 //! - [`sealing`]: payloads encrypted per subject key; erasure by destroying keys.
 //! - [`fhir`]: FHIR R4 AuditEvent and Consent resources.
@@ -61,6 +62,7 @@ pub mod merkle;
 pub mod nen7513;
 pub mod publisher;
 pub mod report;
+pub mod restriction;
 pub mod retention;
 pub mod sealing;
 pub mod store;

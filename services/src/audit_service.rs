@@ -7,10 +7,11 @@ use crate::identity::interceptor::requester;
 use crate::proofs::Prover;
 use gezinsdossier_ledger::audit::{AuditFilter, BasisType};
 use gezinsdossier_ledger::authorisation::Caller;
+use gezinsdossier_ledger::case::InformationCategory;
 use gezinsdossier_ledger::consent::LegalBasisKind;
 use gezinsdossier_ledger::disclosure::ReviewOutcome;
 use gezinsdossier_ledger::erasure::{ErasureGround, RequestedBy};
-use gezinsdossier_ledger::families::{ErasureRequest, Families};
+use gezinsdossier_ledger::families::{ErasureRequest, Families, Restricted, RestrictionStep};
 use gezinsdossier_ledger::publisher::LogIndex;
 use gezinsdossier_proto::convert::consent::{optional_timestamp, purpose};
 use gezinsdossier_proto::convert::views::access_log_entry;
@@ -120,6 +121,38 @@ impl AuditService for AuditApi {
         Ok(Response::new(pb::ReviewRecorded { event_id: logged.event_id.to_string() }))
     }
 
+    #[tracing::instrument(name = "RestrictRecords", skip_all)]
+    async fn restrict_records(
+        &self,
+        request: Request<pb::RestrictRecordsRequest>,
+    ) -> Result<Response<pb::RestrictionRecorded>, Status> {
+        let who = requester(&request)?.caller();
+        let r = request.into_inner();
+        let family = family_id(&r.family_id)?;
+        let subject = convert::required(r.subject_member_id, "subject_member_id").map_err(ServiceError::from)?;
+        let categories = categories(&r.categories)?;
+        let step = RestrictionStep::Apply { subject, categories };
+        let done = self.families.restrict(&family, &who, step).await.map_err(ServiceError::from)?;
+        Ok(Response::new(restriction_recorded(done)))
+    }
+
+    #[tracing::instrument(name = "LiftRestriction", skip_all)]
+    async fn lift_restriction(
+        &self,
+        request: Request<pb::LiftRestrictionRequest>,
+    ) -> Result<Response<pb::RestrictionRecorded>, Status> {
+        let who = requester(&request)?.caller();
+        let r = request.into_inner();
+        let family = family_id(&r.family_id)?;
+        let restriction_id = convert::event_id(&r.restriction_id, "restriction_id").map_err(ServiceError::from)?;
+        let done = self
+            .families
+            .restrict(&family, &who, RestrictionStep::Lift { restriction_id })
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(restriction_recorded(done)))
+    }
+
     #[tracing::instrument(name = "EraseRecords", skip_all)]
     async fn erase_records(
         &self,
@@ -134,12 +167,7 @@ impl AuditApi {
     async fn erase(&self, who: Caller, r: pb::EraseRecordsRequest) -> Result<pb::ErasureRecorded, ServiceError> {
         let family = family_id(&r.family_id)?;
         let subject = convert::required(r.subject_member_id, "subject_member_id")?;
-        let categories = r
-            .categories
-            .iter()
-            .enumerate()
-            .map(|(i, c)| convert::category(*c, &format!("categories[{i}]")))
-            .collect::<Result<_, _>>()?;
+        let categories = categories(&r.categories)?;
         let ground = match pb::ErasureGround::try_from(r.ground) {
             Ok(pb::ErasureGround::Avg17) => ErasureGround::Avg17,
             Ok(pb::ErasureGround::Jeugdwet739) => ErasureGround::Jeugdwet739,
@@ -167,6 +195,22 @@ impl AuditApi {
             kept_reasons: outcome.kept.keys().map(|k| k.explanation().to_owned()).collect(),
             notices_sent: u32::try_from(outcome.notices_sent).unwrap_or(u32::MAX),
         })
+    }
+}
+
+fn categories(raw: &[i32]) -> Result<std::collections::BTreeSet<InformationCategory>, ServiceError> {
+    Ok(raw
+        .iter()
+        .enumerate()
+        .map(|(i, c)| convert::category(*c, &format!("categories[{i}]")))
+        .collect::<Result<_, _>>()?)
+}
+
+fn restriction_recorded(done: Restricted) -> pb::RestrictionRecorded {
+    pb::RestrictionRecorded {
+        restriction_id: done.restriction_id.to_string(),
+        event_id: done.logged.event_id.to_string(),
+        global_position: done.logged.position,
     }
 }
 

@@ -7,8 +7,10 @@ use crate::consent_dossier::{FAMILY, dossier_request, family, grant};
 use crate::support::build::{self, any, append};
 use crate::support::{GI, Professional, TestServer, VGGZ, YOUTH_CARE};
 use chrono::Datelike;
+use gezinsdossier_ledger::case::InformationCategory;
 use gezinsdossier_ledger::clock::Clock;
 use gezinsdossier_ledger::codec::FamilyEvent;
+use gezinsdossier_ledger::consent::Basis;
 use gezinsdossier_ledger::disclosure::AccessLogEvent;
 use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_proto::v1 as pb;
@@ -186,4 +188,72 @@ async fn an_ots_in_force_or_nothing_in_scope_is_refused_with_the_reason_and_reco
     // Nothing was shredded.
     let stored = server.family_events(FAMILY).await;
     assert!(server.open(&stored).await.iter().all(Option::is_some));
+}
+
+#[tokio::test]
+async fn a_restriction_holds_disclosures_back_until_a_new_consent_or_its_lifting_avg_18() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    let plan_note = build::event(&["mother"], &[C::Plan], Kind::Note(pb::Note { text: "moeder-plan".into() }));
+    youth.append_events(append(FAMILY, any(), vec![plan_note])).await.unwrap();
+    let mut gi = server.dossier_client(GI, "gv-3", "gezinsvoogd").await;
+    let seen = |d: pb::Dossier| texts(&d).contains(&"moeder-plan".to_string());
+    assert!(seen(gi.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner()));
+
+    let request = pb::RestrictRecordsRequest {
+        family_id: FAMILY.into(),
+        subject_member_id: "mother".into(),
+        categories: vec![C::Plan as i32],
+    };
+    let care_role = officer(&server, YOUTH_CARE, "casusregisseur").await.restrict_records(request.clone()).await;
+    assert_eq!(care_role.unwrap_err().code(), Code::PermissionDenied);
+    let mut fg = officer(&server, YOUTH_CARE, "privacy_officer").await;
+    let restricted = fg.restrict_records(request).await.unwrap().into_inner();
+    assert!(!restricted.restriction_id.is_empty());
+
+    // Held back from the GI on the old consent; its author still sees it.
+    assert!(!seen(gi.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner()));
+    let mut own = server.dossier_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    assert!(seen(own.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner()));
+
+    // A consent the mother gives after the restriction lets it through again.
+    server.advance(chrono::Duration::seconds(1));
+    consent.grant_consent(grant("c-plan-2", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    assert!(seen(gi.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner()));
+    let cited = server.access_log(FAMILY).await.into_iter().rev().find_map(|e| match e {
+        AccessLogEvent::Disclosed(d) => d.shown.get("mother").and_then(|c| c.get(&InformationCategory::Plan).cloned()),
+        _ => None,
+    });
+    assert!(
+        matches!(&cited, Some(Basis::Consent { consent_id, .. }) if consent_id == "c-plan-2"),
+        "the disclosure cites the consent that allowed it: {cited:?}"
+    );
+    consent
+        .withdraw_consent(pb::WithdrawConsentRequest {
+            family_id: FAMILY.into(),
+            event_id: build::id(),
+            consent_id: "c-plan-2".into(),
+            withdrawn_by_member_id: "mother".into(),
+            reason: "Toch niet".into(),
+            by_guardian: false,
+        })
+        .await
+        .unwrap();
+    assert!(!seen(gi.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner()));
+
+    // Lifting is the author's, once; then the old consent covers it again.
+    let lift = pb::LiftRestrictionRequest { family_id: FAMILY.into(), restriction_id: restricted.restriction_id };
+    assert_eq!(
+        officer(&server, VGGZ, "privacy_officer").await.lift_restriction(lift.clone()).await.unwrap_err().code(),
+        Code::InvalidArgument,
+        "another organisation's restriction"
+    );
+    fg.lift_restriction(lift.clone()).await.unwrap();
+    assert!(seen(gi.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner()));
+    assert_eq!(fg.lift_restriction(lift).await.unwrap_err().code(), Code::InvalidArgument, "lifted already");
+    let steps = server.family_events(FAMILY).await.iter().filter(|e| e.event_type == "restriction.recorded").count();
+    assert_eq!(steps, 2, "both steps are events");
 }

@@ -7,6 +7,7 @@ use crate::codec::{self, FamilyEvent};
 use crate::disclosure::{self, AccessLogEvent};
 use crate::envelope::RecordedEvent;
 use crate::family::FamilyId;
+use crate::restriction::RestrictionRecord;
 use crate::sealing::{Content, Keyring, Opener};
 use crate::treehead;
 
@@ -37,6 +38,9 @@ fn authorship(event: &RecordedEvent, keys: &Keyring) -> Authorship {
                 Ok(FamilyEvent::Erasure(r)) => {
                     r.by.map_or(Authorship::Nobody, |a| Authorship::Organisation(a.organisation_id))
                 }
+                Ok(FamilyEvent::Restriction(
+                    RestrictionRecord::Applied { by, .. } | RestrictionRecord::Lifted { by, .. },
+                )) => Authorship::Organisation(by.organisation_id),
                 Err(_) => Authorship::Unknown,
             },
         };

@@ -12,6 +12,7 @@
 //! - [`feed`]: the change feed, each delivered batch a disclosure committed first;
 //! - [`notices`]: telling earlier recipients of corrections (AVG art. 19), listing and
 //!   acknowledging notices;
+//! - [`restriction`]: restricting an organisation's records about a member (AVG art. 18);
 //! - [`retention`]: the retention run (shreds what its clocks let go, records it);
 //! - [`cache`]: the cached family states.
 //!
@@ -28,6 +29,7 @@ mod event_bytes;
 mod feed;
 mod notices;
 mod report;
+mod restriction;
 mod retention;
 
 pub use append::CaseAppend;
@@ -37,6 +39,7 @@ pub use erasure::{ErasureOutcome, ErasureRequest};
 pub use feed::{FeedAsk, FeedBatch, FeedPosition, FeedScope, family_of, notice_for, notice_in};
 pub use notices::{FamilyNotice, NoticeScope};
 pub use report::{MemberReport, ReportRequest};
+pub use restriction::{Restricted, RestrictionStep};
 pub use retention::RetentionOutcome;
 
 use crate::authorisation::{Caller, Grant, Refused};
@@ -80,6 +83,9 @@ pub enum FamilyError {
     /// Refused by the consent engine, and the refusal is recorded.
     #[error("access denied: {}", .0.iter().map(|r| r.explanation.as_str()).collect::<Vec<_>>().join("; "))]
     Denied(Vec<DenialReason>),
+    /// A restriction step that does not fit the family.
+    #[error("{0}")]
+    RestrictionRefused(String),
     /// An erasure the law does not allow, and the refusal is recorded.
     #[error("erasure refused: {0}")]
     ErasureRefused(crate::erasure::ErasureRefused),

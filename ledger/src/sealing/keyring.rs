@@ -81,13 +81,7 @@ impl Keyring {
         if keks.is_empty() {
             return Err(SealError::BadKek("no key-encryption key configured".into()));
         }
-        Ok(Self {
-            store,
-            keks,
-            keys: Mutex::default(),
-            sealing: Mutex::default(),
-            absent: Mutex::default(),
-        })
+        Ok(Self { store, keks, keys: Mutex::default(), sealing: Mutex::default(), absent: Mutex::default() })
     }
 
     /// A keyring over an in-memory key store with a random KEK: for tests and benchmarks.
