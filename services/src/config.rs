@@ -75,6 +75,14 @@ pub struct Config {
     pub kek_file: Option<PathBuf>,
     /// Files of earlier KEKs, still read while `gezinsdossier keys rotate` rewraps.
     pub previous_kek_files: Vec<PathBuf>,
+    /// The retention clocks' periods (`[retention]`, in years): `case_record_years` (20,
+    /// Jeugdwet 7.3.8), `child_protection_years_after_18` (30), `access_log_years` (5,
+    /// the NEN 7513 minimum).
+    pub retention: gezinsdossier_ledger::retention::RetentionPeriods,
+    /// Run retention in the background every this many seconds (e.g. 86400 for daily); 0
+    /// (the default): only as `gezinsdossier retention`. With several replicas, enable it on
+    /// one.
+    pub retention_every_secs: u64,
 }
 
 /// A configured secret: never printed.
@@ -120,6 +128,8 @@ impl Default for Config {
             kek: None,
             kek_file: None,
             previous_kek_files: Vec::new(),
+            retention: gezinsdossier_ledger::retention::RetentionPeriods::default(),
+            retention_every_secs: 0,
         }
     }
 }
@@ -297,6 +307,13 @@ impl Config {
                  keys new-kek`)"
             );
         }
+        let r = &self.retention;
+        if r.case_record_years < 20 || r.child_protection_years_after_18 < 30 || r.access_log_years < 5 {
+            anyhow::bail!(
+                "retention: periods may be longer than the law's, never shorter (case_record_years >= 20, \
+                 child_protection_years_after_18 >= 30, access_log_years >= 5)"
+            );
+        }
         if self.kek.is_some() && self.kek_file.is_some() {
             anyhow::bail!("give the key-encryption key once: both kek and kek_file are set");
         }
@@ -376,6 +393,35 @@ mod tests {
             assert!(c.insecure_dev);
             assert_eq!(c.max_message_bytes, Config::default().max_message_bytes);
             assert!(c.postgres.is_none());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_kek_and_retention_are_configured_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            let load = |toml: &str| {
+                std::fs::write("k.toml", toml).expect("write");
+                Config::load(&ConfigFlags { config: Some("k.toml".into()), ..ConfigFlags::default() })
+                    .map_err(|e| e.to_string())
+            };
+            let tls = "[tls]\ncert = \"c\"\nkey = \"k\"\nclient_ca = \"a\"\n";
+            let prod = format!("organisations = \"o.toml\"\n{tls}");
+            let refused = load(&prod).unwrap_err();
+            assert!(refused.contains("key-encryption key is required"), "{refused}");
+            jail.set_env("GEZINSDOSSIER_KEK", "ab".repeat(32));
+            let c = load(&prod)?;
+            assert_eq!(c.keks().map_err(|e| e.to_string())?.len(), 1);
+            assert!(!format!("{c:?}").contains(&"ab".repeat(32)), "the KEK is never printed");
+            jail.set_env("GEZINSDOSSIER_RETENTION__CASE_RECORD_YEARS", "25");
+            assert_eq!(load(&prod)?.retention.case_record_years, 25);
+            jail.set_env("GEZINSDOSSIER_RETENTION__CASE_RECORD_YEARS", "10");
+            assert!(load(&prod).unwrap_err().contains("never shorter"));
+            jail.clear_env();
+            // Dev mode keeps a development KEK beside the data, made once.
+            let dev = load("insecure_dev = true\ndata_dir = \"d\"")?;
+            let first = dev.keks().map_err(|e| e.to_string())?[0].id().to_owned();
+            assert_eq!(dev.keks().map_err(|e| e.to_string())?[0].id(), first);
             Ok(())
         });
     }

@@ -338,8 +338,7 @@ fn main() -> anyhow::Result<()> {
             let config = Config::load(&config)?;
             tokio::runtime::Runtime::new()?.block_on(async {
                 let (families, store) = families_for(&config).await?;
-                let periods = gezinsdossier_ledger::retention::RetentionPeriods::default();
-                let outcomes = families.run_retention(&periods, dry_run).await?;
+                let outcomes = families.run_retention(&config.retention, dry_run).await?;
                 store.shutdown().await;
                 let verb = if dry_run { "would shred" } else { "shredded" };
                 for o in &outcomes {

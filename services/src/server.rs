@@ -18,6 +18,7 @@ use crate::report_service::ReportApi;
 use gezinsdossier_ledger::clock::{Clock, SystemClock};
 use gezinsdossier_ledger::families::Families;
 use gezinsdossier_ledger::publisher::{self, LogIndex, PublishPolicy, PublisherStatus};
+use gezinsdossier_ledger::retention::RetentionPeriods;
 use gezinsdossier_ledger::sealing::Keyring;
 use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_ledger::store::commit_watch::CommitWatch;
@@ -87,6 +88,18 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>
     })
 }
 
+/// The background retention run: first after one period, then every period. A failed run
+/// is logged and tried again next time.
+async fn run_retention_every(families: Arc<Families>, periods: RetentionPeriods, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match families.run_retention(&periods, false).await {
+            Ok(done) => tracing::info!(families = done.len(), "retention run finished"),
+            Err(e) => tracing::warn!(error = %e, "retention run failed; trying again next period"),
+        }
+    }
+}
+
 /// The keyring over `key_store` with the configured KEKs.
 ///
 /// # Errors
@@ -129,6 +142,10 @@ pub async fn serve_on(
     let review_within = chrono::Duration::days(i64::from(config.review_deadline_days.max(1)));
     let keys = keyring(&config, key_store)?;
     let families = Arc::new(Families::new(store, clock.clone(), keys).with_review_deadline(review_within));
+    let retention = (config.retention_every_secs > 0).then(|| {
+        let every = Duration::from_secs(config.retention_every_secs);
+        tokio::spawn(run_retention_every(families.clone(), config.retention, every))
+    });
     let log = LogServiceServer::new(LogApi::new(families.clone(), index.clone()));
     let auth = Authenticator::new(registry.clone(), mode);
 
@@ -226,6 +243,9 @@ pub async fn serve_on(
         }
     };
     readiness.abort();
+    if let Some(task) = retention {
+        task.abort();
+    }
     publisher.abort();
     result.map_err(Into::into)
 }

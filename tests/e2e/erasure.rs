@@ -257,3 +257,29 @@ async fn a_restriction_holds_disclosures_back_until_a_new_consent_or_its_lifting
     let steps = server.family_events(FAMILY).await.iter().filter(|e| e.event_type == "restriction.recorded").count();
     assert_eq!(steps, 2, "both steps are events");
 }
+
+#[tokio::test]
+async fn the_background_retention_run_shreds_the_case_record_decades_later() {
+    let server = TestServer::start_with(|c| c.retention_every_secs = 1).await;
+    family(&server).await;
+    let mut own = server.dossier_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    assert!(
+        texts(&own.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap().into_inner())
+            .contains(&"Gesprek met de tiener".to_string())
+    );
+    server.advance(chrono::Duration::days(365 * 21 + 6));
+    let mut shredded = false;
+    for _ in 0..100 {
+        if server.family_events(FAMILY).await.iter().any(|e| e.event_type == "erasure.recorded") {
+            shredded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(shredded, "no retention run within 10 s");
+    let stored = server.family_events(FAMILY).await;
+    let opened = server.open(&stored).await;
+    assert!(opened.iter().filter(|o| o.is_none()).count() >= 8, "the case record is shredded");
+    let erasure = stored.iter().find(|e| e.event_type == "erasure.recorded").unwrap();
+    assert!(String::from_utf8_lossy(&erasure.payload).contains("retention_ended"));
+}
