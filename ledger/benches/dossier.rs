@@ -1,6 +1,7 @@
 //! Dossier rebuild plus the durable disclosure commit, for a family of 10,000 events and 50
-//! consents, on the SQLite store. Also: the first request after a restart (the family is
-//! loaded lazily, so start-up itself does no replay).
+//! consents (every payload encrypted), on the SQLite store. Also: the first request after a
+//! restart (the family is loaded lazily, so start-up itself does no replay, and its keys are
+//! unwrapped on first use), and erasing one member's records in that family.
 //!
 //! `cargo bench -p gezinsdossier-ledger --bench dossier [-- --requests 500] [--postgres URL]`
 //!
@@ -9,13 +10,18 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use gezinsdossier_ledger::actor::{Actor, OrganisationType, ProfessionalRole};
+use gezinsdossier_ledger::authorisation::{Caller, Grants};
 use gezinsdossier_ledger::case::*;
 use gezinsdossier_ledger::clock::{Clock, ManualClock};
 use gezinsdossier_ledger::consent::*;
 use gezinsdossier_ledger::envelope::ExpectedRevision;
-use gezinsdossier_ledger::families::{CaseAppend, DossierRequest, Families};
+use gezinsdossier_ledger::erasure::{ErasureGround, RequestedBy};
+use gezinsdossier_ledger::families::{CaseAppend, DossierRequest, ErasureRequest, Families};
 use gezinsdossier_ledger::family::FamilyId;
+use gezinsdossier_ledger::sealing::{Kek, Keyring};
 use gezinsdossier_ledger::store::EventStore;
+use gezinsdossier_ledger::store::keys::KeyStore;
+use gezinsdossier_ledger::store::keys::sqlite::SqliteKeyStore;
 use gezinsdossier_ledger::store::postgres::{PostgresOptions, PostgresStore};
 use gezinsdossier_ledger::store::sqlite::SqliteStore;
 use std::sync::Arc;
@@ -58,13 +64,13 @@ fn main() {
         let vggz = actor("vggz", OrganisationType::VGgz, ProfessionalRole::Psychiater);
         let gi = actor("gi", OrganisationType::CertifiedInstitution, ProfessionalRole::Gezinsvoogd);
         let members = ["ma", "pa", "kid1", "kid2"];
+        // Keys beside the data, as the server keeps them; a new keyring after the restart.
+        let kek = Kek::from_hex(&Kek::generate_hex().expect("kek")).expect("kek");
+        let key_store: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(dir.path()).expect("key store"));
+        let keyring = || Arc::new(Keyring::new(key_store.clone(), vec![kek.clone()]).expect("keyring"));
         {
             let store = open().await;
-            let families = Families::new(
-                store.clone(),
-                clock.clone(),
-                Arc::new(gezinsdossier_ledger::sealing::Keyring::ephemeral().expect("keyring")),
-            );
+            let families = Families::new(store.clone(), clock.clone(), keyring());
             let parents = || ["ma".to_string(), "pa".to_string()];
             let member = |added: MemberAdded| {
                 let subjects = [added.member_id.clone()].into();
@@ -168,11 +174,7 @@ fn main() {
         let t = Instant::now();
         let store = open().await;
         let open_ms = t.elapsed().as_secs_f64() * 1e3;
-        let families = Families::new(
-            store.clone(),
-            clock.clone(),
-            Arc::new(gezinsdossier_ledger::sealing::Keyring::ephemeral().expect("keyring")),
-        );
+        let families = Families::new(store.clone(), clock.clone(), keyring());
         let request = DossierRequest {
             family: family.clone(),
             requester: gi.clone().into(),
@@ -203,6 +205,29 @@ fn main() {
             pct(0.5),
             pct(0.99),
             pct(1.0)
+        );
+
+        // Youth care's privacy officer erases what it wrote about the mother alone.
+        let officer = Caller {
+            actor: actor("youth", OrganisationType::Jeugdhulpaanbieder, ProfessionalRole::PrivacyOfficer),
+            grants: Grants { privacy_office: true, portal: false },
+        };
+        let erasure = ErasureRequest {
+            family: family.clone(),
+            officer,
+            subject: "ma".into(),
+            categories: Default::default(),
+            ground: ErasureGround::Avg17,
+            requested_by: RequestedBy::Subject,
+        };
+        let t = Instant::now();
+        let erased = families.erase(erasure).await.expect("erase");
+        let erase_ms = t.elapsed().as_secs_f64() * 1e3;
+        println!(
+            "erasing one member ({} keys, {} events shredded, {} notices): {erase_ms:.1} ms",
+            erased.record.destroyed_keys.len(),
+            erased.record.shredded_events,
+            erased.notices_sent
         );
         store.shutdown().await;
         if let Some(url) = &postgres {

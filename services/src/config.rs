@@ -202,6 +202,10 @@ pub struct ConfigFlags {
     #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<PathBuf>,
+    /// The key-encryption key's file (64 hex digits); replicas on one store share it.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kek_file: Option<PathBuf>,
     /// Publish a signed tree head after this many new events.
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]

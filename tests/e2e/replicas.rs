@@ -53,6 +53,13 @@ impl Schema {
     }
 }
 
+/// A KEK file for replicas to share.
+fn shared_kek(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("kek.hex");
+    std::fs::write(&path, crate::support::TEST_KEK).unwrap();
+    path
+}
+
 async fn channel(endpoint: &str) -> Channel {
     crate::support::wait_for_health(endpoint.to_owned(), None).await;
     tonic::transport::Endpoint::from_shared(endpoint.to_owned()).unwrap().connect().await.unwrap()
@@ -84,11 +91,18 @@ async fn three_replicas_share_one_store(store_args: &[&str], store: &dyn EventSt
     let logs = tempfile::tempdir().unwrap();
     let mut replicas = Vec::new();
     let mut channels = Vec::new();
-    // Replicas on one database share the tree-head signing key.
+    // Replicas on one database share the tree-head signing key and the KEK, and keep
+    // nothing else of their own.
     let key = logs.path().join("treehead.key");
-    for i in 0..3 {
+    let kek = shared_kek(logs.path());
+    let data: Vec<_> = (0..3).map(|i| logs.path().join(format!("data-{i}"))).collect();
+    for (i, data) in data.iter().enumerate() {
         let mut args = store_args.to_vec();
         args.extend([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--kek-file",
+            kek.to_str().unwrap(),
             "--signing-key",
             key.to_str().unwrap(),
             "--tree-head-every-events",
@@ -250,10 +264,19 @@ async fn feed_across_two_replicas(store_args: &[&str]) {
     use pb::case_event::Kind;
     let logs = tempfile::tempdir().unwrap();
     let key = logs.path().join("treehead.key");
-    let mut args = store_args.to_vec();
-    args.extend(["--signing-key", key.to_str().unwrap()]);
-    let (mut a, endpoint_a) = Binary::start(&args, &logs.path().join("a.log"));
-    let (mut b, endpoint_b) = Binary::start(&args, &logs.path().join("b.log"));
+    let kek = shared_kek(logs.path());
+    let (data_a, data_b) = (logs.path().join("data-a"), logs.path().join("data-b"));
+    let replica = |data: &std::path::Path| {
+        let mut args = store_args.to_vec();
+        args.extend(["--signing-key", key.to_str().unwrap(), "--kek-file", kek.to_str().unwrap()]);
+        args.extend(["--data-dir", data.to_str().unwrap()]);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let (args_a, args_b) = (replica(&data_a), replica(&data_b));
+    let (refs_a, refs_b): (Vec<&str>, Vec<&str>) =
+        (args_a.iter().map(String::as_str).collect(), args_b.iter().map(String::as_str).collect());
+    let (mut a, endpoint_a) = Binary::start(&refs_a, &logs.path().join("a.log"));
+    let (mut b, endpoint_b) = Binary::start(&refs_b, &logs.path().join("b.log"));
     let (on_a, on_b) = (channel(&endpoint_a).await, channel(&endpoint_b).await);
     let as_org =
         |channel: &Channel, org: &str| (channel.clone(), Professional::new("p", "casusregisseur").claiming(org));
@@ -352,6 +375,49 @@ async fn feed_across_two_replicas(store_args: &[&str]) {
     }
     assert!(seen.contains(&"tweede".to_string()) && !seen.contains(&"derde".to_string()), "{seen:?}");
     assert!(every_ended, "access ended was said on the every-family stream");
+
+    // Youth care reads its own plans on A (A's cache holds them), then its privacy officer
+    // erases them on B: A's next view has only "erased on D" where they were.
+    let own_view = async || {
+        let (c, p) = as_org(&on_a, YOUTH);
+        let request = pb::GetDossierRequest {
+            family_id: family.into(),
+            purpose: pb::Purpose::Care as i32,
+            break_the_glass: None,
+        };
+        DossierServiceClient::with_interceptor(c, p).get_dossier(request).await.unwrap().into_inner()
+    };
+    let note_texts = |d: &pb::Dossier| -> Vec<String> {
+        d.timeline
+            .iter()
+            .filter_map(|i| match i.event.as_ref()?.kind.as_ref()? {
+                Kind::Note(n) => Some(n.text.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(note_texts(&own_view().await).contains(&"eerste".to_string()));
+    let (c, _) = as_org(&on_b, YOUTH);
+    let mut office = gezinsdossier_proto::v1::audit_service_client::AuditServiceClient::with_interceptor(
+        c,
+        Professional::new("fg", "privacy_officer").claiming(YOUTH),
+    );
+    let erase = pb::EraseRecordsRequest {
+        family_id: family.into(),
+        subject_member_id: "mother".into(),
+        categories: vec![pb::InformationCategory::Plan as i32],
+        ground: pb::ErasureGround::Avg17 as i32,
+        requested_by: pb::ErasureRequestedBy::Subject as i32,
+    };
+    let erased = office.erase_records(erase).await.unwrap().into_inner();
+    assert_eq!(erased.events_shredded, 3, "{erased:?}");
+    let after = own_view().await;
+    assert!(
+        !note_texts(&after).iter().any(|t| ["eerste", "tweede", "derde"].contains(&t.as_str())),
+        "{:?}",
+        note_texts(&after)
+    );
+    assert_eq!(after.timeline.iter().filter(|i| i.erased_at.is_some()).count(), 3);
     a.kill();
     b.kill();
 }
