@@ -128,6 +128,8 @@ pub struct DossierView {
     pub disclosed: BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>>,
     /// Whether any basis, consent or legal, covers anything at all for this requester.
     pub any_basis: bool,
+    /// Every (subject, category) a basis covers for this requester now, items or not.
+    pub covered: BTreeSet<(MemberId, InformationCategory)>,
     /// Consents meant for this requester and purpose that grant nothing now, and why: for
     /// example a child turned 12 or 16 and others must consent now.
     pub notices: Vec<DenialReason>,
@@ -179,6 +181,16 @@ impl Grants {
 
     pub fn is_empty(&self) -> bool {
         !self.any
+    }
+
+    /// Every (subject, category) with a basis.
+    pub fn covered(&self) -> BTreeSet<(MemberId, InformationCategory)> {
+        self.granted
+            .iter()
+            .flat_map(|(s, row)| {
+                InformationCategory::ALL.into_iter().filter(|c| row[*c as usize].is_some()).map(|c| (s.clone(), c))
+            })
+            .collect()
     }
 }
 
@@ -356,5 +368,6 @@ pub fn build(family: &FamilyState, requester: &Actor, purpose: Purpose, at: Date
         timeline,
         disclosed,
         any_basis: !grants.is_empty(),
+        covered: grants.covered(),
     }
 }

@@ -446,12 +446,9 @@ fn token_only(resume_token: String) -> pb::FeedMessage {
     pb::FeedMessage { resume_token, ..Default::default() }
 }
 
-fn retracted(notices: &[(EventId, Notice)]) -> Vec<String> {
-    notices
-        .iter()
-        .filter(|(_, n)| n.kind == NoticeKind::Retraction)
-        .map(|(_, n)| n.about_event_id.to_string())
-        .collect()
+/// The items the notices of `kind` are about.
+fn about(notices: &[(EventId, Notice)], kind: NoticeKind) -> Vec<String> {
+    notices.iter().filter(|(_, n)| n.kind == kind).map(|(_, n)| n.about_event_id.to_string()).collect()
 }
 
 /// One batch for one family, to be sent.
@@ -509,7 +506,8 @@ impl Sender {
                 } else {
                     Vec::new()
                 },
-                retracted_event_ids: if last { retracted(d.notices) } else { Vec::new() },
+                retracted_event_ids: if last { about(d.notices, NoticeKind::Retraction) } else { Vec::new() },
+                erased_event_ids: if last { about(d.notices, NoticeKind::Erasure) } else { Vec::new() },
                 more_follows: !last,
             };
             if !self.deliver(message).await {

@@ -283,3 +283,34 @@ async fn the_background_retention_run_shreds_the_case_record_decades_later() {
     let erasure = stored.iter().find(|e| e.event_type == "erasure.recorded").unwrap();
     assert!(String::from_utf8_lossy(&erasure.payload).contains("retention_ended"));
 }
+
+#[tokio::test]
+async fn a_feed_subscriber_is_told_which_items_it_received_were_erased_and_gets_no_content() {
+    use crate::feed::{feed, next, subscribe};
+    let server = TestServer::start().await;
+    family(&server).await;
+    let mut youth = server.case_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    let mut consent = server.consent_client(YOUTH_CARE, "jh-1", "casusregisseur").await;
+    consent.grant_consent(grant("c-plan", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])).await.unwrap();
+    let mut stream = feed(&server, GI).await.subscribe(subscribe("")).await.unwrap().into_inner();
+    next(&mut stream).await.unwrap();
+    let note = build::event(&["mother"], &[C::Plan], Kind::Note(pb::Note { text: "moeder-plan".into() }));
+    let note_id = note.event_id.clone();
+    youth.append_events(append(FAMILY, any(), vec![note])).await.unwrap();
+    let live = next(&mut stream).await.unwrap();
+    assert!(live.items.iter().any(|i| i.event_id == note_id));
+
+    officer(&server, YOUTH_CARE, "privacy_officer").await.erase_records(erase("mother", &[C::Plan])).await.unwrap();
+    // It is told of the erasure; nothing of the content comes again, and the consent that
+    // still covers her plans has not ended.
+    loop {
+        let m = next(&mut stream).await.unwrap();
+        assert!(!m.access_ended, "an erasure is no end of access: {m:?}");
+        assert!(m.items.iter().all(|i| i.event.is_none()), "{:?}", m.items);
+        if !m.erased_event_ids.is_empty() {
+            assert_eq!(m.erased_event_ids, vec![note_id.clone()]);
+            assert!(m.notices.iter().any(|n| n.kind == pb::NoticeKind::Erasure as i32 && n.about_event_id == note_id));
+            break;
+        }
+    }
+}

@@ -18,17 +18,17 @@ use tonic::transport::Channel;
 
 type Feed = FeedServiceClient<InterceptedService<Channel, Professional>>;
 
-async fn feed(server: &TestServer, org: &str) -> Feed {
+pub(crate) async fn feed(server: &TestServer, org: &str) -> Feed {
     // Like a dossier, a catch-up message holds everything since the token.
     FeedServiceClient::with_interceptor(server.channel(Some(org)).await, server.professional(org, "p-1", "gezinsvoogd"))
         .max_decoding_message_size(usize::MAX)
 }
 
-fn subscribe(token: &str) -> pb::SubscribeRequest {
+pub(crate) fn subscribe(token: &str) -> pb::SubscribeRequest {
     pb::SubscribeRequest { family_id: FAMILY.into(), purpose: pb::Purpose::Care as i32, resume_token: token.into() }
 }
 
-async fn next(stream: &mut tonic::Streaming<pb::FeedMessage>) -> Result<pb::FeedMessage, tonic::Status> {
+pub(crate) async fn next(stream: &mut tonic::Streaming<pb::FeedMessage>) -> Result<pb::FeedMessage, tonic::Status> {
     match tokio::time::timeout(Duration::from_secs(10), stream.message()).await {
         Ok(Ok(Some(m))) => Ok(m),
         Ok(Ok(None)) => panic!("the feed ended"),

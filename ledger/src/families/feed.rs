@@ -220,6 +220,9 @@ impl Families {
     }
 }
 
+/// What the subscriber may see now: what a basis covers, shown or not. Access ended when a
+/// pair leaves this set; an erased or retracted item is no end of access (its notice says
+/// what happened).
 fn visible_of(view: &dossier::DossierView) -> BTreeSet<(String, InformationCategory)> {
-    view.disclosed.iter().flat_map(|(s, cats)| cats.keys().map(move |c| (s.clone(), *c))).collect()
+    view.covered.clone()
 }
