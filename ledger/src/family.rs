@@ -342,6 +342,17 @@ impl FamilyState {
         self.items.iter().find(|i| i.event_id == *id)
     }
 
+    /// Members whose own identity record was erased (they are members no more).
+    pub fn erased_members(&self) -> std::collections::BTreeSet<&MemberId> {
+        self.erased
+            .iter()
+            .filter_map(|e| e.group.as_ref())
+            .filter(|g| g.subjects.len() == 1 && g.categories.contains(&crate::case::InformationCategory::Identity))
+            .flat_map(|g| g.subjects.iter())
+            .filter(|m| !self.members.contains_key(*m))
+            .collect()
+    }
+
     pub fn measure_in_force(&self, measure_id: &str, at: DateTime<Utc>) -> bool {
         self.measures.get(measure_id).is_some_and(|m| {
             let day = at.date_naive();

@@ -41,6 +41,13 @@ pub fn may_request(
     subject: &str,
     at: DateTime<Utc>,
 ) -> Result<(), ReportDenied> {
+    // A member whose record was erased still may see who saw their data before (AVG art. 15).
+    if requester == subject
+        && !family.members.contains_key(subject)
+        && family.erased_members().iter().any(|m| m.as_str() == subject)
+    {
+        return Ok(());
+    }
     let asking = family.members.get(requester).ok_or_else(|| ReportDenied::UnknownMember(requester.to_owned()))?;
     let about = family.members.get(subject).ok_or_else(|| ReportDenied::UnknownMember(subject.to_owned()))?;
     if requester == subject {
