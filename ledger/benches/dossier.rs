@@ -160,7 +160,8 @@ fn main() {
                 families
                     .append_consent_event(
                         &family,
-                        &gi.clone().into(),
+                        // Youth care takes part (it registered the family) and records them.
+                        &youth.clone().into(),
                         uuid::Uuid::new_v4(),
                         ConsentEvent::Granted(grant),
                     )
