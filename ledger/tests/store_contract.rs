@@ -29,7 +29,7 @@ mod cases {
         }
     }
 
-    pub async fn keys_are_kept_destroyed_and_rewrapped<S: EventStore>(_store: S, keys: Arc<dyn KeyStore>) {
+    pub async fn keys_are_kept_destroyed_and_rewrapped<S: EventStore>(Fixture { keys, .. }: Fixture<S>) {
         let a = stored_key("fam-a", "g1", 10);
         let b = stored_key("fam-a", "g1", 20);
         let c = stored_key("fam-b", "g2", 30);
@@ -59,7 +59,9 @@ mod cases {
         assert!(keys.get(a.key_id).await.unwrap().unwrap().wrapped.is_none(), "a destroyed key stays destroyed");
     }
 
-    pub async fn sealed_payloads_shred_and_the_chain_still_verifies<S: EventStore>(store: S, keys: Arc<dyn KeyStore>) {
+    pub async fn sealed_payloads_shred_and_the_chain_still_verifies<S: EventStore>(
+        Fixture { store, keys, .. }: Fixture<S>,
+    ) {
         let kek = Kek::from_hex(&Kek::generate_hex().unwrap()).unwrap();
         let keyring = Keyring::new(keys.clone(), vec![kek.clone()]).unwrap();
         let group = |subject: &str| gezinsdossier_ledger::sealing::KeyGroup {
@@ -135,7 +137,7 @@ mod cases {
         all.len()
     }
 
-    pub async fn append_and_read<S: EventStore>(store: S) {
+    pub async fn append_and_read<S: EventStore>(Fixture { store, .. }: Fixture<S>) {
         let s = stream("family-a");
         assert_eq!(store.stream_revision(&s).await.unwrap(), None);
         let batch: Vec<_> = (0..3).map(|i| event(&i.to_string())).collect();
@@ -162,7 +164,7 @@ mod cases {
         assert_eq!(assert_log_sound(&store).await, 4);
     }
 
-    pub async fn expected_revision_is_enforced<S: EventStore>(store: S) {
+    pub async fn expected_revision_is_enforced<S: EventStore>(Fixture { store, .. }: Fixture<S>) {
         let s = stream("family-b");
         store.append(&s, ExpectedRevision::NoStream, vec![event("a")]).await.unwrap();
         let err = store.append(&s, ExpectedRevision::NoStream, vec![event("b")]).await.unwrap_err();
@@ -177,7 +179,7 @@ mod cases {
         assert_eq!(assert_log_sound(&store).await, 3);
     }
 
-    pub async fn retries_are_idempotent<S: EventStore>(store: S) {
+    pub async fn retries_are_idempotent<S: EventStore>(Fixture { store, .. }: Fixture<S>) {
         let s = stream("family-c");
         let batch = vec![event("1"), event("2")];
         let first = store.append(&s, ExpectedRevision::NoStream, batch.clone()).await.unwrap();
@@ -195,7 +197,7 @@ mod cases {
         assert_eq!(assert_log_sound(&store).await, 2);
     }
 
-    pub async fn reused_ids_with_other_content_conflict<S: EventStore>(store: S) {
+    pub async fn reused_ids_with_other_content_conflict<S: EventStore>(Fixture { store, .. }: Fixture<S>) {
         let s = stream("family-d");
         let original = event("1");
         store.append(&s, ExpectedRevision::Any, vec![original.clone()]).await.unwrap();
@@ -214,7 +216,7 @@ mod cases {
         assert_eq!(assert_log_sound(&store).await, 1);
     }
 
-    pub async fn malformed_batches_are_refused<S: EventStore>(store: S) {
+    pub async fn malformed_batches_are_refused<S: EventStore>(Fixture { store, .. }: Fixture<S>) {
         let s = stream("family-f");
         let err = store.append(&s, ExpectedRevision::Any, vec![]).await.unwrap_err();
         assert!(matches!(err, StoreError::InvalidAppend(_)), "got {err:?}");
@@ -226,7 +228,7 @@ mod cases {
 
     /// Many tasks race on one stream with exact expected revisions: every append either lands
     /// on the revision it expected or is told the real one; none is lost or doubled.
-    pub async fn concurrent_writers_on_one_stream<S: EventStore>(store: S) {
+    pub async fn concurrent_writers_on_one_stream<S: EventStore>(Fixture { store, .. }: Fixture<S>) {
         let store = Arc::new(store);
         let s = stream("family-hot");
         let (tasks, per_task) = (16, 20);
@@ -266,7 +268,7 @@ mod cases {
     }
 
     /// Many tasks append to their own streams and to one shared stream with `Any`.
-    pub async fn concurrent_writers_on_many_streams<S: EventStore>(store: S) {
+    pub async fn concurrent_writers_on_many_streams<S: EventStore>(Fixture { store, .. }: Fixture<S>) {
         let store = Arc::new(store);
         let (tasks, per_task) = (32, 15);
         let mut handles = Vec::new();
@@ -292,7 +294,7 @@ mod cases {
 
     /// A subscriber sees every event once, in order: first the stored ones, then live ones
     /// committed while it reads.
-    pub async fn subscription_catches_up_then_follows<S: EventStore>(store: S) {
+    pub async fn subscription_catches_up_then_follows<S: EventStore>(Fixture { store, .. }: Fixture<S>) {
         let store = Arc::new(store);
         for i in 0..700 {
             store
@@ -345,7 +347,7 @@ mod cases {
     /// The shared live read: followers that start before, amid and after the writes, and one
     /// that stops reading for longer than the shared buffer holds, each see every event
     /// from their start exactly once, in order.
-    pub async fn fanout_followers_see_every_event_once_in_order<S: EventStore>(store: S) {
+    pub async fn fanout_followers_see_every_event_once_in_order<S: EventStore>(Fixture { store, .. }: Fixture<S>) {
         use gezinsdossier_ledger::store::fanout::Fanout;
         let store: Arc<dyn EventStore> = Arc::new(store);
         let fanout = Arc::new(Fanout::new(store.clone()));
@@ -381,7 +383,7 @@ mod cases {
 
     /// A write probe on a working store succeeds, between and among appends, and writes no
     /// event: positions go on without a gap.
-    pub async fn write_probes_succeed_and_write_no_event<S: EventStore>(store: S) {
+    pub async fn write_probes_succeed_and_write_no_event<S: EventStore>(Fixture { store, .. }: Fixture<S>) {
         let store = Arc::new(store);
         store.append(&stream("family-p"), ExpectedRevision::NoStream, vec![event("a")]).await.unwrap();
         let probes: Vec<_> = (0..4)
@@ -406,20 +408,6 @@ macro_rules! contract_suite {
         mod $backend {
             use super::*;
 
-            macro_rules! key_case {
-                ($name:ident) => {
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                    $(#[$attr])?
-                    async fn $name() {
-                        #[allow(clippy::redundant_closure_call)]
-                        let Some(fixture) = ($open)().await else {
-                            return;
-                        };
-                        cases::$name(fixture.store, fixture.keys).await;
-                    }
-                };
-            }
-
             macro_rules! case {
                 ($name:ident) => {
                     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -429,7 +417,7 @@ macro_rules! contract_suite {
                         let Some(fixture) = ($open)().await else {
                             return;
                         };
-                        cases::$name(fixture.store).await;
+                        cases::$name(fixture).await;
                     }
                 };
             }
@@ -444,8 +432,8 @@ macro_rules! contract_suite {
             case!(subscription_catches_up_then_follows);
             case!(write_probes_succeed_and_write_no_event);
             case!(fanout_followers_see_every_event_once_in_order);
-            key_case!(keys_are_kept_destroyed_and_rewrapped);
-            key_case!(sealed_payloads_shred_and_the_chain_still_verifies);
+            case!(keys_are_kept_destroyed_and_rewrapped);
+            case!(sealed_payloads_shred_and_the_chain_still_verifies);
         }
     };
 }

@@ -138,7 +138,7 @@ fn check(subject: &str, category: C, purpose: pb::Purpose) -> pb::CheckAccessReq
     }
 }
 
-fn texts(d: &pb::Dossier) -> Vec<String> {
+pub(crate) fn texts(d: &pb::Dossier) -> Vec<String> {
     d.timeline
         .iter()
         .filter_map(|i| match i.event.as_ref()?.kind.as_ref()? {

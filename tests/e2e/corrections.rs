@@ -40,7 +40,7 @@ fn correction(corrects: &str, replacement: Option<&str>) -> pb::CaseEvent {
     )
 }
 
-fn note_texts(d: &pb::Dossier) -> Vec<String> {
+pub(crate) fn note_texts(d: &pb::Dossier) -> Vec<String> {
     d.timeline
         .iter()
         .filter_map(|i| match i.event.as_ref()?.kind.as_ref()? {

@@ -3,12 +3,10 @@
 //! bytes, other members' and other authors' data stay, the log still verifies, earlier
 //! recipients are told, and the law's exceptions are refused and recorded.
 
-use crate::consent_dossier::{FAMILY, dossier_request, family, grant};
+use crate::consent_dossier::{FAMILY, dossier_request, family, grant, texts};
 use crate::support::build::{self, any, append};
 use crate::support::{GI, Professional, TestServer, VGGZ, YOUTH_CARE};
-use chrono::Datelike;
 use gezinsdossier_ledger::case::InformationCategory;
-use gezinsdossier_ledger::clock::Clock;
 use gezinsdossier_ledger::codec::FamilyEvent;
 use gezinsdossier_ledger::consent::Basis;
 use gezinsdossier_ledger::disclosure::AccessLogEvent;
@@ -36,17 +34,6 @@ async fn officer(
     role: &str,
 ) -> AuditServiceClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Professional>> {
     AuditServiceClient::with_interceptor(server.channel(Some(org)).await, server.professional(org, "fg-1", role))
-}
-
-fn texts(d: &pb::Dossier) -> Vec<String> {
-    d.timeline
-        .iter()
-        .filter_map(|i| match i.event.as_ref()?.kind.as_ref()? {
-            Kind::Note(n) => Some(n.text.clone()),
-            Kind::Intake(n) => Some(n.summary.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -150,21 +137,7 @@ async fn erasing_a_member_shreds_their_content_everywhere_and_keeps_the_proofs()
 async fn an_ots_in_force_or_nothing_in_scope_is_refused_with_the_reason_and_recorded() {
     let server = TestServer::start().await;
     family(&server).await;
-    let mut gi = server.case_client(GI, "gv-3", "gezinsvoogd").await;
-    let today = server.clock.now_date();
-    let ots = build::event(
-        &["child"],
-        &[C::ChildProtection],
-        Kind::MeasureImposed(pb::MeasureImposed {
-            measure_id: "ots-1".into(),
-            measure: pb::MeasureKind::Ots as i32,
-            child_member_id: "child".into(),
-            certified_institution_id: GI.into(),
-            valid_from: Some(build::date(today.year() - 1, 1, 1)),
-            valid_until: None,
-        }),
-    );
-    gi.append_events(append(FAMILY, any(), vec![ots])).await.unwrap();
+    crate::consent_dossier::impose_ots(&server).await;
 
     let mut fg = officer(&server, YOUTH_CARE, "privacy_officer").await;
     let refused = fg.erase_records(erase("child", &[])).await.unwrap_err();

@@ -387,15 +387,7 @@ async fn feed_across_two_replicas(store_args: &[&str]) {
         };
         DossierServiceClient::with_interceptor(c, p).get_dossier(request).await.unwrap().into_inner()
     };
-    let note_texts = |d: &pb::Dossier| -> Vec<String> {
-        d.timeline
-            .iter()
-            .filter_map(|i| match i.event.as_ref()?.kind.as_ref()? {
-                Kind::Note(n) => Some(n.text.clone()),
-                _ => None,
-            })
-            .collect()
-    };
+    use crate::corrections::note_texts;
     assert!(note_texts(&own_view().await).contains(&"eerste".to_string()));
     let (c, _) = as_org(&on_b, YOUTH);
     let mut office = gezinsdossier_proto::v1::audit_service_client::AuditServiceClient::with_interceptor(
