@@ -174,17 +174,22 @@ pub fn plan(
                 }
             }
             Some(k) if shared.contains(&k) => *plan.kept.entry(Kept::AnotherMembersData).or_default() += 1,
-            Some(_) => {}
-            None => {
-                if state.item(id).is_some_and(|i| {
-                    i.author.organisation_id == author
-                        && i.event.subjects.contains(subject)
-                        && (categories.is_empty() || !i.event.categories.is_disjoint(categories))
-                }) {
-                    *plan.kept.entry(Kept::StoredBeforeEncryption).or_default() += 1;
-                }
-            }
+            _ => {}
         }
+    }
+    // Old plaintext items in scope have no key to destroy.
+    let legacy = state
+        .items
+        .iter()
+        .filter(|i| state.events.get(&i.event_id).is_some_and(|e| e.key.is_none()))
+        .filter(|i| {
+            i.author.organisation_id == author
+                && i.event.subjects.contains(subject)
+                && (categories.is_empty() || !i.event.categories.is_disjoint(categories))
+        })
+        .count() as u64;
+    if legacy > 0 {
+        plan.kept.insert(Kept::StoredBeforeEncryption, legacy);
     }
     if plan.destroy.is_empty() {
         let why = if plan.kept.is_empty() {

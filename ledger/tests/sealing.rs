@@ -5,11 +5,13 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use gezinsdossier_ledger::actor::{Actor, OrganisationType, ProfessionalRole};
+use gezinsdossier_ledger::authorisation::{Caller, Grants};
 use gezinsdossier_ledger::case::*;
 use gezinsdossier_ledger::clock::ManualClock;
 use gezinsdossier_ledger::codec::encode_case;
 use gezinsdossier_ledger::envelope::{ExpectedRevision, ProposedEvent};
-use gezinsdossier_ledger::families::{CaseAppend, Families};
+use gezinsdossier_ledger::erasure::{ErasureGround, Kept, RequestedBy};
+use gezinsdossier_ledger::families::{CaseAppend, ErasureRequest, Families};
 use gezinsdossier_ledger::family::{FamilyId, FamilyState};
 use gezinsdossier_ledger::retention::{RetentionClock, RetentionPeriods};
 use gezinsdossier_ledger::sealing::{Kek, Keyring};
@@ -226,4 +228,23 @@ async fn plaintext_events_from_before_encryption_still_read() {
     let stored = w.store.read_stream(&family.stream(), 0, 10).await.unwrap();
     assert_eq!(stored[0].payload.first(), Some(&b'{'));
     assert_eq!(stored[1].payload.first(), Some(&0), "the new one is sealed");
+
+    // Erasing her shreds the sealed note and says the old record cannot be.
+    let officer = Caller {
+        actor: actor(YOUTH, OrganisationType::Jeugdhulpaanbieder, ProfessionalRole::PrivacyOfficer),
+        grants: Grants { privacy_office: true, portal: false },
+    };
+    let request = ErasureRequest {
+        family: family.clone(),
+        officer,
+        subject: "ma".into(),
+        categories: Default::default(),
+        ground: ErasureGround::Avg17,
+        requested_by: RequestedBy::Subject,
+    };
+    let done = w.families.erase(request).await.unwrap();
+    assert_eq!(done.record.shredded_events, 1);
+    assert_eq!(done.kept.get(&Kept::StoredBeforeEncryption), Some(&1));
+    let state = rebuilt(&w, &family, &w.kek).await;
+    assert_eq!((state.items.len(), state.erased.len()), (1, 1), "the old record stays readable");
 }

@@ -86,8 +86,7 @@ impl Families {
 
         // Recipients are told after the keys are gone; a failure here leaves the erasure done.
         let log = self.access_log(family).await?;
-        let decoded: Vec<_> =
-            log.iter().filter_map(|e| Some((e.event_id, serde_json::from_slice(&e.payload).ok()?))).collect();
+        let decoded = super::notices::decode(&log);
         let refs: Vec<_> = erased_items.iter().map(|i| &**i).collect();
         let notices = erasure::notices(&refs, &record, &request.officer.actor, &decoded);
         let notices_sent = notices.len();

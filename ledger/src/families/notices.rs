@@ -142,6 +142,6 @@ impl Families {
 
 /// Access-log events decoded, with their event ids; an entry that does not decode (an
 /// unknown kind) is left out.
-fn decode(log: &[RecordedEvent]) -> Vec<(EventId, AccessLogEvent)> {
+pub(super) fn decode(log: &[RecordedEvent]) -> Vec<(EventId, AccessLogEvent)> {
     log.iter().filter_map(|e| Some((e.event_id, serde_json::from_slice(&e.payload).ok()?))).collect()
 }
