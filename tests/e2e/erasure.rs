@@ -288,3 +288,77 @@ async fn a_feed_subscriber_is_told_which_items_it_received_were_erased_and_gets_
         }
     }
 }
+
+#[tokio::test]
+async fn after_an_erasure_earlier_proofs_still_verify_and_verify_counts_the_shredded() {
+    use gezinsdossier_ledger::merkle::TreeHash;
+    use gezinsdossier_ledger::merkle::verify::verify_inclusion;
+    use gezinsdossier_proto::v1::log_service_client::LogServiceClient;
+    let server = TestServer::start_with(|c| {
+        c.tree_head_every_events = 5;
+        c.tree_head_interval_ms = 50;
+    })
+    .await;
+    let mut case = server.case_client(VGGZ, "p", "psychiater").await;
+    let family_id = "fam-proofs";
+    case.append_events(append(family_id, build::no_stream(), vec![build::parent("mother")])).await.unwrap();
+    let mut positions = Vec::new();
+    for i in 0..6 {
+        let ack = case.append_events(append(family_id, any(), vec![build::note("mother", &format!("noot {i}"))])).await;
+        positions.extend(ack.unwrap().into_inner().global_positions);
+    }
+    let mut log = LogServiceClient::with_interceptor(
+        server.channel(Some(VGGZ)).await,
+        Professional::new("fg", "privacy_officer"),
+    );
+    let mut head = None;
+    for _ in 0..200 {
+        let h = log.get_latest_tree_head(pb::GetLatestTreeHeadRequest {}).await.unwrap().into_inner();
+        if h.size > positions[5] {
+            head = Some(h);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let head = head.expect("a signed head covering the notes");
+    let proof_of = async |log: &mut LogServiceClient<_>| {
+        let request =
+            pb::GetInclusionProofRequest { position: positions[2], tree_size: head.size, include_event_bytes: true };
+        log.get_inclusion_proof(request).await.unwrap().into_inner()
+    };
+    let before = proof_of(&mut log).await;
+
+    let mut fg = officer(&server, VGGZ, "privacy_officer").await;
+    let erased = fg
+        .erase_records(pb::EraseRecordsRequest { family_id: family_id.into(), ..erase("mother", &[]) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(erased.events_shredded, 7, "her identity and six notes: {erased:?}");
+
+    // The same bytes, the same path, the same signed root: the proof taken before still holds.
+    let after = proof_of(&mut log).await;
+    assert_eq!(after.canonical_event, before.canonical_event);
+    let path: Vec<TreeHash> = after.hashes.iter().map(|h| TreeHash::try_from_slice(h).unwrap()).collect();
+    verify_inclusion(&after.canonical_event, positions[2], head.size, &path, &TreeHash::from_hex(&head.root).unwrap())
+        .expect("the erased note is still in the signed tree");
+
+    // `verify` on a copy passes and counts what is shredded.
+    let key =
+        gezinsdossier_ledger::treehead::TreeHeadSigner::load_or_create(&server.data_dir.join("treehead.key")).unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&server.data_dir).unwrap() {
+        let entry = entry.unwrap();
+        // The events with their WAL, and the key file beside them.
+        if entry.file_name().to_string_lossy().contains(".sqlite3") {
+            std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gezinsdossier"))
+        .args(["verify", "--data-dir", copy.path().to_str().unwrap(), "--public-key", &hex::encode(key.public_key())])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("7 payloads encrypted, 7 of them shredded"), "{stdout}");
+}
