@@ -26,6 +26,10 @@
 //! - **Key material lives in the store** ([`crate::store::keys`]), each subject key wrapped
 //!   by the key-encryption key ([`Kek`]) from config, never from the data directory.
 //!   Rotating the KEK rewraps the subject keys and rewrites no event.
+//! - **The access log is not sealed.** Its lines hold no content (who, when, which
+//!   categories, on which basis), NEN 7513 keeps them at least 5 years, and a member must be
+//!   able to check their own line against the log. The retention run reports lines past
+//!   their clock; they are kept.
 //! - **Old plaintext payloads** (written before sealing) are read as they are and are not
 //!   migrated: rewriting them would change their hashes. They cannot be shredded; an
 //!   erasure lists them as kept, with that reason.
@@ -143,7 +147,8 @@ pub enum RecordKind {
 impl KeyGroup {
     /// The group's stable text form, as the key store keeps it.
     pub fn label(&self) -> String {
-        crate::codec::to_json(self).into_iter().map(char::from).collect()
+        // JSON of plain strings and enums is UTF-8 by construction.
+        String::from_utf8(crate::codec::to_json(self)).unwrap_or_default()
     }
 
     /// # Errors
