@@ -175,10 +175,15 @@ pub async fn serve_on(
         }
         .run(),
     );
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(gezinsdossier_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: many clients (Python's grpcio-reflection among them) still
+    // speak only v1alpha.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(gezinsdossier_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder().build_v1()?;
+    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
     let case = CaseServiceServer::new(CaseApi::new(families.clone(), config.max_events_per_request))
         .max_decoding_message_size(config.max_message_bytes);
@@ -217,6 +222,7 @@ pub async fn serve_on(
         .layer(OversizeAsResourceExhausted)
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(InterceptedService::new(case, auth.clone()))
         .add_service(InterceptedService::new(consent, auth.clone()))
         .add_service(InterceptedService::new(dossier, auth.clone()))

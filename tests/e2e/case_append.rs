@@ -229,6 +229,24 @@ async fn health_reports_serving_and_reflection_lists_the_api() {
     };
     let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
     assert!(names.contains(&"gezinsdossier.v1.CaseService".to_string()), "{names:?}");
+
+    // The older v1alpha protocol answers too (grpcio-reflection speaks only that).
+    use tonic_reflection::pb::v1alpha;
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = v1alpha::server_reflection_client::ServerReflectionClient::new(server.channel(None).await)
+        .server_reflection_info(futures::stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        responses.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a v1alpha service list");
+    };
+    assert!(list.service.iter().any(|s| s.name == "gezinsdossier.v1.AuditService"), "{:?}", list.service);
     server.stop().await;
 }
 
