@@ -72,7 +72,9 @@ fn family_status(e: &FamilyError) -> (Code, String) {
             (Code::InvalidArgument, format!("subject_member_id: {e}"))
         }
         FamilyError::ErasureRefused(_) => (Code::FailedPrecondition, e.to_string()),
-        FamilyError::RestrictionRefused(_) => (Code::InvalidArgument, e.to_string()),
+        FamilyError::RestrictionRefused(_) | FamilyError::UnknownMember { .. } => {
+            (Code::InvalidArgument, e.to_string())
+        }
         FamilyError::Report(ReportDenied::UnknownMember(_)) => (Code::InvalidArgument, e.to_string()),
         FamilyError::Report(ReportDenied::NotAllowed { .. }) => (Code::PermissionDenied, e.to_string()),
         FamilyError::Store(store) => store_status(store),

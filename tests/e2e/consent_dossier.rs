@@ -212,6 +212,15 @@ async fn a_child_of_12_to_15_must_agree_as_well_as_the_parents() {
     let incomplete = answer.reasons.iter().find(|r| r.consent_id == "c-teen").expect("a reason about c-teen");
     assert!(incomplete.explanation.contains("incomplete"), "{incomplete:?}");
     assert_eq!(incomplete.must_consent_member_ids, vec!["teen"]);
+    // A member the family does not have is a bad request, not a "no".
+    let unknown = gi_checks(&server).await.check_access(check(&"x".repeat(500), C::Plan, pb::Purpose::Care)).await;
+    let unknown = unknown.unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    assert!(
+        unknown.message().starts_with("subject_member_id: no member") && unknown.message().len() < 100,
+        "{}",
+        unknown.message()
+    );
     // The parents' consent alone grants nothing: no data, a refusal.
     assert_eq!(
         dossier.get_dossier(dossier_request(pb::Purpose::Care)).await.unwrap_err().code(),

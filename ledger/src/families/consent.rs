@@ -125,17 +125,21 @@ impl Families {
         let at = self.clock.now();
         let asked = as_of.unwrap_or(at);
         let requester = &caller.actor;
-        let (exists, allowed, decision) = self
+        let (exists, allowed, decision, known) = self
             .with_state_or_empty(family, |state| {
                 let allowed = authorise(caller, &Action::CheckAccess { family: state });
                 let decision = allowed
                     .is_ok()
                     .then(|| consent::decide(state, AccessQuery { requester, purpose, subject, category, at: asked }));
-                (state.revision.is_some(), allowed, decision)
+                (state.revision.is_some(), allowed, decision, state.members.contains_key(subject))
             })
             .await?;
         self.enforce(caller, Target::family(family, exists), allowed).await?;
         let decision = decision.ok_or(FamilyError::UnknownFamily)?;
+        // Only a caller the policy lets ask learns who is a member.
+        if !known {
+            return Err(FamilyError::UnknownMember { field: "subject_member_id", member: subject.to_owned() });
+        }
         let check = AccessCheck {
             requester: requester.clone(),
             purpose,

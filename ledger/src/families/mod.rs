@@ -83,6 +83,9 @@ pub enum FamilyError {
     /// Refused by the consent engine, and the refusal is recorded.
     #[error("access denied: {}", .0.iter().map(|r| r.explanation.as_str()).collect::<Vec<_>>().join("; "))]
     Denied(Vec<DenialReason>),
+    /// A request names a member the family does not have.
+    #[error("{field}: no member {:?} in this family", member.chars().take(32).collect::<String>())]
+    UnknownMember { field: &'static str, member: String },
     /// A restriction step that does not fit the family.
     #[error("{0}")]
     RestrictionRefused(String),
