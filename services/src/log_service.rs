@@ -28,10 +28,24 @@ impl LogApi {
     }
 }
 
-fn index_status(e: IndexError) -> Status {
-    match e {
-        IndexError::NotYetIndexed { .. } => Status::unavailable(e.to_string()),
-        IndexError::Proof(p) => Status::invalid_argument(p.to_string()),
+impl LogApi {
+    /// A tree larger than the log is the caller's mistake (OUT_OF_RANGE, with the size);
+    /// one the index has not reached yet is worth a retry (UNAVAILABLE).
+    async fn index_status(&self, e: IndexError) -> Status {
+        match e {
+            IndexError::NotYetIndexed { indexed, wanted } => {
+                let beyond = match self.families.store().read_all(wanted.saturating_sub(1), 1).await {
+                    Ok(events) => events.is_empty(),
+                    Err(_) => false,
+                };
+                if beyond {
+                    Status::out_of_range(format!("the log holds fewer than {wanted} events (signed up to {indexed})"))
+                } else {
+                    Status::unavailable(e.to_string())
+                }
+            }
+            IndexError::Proof(p) => Status::invalid_argument(p.to_string()),
+        }
     }
 }
 
@@ -68,8 +82,14 @@ impl LogService for LogApi {
         let caller = requester(&request)?.caller();
         let r = request.into_inner();
         tracing::Span::current().record("position", r.position);
-        let proof = self.index.inclusion(r.position, r.tree_size).map_err(index_status)?;
-        let root = self.index.root(r.tree_size).map_err(index_status)?;
+        let proof = match self.index.inclusion(r.position, r.tree_size) {
+            Ok(proof) => proof,
+            Err(e) => return Err(self.index_status(e).await),
+        };
+        let root = match self.index.root(r.tree_size) {
+            Ok(root) => root,
+            Err(e) => return Err(self.index_status(e).await),
+        };
         let event = if r.include_event_bytes {
             self.families.event_bytes(&caller, r.position).await.map_err(ServiceError::from)?
         } else {
@@ -95,7 +115,10 @@ impl LogService for LogApi {
     ) -> Result<Response<pb::ConsistencyProof>, Status> {
         self.authorise_proofs(&request).await?;
         let r = request.into_inner();
-        let proof = self.index.consistency(r.first_size, r.second_size).map_err(index_status)?;
+        let proof = match self.index.consistency(r.first_size, r.second_size) {
+            Ok(proof) => proof,
+            Err(e) => return Err(self.index_status(e).await),
+        };
         Ok(Response::new(pb::ConsistencyProof {
             first_size: r.first_size,
             second_size: r.second_size,

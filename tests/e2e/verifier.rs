@@ -179,6 +179,18 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
     *altered.last_mut().unwrap() ^= 1;
     assert!(verify_inclusion(&altered, vggz_note, first.size, &path, &root).is_err());
 
+    // A tree larger than the log is out of range, and says how far the log goes.
+    let beyond = log
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            position: 0,
+            tree_size: 1_000_000_000,
+            include_event_bytes: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(beyond.code(), tonic::Code::OutOfRange, "{beyond:?}");
+    assert!(beyond.message().contains("fewer than 1000000000 events"), "{}", beyond.message());
+
     for i in 0..6 {
         case.append_events(append("fam-p", any(), vec![build::note("mother", &format!("later {i}"))])).await.unwrap();
     }
@@ -288,7 +300,8 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::Unavailable);
+    // Beyond the log: not worth a retry.
+    assert_eq!(err.code(), tonic::Code::OutOfRange);
     // Hashes are for every registered organisation; the bytes of VGGZ's event are not
     // youth care's to read.
     youth_log.get_latest_tree_head(pb::GetLatestTreeHeadRequest {}).await.unwrap();
