@@ -10,7 +10,7 @@ use crate::feed_service::FeedApi;
 use crate::identity::dev_ca::sample_organisations;
 use crate::identity::interceptor::IdentityMode;
 use crate::identity::{Authenticator, OrganisationRegistry};
-use crate::limits::OversizeAsResourceExhausted;
+use crate::limits::ClientFaultStatuses;
 use crate::log_service::LogApi;
 use crate::notice_service::NoticeApi;
 use crate::readiness::{LagBound, Readiness};
@@ -219,7 +219,7 @@ pub async fn serve_on(
     let finishing = Arc::new(tokio::sync::Notify::new());
     let finishing_started = finishing.clone();
     let serving = builder
-        .layer(OversizeAsResourceExhausted)
+        .layer(ClientFaultStatuses)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)

@@ -167,6 +167,35 @@ async fn each_validation_error_names_its_field_and_writes_nothing() {
     server.stop().await;
 }
 
+/// A `GetDossierRequest` whose `family_id` (tag 1, a string) carries raw bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawFamilyId {
+    #[prost(bytes = "vec", tag = "1")]
+    family_id: Vec<u8>,
+}
+
+#[tokio::test]
+async fn a_request_that_does_not_decode_is_invalid_argument_and_names_the_field() {
+    let server = TestServer::start().await;
+    let channel = server.channel(Some(VGGZ)).await;
+    let intercepted =
+        tonic::service::interceptor::InterceptedService::new(channel, server.professional(VGGZ, "p", "psychiater"));
+    let mut grpc = tonic::client::Grpc::new(intercepted);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/gezinsdossier.v1.DossierService/GetDossier");
+    let codec = tonic_prost_codec::<RawFamilyId, pb::Dossier>();
+    let sent = RawFamilyId { family_id: vec![0xff, 0xfe, b'x'] };
+    let err = grpc.unary(tonic::Request::new(sent), path, codec).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("family_id") && err.message().contains("UTF-8"), "{}", err.message());
+    server.stop().await;
+}
+
+fn tonic_prost_codec<T: prost::Message + 'static, U: prost::Message + Default + 'static>()
+-> tonic::codec::ProstCodec<T, U> {
+    tonic::codec::ProstCodec::default()
+}
+
 #[tokio::test]
 async fn oversized_requests_are_refused_as_resource_exhausted() {
     let server = TestServer::start_with(|c| {
