@@ -109,6 +109,8 @@ async fn each_validation_error_names_its_field_and_writes_nothing() {
     bad_id.event_id = "not-a-uuid".into();
     let mut no_time = build::note("mother", "x");
     no_time.occurred_at = None;
+    let mut year_20000 = build::note("mother", "x");
+    year_20000.occurred_at = Some(prost_types::Timestamp { seconds: 569_000_000_000, nanos: 0 });
     let mut no_categories = build::note("mother", "x");
     no_categories.categories.clear();
     let correction = |target: String| {
@@ -139,6 +141,7 @@ async fn each_validation_error_names_its_field_and_writes_nothing() {
         ("events[0].kind", append("fam-v", any(), vec![no_kind])),
         ("events[0].event_id", append("fam-v", any(), vec![bad_id])),
         ("events[0].occurred_at", append("fam-v", any(), vec![no_time])),
+        ("events[0].occurred_at", append("fam-v", any(), vec![year_20000])),
         (
             "events[1].subject_member_ids",
             append("fam-v", any(), vec![build::note("mother", "ok"), build::note("stranger", "x")]),

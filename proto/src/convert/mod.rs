@@ -360,18 +360,29 @@ pub fn professional_role(raw: i32, field: &str) -> Result<ProfessionalRole> {
         .ok_or_else(|| FieldError::new(field, format!("unknown or unspecified professional role {raw}")))
 }
 
+/// Years a time or date in a care record can plausibly fall in (a birth in 1900, a consent
+/// valid until 2199); anything else is a client's mistake, such as the year 20000.
+const PLAUSIBLE_YEARS: std::ops::Range<i32> = 1900..2200;
+
 /// # Errors
-/// When missing or out of range.
+/// When missing, not a time, or outside [`PLAUSIBLE_YEARS`].
 pub fn timestamp(raw: Option<prost_types::Timestamp>, field: &str) -> Result<DateTime<Utc>> {
     let ts = raw.ok_or_else(|| FieldError::new(field, "required"))?;
-    u32::try_from(ts.nanos)
+    let at = u32::try_from(ts.nanos)
         .ok()
         .and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos))
-        .ok_or_else(|| FieldError::new(field, "not a valid timestamp"))
+        .ok_or_else(|| FieldError::new(field, "not a valid timestamp"))?;
+    if !PLAUSIBLE_YEARS.contains(&chrono::Datelike::year(&at)) {
+        return Err(FieldError::new(field, "must fall in the years 1900 to 2199"));
+    }
+    Ok(at)
 }
 
 fn date(raw: Option<pb::CalendarDate>, field: &str) -> Result<Option<NaiveDate>> {
     raw.map(|d| {
+        if !PLAUSIBLE_YEARS.contains(&d.year) {
+            return Err(FieldError::new(field, "must fall in the years 1900 to 2199"));
+        }
         u32::try_from(d.month)
             .ok()
             .zip(u32::try_from(d.day).ok())
@@ -394,6 +405,20 @@ fn optional(s: String) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_and_dates_outside_plausible_years_are_refused_naming_the_field() {
+        let at = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        assert!(timestamp(at(1_760_000_000), "occurred_at").is_ok());
+        // The year 20000, and 1899.
+        let far = timestamp(at(569_000_000_000), "occurred_at").unwrap_err();
+        assert_eq!((far.field.as_str(), far.problem.as_str()), ("occurred_at", "must fall in the years 1900 to 2199"));
+        assert!(timestamp(at(-2_209_075_200), "occurred_at").is_err());
+        let day = |year| Some(pb::CalendarDate { year, month: 1, day: 1 });
+        assert!(date(day(2014), "birth_date").unwrap().is_some());
+        assert_eq!(date(day(20000), "birth_date").unwrap_err().field, "birth_date");
+        assert!(date(day(1899), "birth_date").is_err());
+    }
 
     #[test]
     fn every_wire_category_maps() {
