@@ -362,3 +362,59 @@ async fn after_an_erasure_earlier_proofs_still_verify_and_verify_counts_the_shre
     assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("7 payloads encrypted, 7 of them shredded"), "{stdout}");
 }
+
+#[tokio::test]
+async fn the_retention_and_key_rotation_commands_run_on_a_data_directory() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let events = server.family_events(FAMILY).await;
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&server.data_dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().contains(".sqlite3") {
+            std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+        }
+    }
+    server.stop().await;
+    let data = copy.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for entry in std::fs::read_dir(copy.path()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_file() {
+            std::fs::rename(entry.path(), data.join(entry.file_name())).unwrap();
+        }
+    }
+    let (old, new) = (copy.path().join("old.hex"), copy.path().join("new.hex"));
+    std::fs::write(&old, crate::support::TEST_KEK).unwrap();
+    let cli = |args: &[&str], env: &[(&str, String)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gezinsdossier"));
+        command.args(args).args(["--data-dir", data.to_str().unwrap(), "--insecure-dev"]);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let dry = cli(&["retention", "--dry-run", "--kek-file", old.to_str().unwrap()], &[]);
+    assert!(dry.contains("0 families with something due"), "{dry}");
+
+    let fresh =
+        std::process::Command::new(env!("CARGO_BIN_EXE_gezinsdossier")).args(["keys", "new-kek"]).output().unwrap();
+    std::fs::write(&new, &fresh.stdout).unwrap();
+    let previous = format!("[{:?}]", old.to_str().unwrap());
+    let rotated = cli(
+        &["keys", "rotate", "--kek-file", new.to_str().unwrap()],
+        &[("GEZINSDOSSIER_PREVIOUS_KEK_FILES", previous)],
+    );
+    assert!(rotated.starts_with("rewrapped ") && !rotated.starts_with("rewrapped 0 "), "{rotated}");
+    // The new KEK alone now opens every event; the events were not rewritten.
+    let new_kek = String::from_utf8(fresh.stdout).unwrap();
+    let opened = crate::support::open_family_events(&data, new_kek.trim(), &events).await;
+    assert!(opened.iter().all(Option::is_some));
+    let store = gezinsdossier_ledger::store::sqlite::SqliteStore::open(&data).unwrap();
+    let stream = gezinsdossier_ledger::family::FamilyId::new(FAMILY).unwrap().stream();
+    assert_eq!(store.read_stream(&stream, 0, 10_000).await.unwrap(), events);
+    store.shutdown().await;
+}
