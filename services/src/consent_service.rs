@@ -6,7 +6,7 @@ use crate::identity::OrganisationRegistry;
 use crate::identity::interceptor::{Requester, requester};
 use gezinsdossier_ledger::actor::OrganisationType;
 use gezinsdossier_ledger::consent::authority::guardian_party;
-use gezinsdossier_ledger::consent::{ConsentEvent, ConsentGranted, Decision, LegalBasis, LegalBasisKind};
+use gezinsdossier_ledger::consent::{ConsentEvent, ConsentGranted, Decision, LegalBasis, LegalBasisKind, Recipient};
 use gezinsdossier_ledger::families::Families;
 use gezinsdossier_ledger::family::FamilyId;
 use gezinsdossier_ledger::store::AppendOutcome;
@@ -33,23 +33,27 @@ impl ConsentApi {
         Self { families, clock, registry }
     }
 
-    /// A meldcode report goes to a registered Veilig Thuis organisation (BW 1:240); the
-    /// ledger checks that exactly one organisation is named.
-    fn check_meldcode_recipient(&self, basis: &LegalBasis) -> Result<(), ServiceError> {
-        if basis.kind != LegalBasisKind::Meldcode {
-            return Ok(());
-        }
-        for (i, recipient) in basis.recipients.iter().enumerate() {
+    /// Every organisation a consent or basis names must be in the registry: data promised
+    /// to an organisation nobody can authenticate as is a mistake (a typo, a stale id). A
+    /// meldcode report goes to a registered Veilig Thuis organisation (BW 1:240); the ledger
+    /// checks that exactly one organisation is named.
+    fn check_recipients(&self, recipients: &[Recipient], meldcode: bool) -> Result<(), ServiceError> {
+        for (i, recipient) in recipients.iter().enumerate() {
             let Some(id) = recipient.organisation_id() else { continue };
-            let is_veilig_thuis =
-                self.registry.by_id(id).is_some_and(|o| o.organisation_type == OrganisationType::VeiligThuis);
-            if !is_veilig_thuis {
-                let shown: String = id.chars().take(64).collect();
-                return Err(FieldError::new(
-                    format!("recipients[{i}].organisation_id"),
-                    format!("{shown:?} is not a Veilig Thuis organisation in the registry"),
-                )
-                .into());
+            let shown: String = id.chars().take(64).collect();
+            let field = format!("recipients[{i}].organisation_id");
+            match self.registry.by_id(id) {
+                None => {
+                    return Err(FieldError::new(field, format!("{shown:?} is not a registered organisation")).into());
+                }
+                Some(o) if meldcode && o.organisation_type != OrganisationType::VeiligThuis => {
+                    return Err(FieldError::new(
+                        field,
+                        format!("{shown:?} is not a Veilig Thuis organisation in the registry"),
+                    )
+                    .into());
+                }
+                Some(_) => {}
             }
         }
         Ok(())
@@ -131,6 +135,7 @@ impl ConsentService for ConsentApi {
             method: method(r.method, "method").map_err(ServiceError::from)?,
             requested_reason: r.requested_reason,
         };
+        self.check_recipients(&grant.recipients, false)?;
         self.record(&r.family_id, &r.event_id, &who, ConsentEvent::Granted(grant)).await
     }
 
@@ -221,7 +226,7 @@ impl ConsentService for ConsentApi {
                 .unwrap_or_else(|| self.clock.now()),
             valid_until: optional_timestamp(r.valid_until, "valid_until").map_err(ServiceError::from)?,
         };
-        self.check_meldcode_recipient(&basis)?;
+        self.check_recipients(&basis.recipients, basis.kind == LegalBasisKind::Meldcode)?;
         self.record(&r.family_id, &r.event_id, &who, ConsentEvent::LegalBasis(basis)).await
     }
 

@@ -647,3 +647,20 @@ async fn only_members_with_a_say_may_consent() {
     assert!(listed.consents.is_empty());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_consent_to_an_organisation_not_in_the_registry_is_refused() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let (mut consent, _) = clients(&server).await;
+    let typo = format!("jeugdbescherming-wst{}", "x".repeat(300));
+    let err = consent.grant_consent(grant("c-typo", "mother", &[C::Plan], &typo, pb::Purpose::Care, &["mother"])).await;
+    let err = err.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("recipients[0].organisation_id:"), "{}", err.message());
+    assert!(err.message().len() < 160, "quotes only a prefix: {}", err.message());
+    assert!(
+        server.family_events(FAMILY).await.iter().all(|e| !e.event_type.starts_with("consent.")),
+        "nothing written"
+    );
+}
