@@ -129,7 +129,7 @@ impl AuditService for AuditApi {
         let who = requester(&request)?.caller();
         let r = request.into_inner();
         let family = family_id(&r.family_id)?;
-        let subject = convert::required(r.subject_member_id, "subject_member_id").map_err(ServiceError::from)?;
+        let subject = convert::identifier(r.subject_member_id, "subject_member_id").map_err(ServiceError::from)?;
         let categories = categories(&r.categories)?;
         let step = RestrictionStep::Apply { subject, categories };
         let done = self.families.restrict(&family, &who, step).await.map_err(ServiceError::from)?;
@@ -166,7 +166,7 @@ impl AuditService for AuditApi {
 impl AuditApi {
     async fn erase(&self, who: Caller, r: pb::EraseRecordsRequest) -> Result<pb::ErasureRecorded, ServiceError> {
         let family = family_id(&r.family_id)?;
-        let subject = convert::required(r.subject_member_id, "subject_member_id")?;
+        let subject = convert::identifier(r.subject_member_id, "subject_member_id")?;
         let categories = categories(&r.categories)?;
         let ground = match pb::ErasureGround::try_from(r.ground) {
             Ok(pb::ErasureGround::Avg17) => ErasureGround::Avg17,

@@ -12,7 +12,7 @@ use gezinsdossier_ledger::family::FamilyId;
 use gezinsdossier_ledger::store::AppendOutcome;
 use gezinsdossier_proto::convert::consent::{legal_basis_kind, method, optional_timestamp, purpose, recipients};
 use gezinsdossier_proto::convert::views::consent_summary;
-use gezinsdossier_proto::convert::{self, FieldError, outbound, required};
+use gezinsdossier_proto::convert::{self, FieldError, identifier, outbound};
 use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::consent_service_server::ConsentService;
 use std::sync::Arc;
@@ -85,7 +85,7 @@ pub(crate) fn family_id(raw: &str) -> Result<FamilyId, ServiceError> {
 fn party(member_id: String, by_guardian: bool, field: &str, who: &Requester) -> Result<String, ServiceError> {
     match (member_id.trim().is_empty(), by_guardian) {
         (true, true) => Ok(guardian_party(&who.actor.organisation_id)),
-        (false, false) => Ok(member_id),
+        (false, false) => Ok(identifier(member_id, field)?),
         (false, true) => Err(FieldError::new(field, "leave empty when by_guardian is set").into()),
         (true, false) => Err(FieldError::new(field, "required (or set by_guardian under voogdij)").into()),
     }
@@ -118,8 +118,8 @@ impl ConsentService for ConsentApi {
         let who = requester(&request)?;
         let r = request.into_inner();
         let grant = ConsentGranted {
-            consent_id: required(r.consent_id, "consent_id").map_err(ServiceError::from)?,
-            subject: required(r.subject_member_id, "subject_member_id").map_err(ServiceError::from)?,
+            consent_id: identifier(r.consent_id, "consent_id").map_err(ServiceError::from)?,
+            subject: identifier(r.subject_member_id, "subject_member_id").map_err(ServiceError::from)?,
             categories: categories(&r.categories)?,
             recipients: recipients(r.recipients, "recipients").map_err(ServiceError::from)?,
             purpose: purpose(r.purpose, "purpose").map_err(ServiceError::from)?,
@@ -130,10 +130,15 @@ impl ConsentService for ConsentApi {
             given_by: r
                 .given_by_member_ids
                 .into_iter()
+                .enumerate()
+                .map(|(i, m)| identifier(m, &format!("given_by_member_ids[{i}]")))
+                .collect::<Result<std::collections::BTreeSet<_>, _>>()
+                .map_err(ServiceError::from)?
+                .into_iter()
                 .chain(r.given_by_guardian.then(|| guardian_party(&who.actor.organisation_id)))
                 .collect(),
             method: method(r.method, "method").map_err(ServiceError::from)?,
-            requested_reason: r.requested_reason,
+            requested_reason: convert::text(r.requested_reason, "requested_reason").map_err(ServiceError::from)?,
         };
         self.check_recipients(&grant.recipients, false)?;
         self.record(&r.family_id, &r.event_id, &who, ConsentEvent::Granted(grant)).await
@@ -147,7 +152,7 @@ impl ConsentService for ConsentApi {
         let who = requester(&request)?;
         let r = request.into_inner();
         let event = ConsentEvent::AgreementAdded {
-            consent_id: required(r.consent_id, "consent_id").map_err(ServiceError::from)?,
+            consent_id: identifier(r.consent_id, "consent_id").map_err(ServiceError::from)?,
             given_by: party(r.given_by_member_id, r.by_guardian, "given_by_member_id", &who)?,
             method: method(r.method, "method").map_err(ServiceError::from)?,
         };
@@ -162,9 +167,9 @@ impl ConsentService for ConsentApi {
         let who = requester(&request)?;
         let r = request.into_inner();
         let event = ConsentEvent::Refused {
-            consent_id: required(r.consent_id, "consent_id").map_err(ServiceError::from)?,
+            consent_id: identifier(r.consent_id, "consent_id").map_err(ServiceError::from)?,
             refused_by: party(r.refused_by_member_id, r.by_guardian, "refused_by_member_id", &who)?,
-            reason: r.reason,
+            reason: convert::text(r.reason, "reason").map_err(ServiceError::from)?,
         };
         self.record(&r.family_id, &r.event_id, &who, event).await
     }
@@ -177,9 +182,9 @@ impl ConsentService for ConsentApi {
         let who = requester(&request)?;
         let r = request.into_inner();
         let event = ConsentEvent::Withdrawn {
-            consent_id: required(r.consent_id, "consent_id").map_err(ServiceError::from)?,
+            consent_id: identifier(r.consent_id, "consent_id").map_err(ServiceError::from)?,
             withdrawn_by: party(r.withdrawn_by_member_id, r.by_guardian, "withdrawn_by_member_id", &who)?,
-            reason: r.reason,
+            reason: convert::text(r.reason, "reason").map_err(ServiceError::from)?,
         };
         self.record(&r.family_id, &r.event_id, &who, event).await
     }
@@ -213,12 +218,18 @@ impl ConsentService for ConsentApi {
         let who = requester(&request)?;
         let r = request.into_inner();
         let basis = LegalBasis {
-            basis_id: required(r.basis_id, "basis_id").map_err(ServiceError::from)?,
+            basis_id: identifier(r.basis_id, "basis_id").map_err(ServiceError::from)?,
             kind: legal_basis_kind(r.kind, "kind").map_err(ServiceError::from)?,
-            justification: r.justification,
+            justification: convert::text(r.justification, "justification").map_err(ServiceError::from)?,
             responsible: who.actor.clone(),
             measure_id: if r.measure_id.trim().is_empty() { None } else { Some(r.measure_id) },
-            subjects: r.subject_member_ids.into_iter().collect(),
+            subjects: r
+                .subject_member_ids
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| identifier(m, &format!("subject_member_ids[{i}]")))
+                .collect::<Result<_, _>>()
+                .map_err(ServiceError::from)?,
             categories: categories(&r.categories)?,
             recipients: recipients(r.recipients, "recipients").map_err(ServiceError::from)?,
             valid_from: optional_timestamp(r.valid_from, "valid_from")
@@ -238,7 +249,7 @@ impl ConsentService for ConsentApi {
         let who = requester(&request)?;
         let r = request.into_inner();
         let family = family_id(&r.family_id)?;
-        let subject = required(r.subject_member_id, "subject_member_id").map_err(ServiceError::from)?;
+        let subject = identifier(r.subject_member_id, "subject_member_id").map_err(ServiceError::from)?;
         let category = convert::category(r.category, "category").map_err(ServiceError::from)?;
         let purpose = purpose(r.purpose, "purpose").map_err(ServiceError::from)?;
         let as_of = optional_timestamp(r.at, "at").map_err(ServiceError::from)?;

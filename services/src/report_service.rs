@@ -11,7 +11,7 @@ use gezinsdossier_ledger::consent::authority::guardian_organisation;
 use gezinsdossier_ledger::families::{Families, MemberReport, ReportRequest};
 use gezinsdossier_ledger::publisher::LogIndex;
 use gezinsdossier_ledger::report::{RecipientName, ReportEntry};
-use gezinsdossier_proto::convert::{outbound, required};
+use gezinsdossier_proto::convert::{identifier, outbound};
 use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::access_report_service_server::AccessReportService;
 use std::sync::Arc;
@@ -85,8 +85,8 @@ impl AccessReportService for ReportApi {
         let member_authentication = member_authentication(&request).map_err(ServiceError::from)?;
         let r = request.into_inner();
         let family = family_id(&r.family_id)?;
-        let subject = required(r.subject_member_id, "subject_member_id").map_err(ServiceError::from)?;
-        let asker = required(r.requested_by_member_id, "requested_by_member_id").map_err(ServiceError::from)?;
+        let subject = identifier(r.subject_member_id, "subject_member_id").map_err(ServiceError::from)?;
+        let asker = identifier(r.requested_by_member_id, "requested_by_member_id").map_err(ServiceError::from)?;
         let language = match pb::ReportLanguage::try_from(r.language) {
             Ok(pb::ReportLanguage::English) => Language::English,
             _ => Language::Dutch,

@@ -213,7 +213,7 @@ async fn a_child_of_12_to_15_must_agree_as_well_as_the_parents() {
     assert!(incomplete.explanation.contains("incomplete"), "{incomplete:?}");
     assert_eq!(incomplete.must_consent_member_ids, vec!["teen"]);
     // A member the family does not have is a bad request, not a "no".
-    let unknown = gi_checks(&server).await.check_access(check(&"x".repeat(500), C::Plan, pb::Purpose::Care)).await;
+    let unknown = gi_checks(&server).await.check_access(check("nobody", C::Plan, pb::Purpose::Care)).await;
     let unknown = unknown.unwrap_err();
     assert_eq!(unknown.code(), Code::InvalidArgument);
     assert!(
@@ -663,4 +663,37 @@ async fn a_consent_to_an_organisation_not_in_the_registry_is_refused() {
         server.family_events(FAMILY).await.iter().all(|e| !e.event_type.starts_with("consent.")),
         "nothing written"
     );
+}
+
+#[tokio::test]
+async fn client_chosen_ids_are_bounded_and_errors_quote_only_a_prefix() {
+    let server = TestServer::start().await;
+    family(&server).await;
+    let (mut consent, _) = clients(&server).await;
+    let cases = [
+        ("consent_id", grant(&"c".repeat(10_000), "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])),
+        ("consent_id", grant("c met spatie", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])),
+        ("subject_member_id", grant("c-1", &"m".repeat(200), &[C::Plan], GI, pb::Purpose::Care, &["mother"])),
+        ("given_by_member_ids[0]", grant("c-1", "mother", &[C::Plan], GI, pb::Purpose::Care, &["moeder\n"])),
+    ];
+    for (field, request) in cases {
+        let err = consent.grant_consent(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
+        assert!(err.message().starts_with(&format!("{field}:")), "{field}: {}", err.message());
+        assert!(err.message().len() < 200, "{field}: the message quotes a prefix only: {}", err.message());
+    }
+    let long_reason = pb::GrantConsentRequest {
+        requested_reason: "r".repeat(convert_max_text() + 1),
+        ..grant("c-2", "mother", &[C::Plan], GI, pb::Purpose::Care, &["mother"])
+    };
+    let err = consent.grant_consent(long_reason).await.unwrap_err();
+    assert!(err.message().starts_with("requested_reason:"), "{}", err.message());
+    assert!(
+        server.family_events(FAMILY).await.iter().all(|e| !e.event_type.starts_with("consent.")),
+        "nothing written"
+    );
+}
+
+fn convert_max_text() -> usize {
+    gezinsdossier_proto::convert::MAX_TEXT_LEN
 }

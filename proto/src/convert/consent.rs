@@ -42,9 +42,9 @@ pub fn recipients(raw: Vec<pb::Recipient>, field: &str) -> Result<Vec<Recipient>
         .map(|(i, r)| {
             let at = format!("{field}[{i}]");
             match r.recipient {
-                Some(R::OrganisationId(id)) if !id.trim().is_empty() => {
-                    Ok(Recipient::Organisation { organisation_id: id })
-                }
+                Some(R::OrganisationId(id)) if !id.trim().is_empty() => Ok(Recipient::Organisation {
+                    organisation_id: super::identifier(id, &format!("{at}.organisation_id"))?,
+                }),
                 Some(R::TypeAndRole(t)) => Ok(Recipient::TypeAndRole {
                     organisation_type: organisation_type(
                         t.organisation_type,
@@ -58,7 +58,10 @@ pub fn recipients(raw: Vec<pb::Recipient>, field: &str) -> Result<Vec<Recipient>
                 }),
                 Some(R::OrganisationAndRole(o)) if !o.organisation_id.trim().is_empty() => {
                     Ok(Recipient::OrganisationRole {
-                        organisation_id: o.organisation_id,
+                        organisation_id: super::identifier(
+                            o.organisation_id,
+                            &format!("{at}.organisation_and_role.organisation_id"),
+                        )?,
                         role: professional_role(o.role, &format!("{at}.organisation_and_role.role"))?,
                     })
                 }
@@ -73,12 +76,12 @@ pub fn recipients(raw: Vec<pb::Recipient>, field: &str) -> Result<Vec<Recipient>
 pub fn method(raw: Option<pb::ConsentMethod>, field: &str) -> Result<ConsentMethod> {
     use pb::consent_method::Method as M;
     match raw.and_then(|m| m.method) {
-        Some(M::SignedFormReference(r)) if !r.trim().is_empty() => {
-            Ok(ConsentMethod::SignedForm { document_reference: r })
-        }
-        Some(M::VerbalRecordedByProfessionalId(p)) if !p.trim().is_empty() => {
-            Ok(ConsentMethod::Verbal { recorded_by_professional_id: p })
-        }
+        Some(M::SignedFormReference(r)) if !r.trim().is_empty() => Ok(ConsentMethod::SignedForm {
+            document_reference: super::identifier(r, &format!("{field}.signed_form_reference"))?,
+        }),
+        Some(M::VerbalRecordedByProfessionalId(p)) if !p.trim().is_empty() => Ok(ConsentMethod::Verbal {
+            recorded_by_professional_id: super::identifier(p, &format!("{field}.verbal_recorded_by_professional_id"))?,
+        }),
         _ => Err(FieldError::new(field, "required: a signed form reference, or who recorded a verbal consent")),
     }
 }

@@ -69,7 +69,7 @@ pub fn case_event(raw: pb::CaseEvent) -> Result<(EventId, CaseEvent)> {
     }
     let mut subjects = BTreeSet::new();
     for (i, s) in raw.subject_member_ids.into_iter().enumerate() {
-        subjects.insert(required(s, &format!("subject_member_ids[{i}]"))?);
+        subjects.insert(identifier(s, &format!("subject_member_ids[{i}]"))?);
     }
     let kind = kind(raw.kind.ok_or_else(|| FieldError::new("kind", "required: set exactly one event kind"))?)?;
     if let CaseEventKind::MemberAdded(m) = &kind {
@@ -89,7 +89,7 @@ fn kind(raw: pb::case_event::Kind) -> Result<CaseEventKind> {
         K::GezagChanged(g) => {
             let inner = || -> Result<CaseEventKind> {
                 Ok(CaseEventKind::GezagChanged {
-                    child: required(g.child_member_id, "child_member_id")?,
+                    child: identifier(g.child_member_id, "child_member_id")?,
                     gezag: gezag(g.gezag.ok_or_else(|| FieldError::new("gezag", "required"))?),
                     reason: g.reason,
                 })
@@ -136,21 +136,21 @@ fn kind(raw: pb::case_event::Kind) -> Result<CaseEventKind> {
             warm_handover: r.warm_handover,
         },
         K::WaitingList(w) => CaseEventKind::WaitingList {
-            organisation_id: required(w.organisation_id, "waiting_list.organisation_id")?,
+            organisation_id: identifier(w.organisation_id, "waiting_list.organisation_id")?,
             expected_start_on: date(w.expected_start_on, "waiting_list.expected_start_on")?,
         },
         K::InterventionStarted(i) => CaseEventKind::InterventionStarted {
-            intervention_id: required(i.intervention_id, "intervention_started.intervention_id")?,
+            intervention_id: identifier(i.intervention_id, "intervention_started.intervention_id")?,
             description: i.description,
         },
         K::InterventionEnded(i) => CaseEventKind::InterventionEnded {
-            intervention_id: required(i.intervention_id, "intervention_ended.intervention_id")?,
+            intervention_id: identifier(i.intervention_id, "intervention_ended.intervention_id")?,
             outcome: i.outcome,
         },
         K::Crisis(c) => CaseEventKind::Crisis { description: c.description, actions_taken: c.actions_taken },
         K::MeasureImposed(m) => CaseEventKind::MeasureImposed(measure(m).map_err(|e| e.within("measure_imposed."))?),
         K::MeasureEnded(m) => CaseEventKind::MeasureEnded {
-            measure_id: required(m.measure_id, "measure_ended.measure_id")?,
+            measure_id: identifier(m.measure_id, "measure_ended.measure_id")?,
             reason: m.reason,
         },
         K::Note(n) => CaseEventKind::Note { text: required(n.text, "note.text")? },
@@ -159,8 +159,8 @@ fn kind(raw: pb::case_event::Kind) -> Result<CaseEventKind> {
         }
         K::Correction(c) => CaseEventKind::Correction(correction(c).map_err(|e| e.within("correction."))?),
         K::Shielding(x) => CaseEventKind::Shielding {
-            child: required(x.child_member_id, "shielding.child_member_id")?,
-            parent: required(x.parent_member_id, "shielding.parent_member_id")?,
+            child: identifier(x.child_member_id, "shielding.child_member_id")?,
+            parent: identifier(x.parent_member_id, "shielding.parent_member_id")?,
             categories: x
                 .categories
                 .iter()
@@ -170,7 +170,7 @@ fn kind(raw: pb::case_event::Kind) -> Result<CaseEventKind> {
             reason: x.reason,
         },
         K::Birth(b) => CaseEventKind::Birth {
-            child: required(b.child_member_id, "birth.child_member_id")?,
+            child: identifier(b.child_member_id, "birth.child_member_id")?,
             born_on: date(b.born_on, "birth.born_on")?.ok_or_else(|| FieldError::new("birth.born_on", "required"))?,
             gezag: b.gezag.map(gezag).unwrap_or_default(),
         },
@@ -226,7 +226,7 @@ fn member_added(m: pb::MemberAdded) -> Result<case::MemberAdded> {
         Err(_) => return Err(FieldError::new("role", format!("unknown member role {}", m.role))),
     };
     Ok(case::MemberAdded {
-        member_id: required(m.member_id, "member_id")?,
+        member_id: identifier(m.member_id, "member_id")?,
         role,
         display_name: m.display_name,
         birth_date: date(m.birth_date, "birth_date")?,
@@ -257,7 +257,7 @@ fn plan(p: pb::PlanAgreed) -> Result<case::PlanAgreed> {
     };
     Ok(case::PlanAgreed {
         plan_kind,
-        plan_id: required(p.plan_id, "plan_id")?,
+        plan_id: identifier(p.plan_id, "plan_id")?,
         summary: p.summary,
         goals: p.goals,
         warning_signs: p.warning_signs,
@@ -290,10 +290,10 @@ fn measure(m: pb::MeasureImposed) -> Result<case::MeasureImposed> {
         Err(_) => return Err(FieldError::new("measure", format!("unknown measure {}", m.measure))),
     };
     Ok(case::MeasureImposed {
-        measure_id: required(m.measure_id, "measure_id")?,
+        measure_id: identifier(m.measure_id, "measure_id")?,
         measure: kind,
-        child: required(m.child_member_id, "child_member_id")?,
-        certified_institution_id: required(m.certified_institution_id, "certified_institution_id")?,
+        child: identifier(m.child_member_id, "child_member_id")?,
+        certified_institution_id: identifier(m.certified_institution_id, "certified_institution_id")?,
         valid_from: date(m.valid_from, "valid_from")?.ok_or_else(|| FieldError::new("valid_from", "required"))?,
         valid_until: date(m.valid_until, "valid_until")?,
     })
@@ -392,10 +392,57 @@ fn date(raw: Option<pb::CalendarDate>, field: &str) -> Result<Option<NaiveDate>>
     .transpose()
 }
 
+/// Longest client-chosen id (member, consent, basis, plan, measure, organisation…), in bytes.
+pub const MAX_ID_LEN: usize = 128;
+/// Longest free text (a note, a reason), in bytes.
+pub const MAX_TEXT_LEN: usize = 128 * 1024;
+
+/// Free text: not blank, at most [`MAX_TEXT_LEN`] bytes.
+///
 /// # Errors
-/// When empty or blank.
+/// When empty, blank or too long.
 pub fn required(s: String, field: &str) -> Result<String> {
-    if s.trim().is_empty() { Err(FieldError::new(field, "required")) } else { Ok(s) }
+    if s.trim().is_empty() {
+        return Err(FieldError::new(field, "required"));
+    }
+    if s.len() > MAX_TEXT_LEN {
+        return Err(FieldError::new(field, format!("{} bytes; at most {MAX_TEXT_LEN}", s.len())));
+    }
+    Ok(s)
+}
+
+/// Optional free text: at most [`MAX_TEXT_LEN`] bytes.
+///
+/// # Errors
+/// When too long.
+pub fn text(s: String, field: &str) -> Result<String> {
+    if s.len() > MAX_TEXT_LEN {
+        return Err(FieldError::new(field, format!("{} bytes; at most {MAX_TEXT_LEN}", s.len())));
+    }
+    Ok(s)
+}
+
+/// A client-chosen id: 1 to [`MAX_ID_LEN`] bytes of letters, digits and `- _ . : @ /`. The
+/// error quotes at most a short prefix of what was sent.
+///
+/// # Errors
+/// When empty, too long, or of other characters.
+pub fn identifier(s: String, field: &str) -> Result<String> {
+    let allowed = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@' | '/');
+    if s.is_empty() {
+        return Err(FieldError::new(field, "required"));
+    }
+    if s.len() > MAX_ID_LEN || !s.chars().all(allowed) {
+        let prefix: String = s.chars().take(16).collect();
+        return Err(FieldError::new(
+            field,
+            format!(
+                "{prefix:?}… must be 1 to {MAX_ID_LEN} bytes of letters, digits and - _ . : @ / ({} bytes sent)",
+                s.len()
+            ),
+        ));
+    }
+    Ok(s)
 }
 
 fn optional(s: String) -> Option<String> {
