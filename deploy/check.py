@@ -48,6 +48,11 @@ def check_store_overlay(base: dict, overlay: dict, store: str, nodes: list) -> N
             fail(f"compose ({store}): {name} has no {env_key}")
         if "tls" not in environment[env_key] and "sslmode=require" not in environment[env_key]:
             fail(f"compose ({store}): {name} must reach the store over TLS")
+        if store == "postgres" and (
+            environment.get("GEZINSDOSSIER_POSTGRES__PASSWORD_FILE") != "/run/secrets/postgres_password"
+            or "postgres_password" not in service.get("secrets", [])
+        ):
+            fail(f"compose (postgres): {name} must log in with the postgres_password secret")
         if "GEZINSDOSSIER_SIGNING_KEY" not in environment or "signing:/var/lib/gezinsdossier/signing" not in service.get(
             "volumes", []
         ):
@@ -122,6 +127,8 @@ def main() -> None:
             fail(f"k8s: {probe} must use gRPC health")
     if not kinds["Deployment"]["spec"]["template"]["spec"]["securityContext"].get("runAsNonRoot"):
         fail("k8s: pods must run as non-root")
+    if kinds["Deployment"]["spec"]["template"]["spec"].get("enableServiceLinks") is not False:
+        fail("k8s: set enableServiceLinks: false (service links land in GEZINSDOSSIER_*)")
     print(f"deploy check: {len(files)} YAML files parse; compose and k8s shapes hold")
 
 

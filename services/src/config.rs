@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod service_links;
+
 /// Environment variable prefix.
 pub const ENV_PREFIX: &str = "GEZINSDOSSIER_";
 
@@ -261,6 +263,21 @@ struct TlsOverride {
     tls: TlsFiles,
 }
 
+/// The `GEZINSDOSSIER_*` variables, less those Kubernetes injects for a Service of that name.
+fn environment() -> Env {
+    let service_links: Vec<String> = std::env::vars_os()
+        .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
+        .filter_map(|(key, value)| {
+            let prefix = key.get(..ENV_PREFIX.len())?;
+            let rest = key.get(ENV_PREFIX.len()..)?;
+            (prefix.eq_ignore_ascii_case(ENV_PREFIX) && service_links::is_service_link(rest, &value))
+                .then(|| rest.to_string())
+        })
+        .collect();
+    let ignored: Vec<&str> = service_links.iter().map(String::as_str).collect();
+    Env::prefixed(ENV_PREFIX).ignore(&ignored).split("__")
+}
+
 impl Config {
     /// Builds the configuration from all layers.
     ///
@@ -274,7 +291,7 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__")).merge(Serialized::defaults(flags));
+        figment = figment.merge(environment()).merge(Serialized::defaults(flags));
         if let (Some(cert), Some(key), Some(client_ca)) = (&flags.tls_cert, &flags.tls_key, &flags.tls_client_ca) {
             let tls = TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: client_ca.clone() };
             figment = figment.merge(Serialized::defaults(TlsOverride { tls }));
@@ -397,6 +414,29 @@ mod tests {
             assert!(c.insecure_dev);
             assert_eq!(c.max_message_bytes, Config::default().max_message_bytes);
             assert!(c.postgres.is_none());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn kubernetes_service_links_are_ignored_but_typos_still_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GEZINSDOSSIER_INSECURE_DEV", "true");
+            jail.set_env("GEZINSDOSSIER_PORT", "tcp://10.0.0.1:50051");
+            jail.set_env("GEZINSDOSSIER_SERVICE_HOST", "10.0.0.1");
+            jail.set_env("GEZINSDOSSIER_SERVICE_PORT", "50051");
+            jail.set_env("GEZINSDOSSIER_SERVICE_PORT_GRPC", "50051");
+            jail.set_env("GEZINSDOSSIER_PORT_50051_TCP", "tcp://10.0.0.1:50051");
+            jail.set_env("GEZINSDOSSIER_PORT_50051_TCP_PROTO", "tcp");
+            jail.set_env("GEZINSDOSSIER_PORT_50051_TCP_PORT", "50051");
+            jail.set_env("GEZINSDOSSIER_PORT_50051_TCP_ADDR", "10.0.0.1");
+            jail.set_env("GEZINSDOSSIER_LISTEN", "127.0.0.1:4");
+            let c = Config::load(&ConfigFlags::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.port(), 4);
+
+            jail.set_env("GEZINSDOSSIER_LISTN", "127.0.0.1:5");
+            let e = Config::load(&ConfigFlags::default()).expect_err("a typo is refused");
+            assert!(e.to_string().contains("listn"), "{e}");
             Ok(())
         });
     }

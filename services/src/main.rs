@@ -115,6 +115,12 @@ enum KeysAction {
     NewKek,
     /// Rewrap every live subject key under the configured KEK.
     Rotate(Box<ConfigFlags>),
+    /// Write a new tree-head signing key (PKCS#8, mode 0600) for replicas to share, e.g.
+    /// from a Secret; prints its public key. Refuses to overwrite.
+    NewSigningKey {
+        /// The file to create.
+        file: PathBuf,
+    },
 }
 
 /// How many payloads are sealed, and how many of those can no longer be opened because the
@@ -322,6 +328,13 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Keys { action: KeysAction::NewKek } => {
             println!("{}", gezinsdossier_ledger::sealing::Kek::generate_hex().map_err(|e| anyhow::anyhow!("{e}"))?);
+            Ok(())
+        }
+        Command::Keys { action: KeysAction::NewSigningKey { file } } => {
+            if file.exists() {
+                anyhow::bail!("{} exists; a signing key is never overwritten", file.display());
+            }
+            println!("{}", hex::encode(TreeHeadSigner::load_or_create(&file)?.public_key()));
             Ok(())
         }
         Command::Keys { action: KeysAction::Rotate(flags) } => {

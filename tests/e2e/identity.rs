@@ -92,7 +92,8 @@ async fn a_registered_gateway_forwards_the_organisations_certificate_and_nobody_
     let server = TestServer::start().await;
     let hash_of = |org: &str| {
         let pem = std::fs::read(server.pki.client(org).0).unwrap();
-        let der = rustls_pemfile::certs(&mut pem.as_slice()).next().unwrap().unwrap();
+        let der =
+            <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::from_pem_slice(&pem).unwrap();
         hex::encode(gezinsdossier_services::identity::registry::fingerprint(der.as_ref()))
     };
     let via = |channel: tonic::transport::Channel, xfcc: Option<String>| {

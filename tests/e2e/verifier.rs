@@ -313,3 +313,23 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
     assert_eq!(youth_log.get_inclusion_proof(bytes).await.unwrap_err().code(), tonic::Code::PermissionDenied);
     server.stop().await;
 }
+
+/// Operators make the shared signing key for a Secret before the first replica starts; it
+/// must be private, match `public-key`, and never be overwritten by a second run.
+#[test]
+fn a_new_signing_key_is_private_matches_public_key_and_is_never_overwritten() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("treehead.key");
+    let run =
+        |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_gezinsdossier")).args(args).output().unwrap();
+    let made = run(&["keys", "new-signing-key", file.to_str().unwrap()]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let shown = run(&["public-key", "--signing-key", file.to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&made.stdout), String::from_utf8_lossy(&shown.stdout));
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let before = std::fs::read(&file).unwrap();
+    let again = run(&["keys", "new-signing-key", file.to_str().unwrap()]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+}

@@ -25,7 +25,9 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures::stream::BoxStream;
-use std::path::PathBuf;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -76,6 +78,10 @@ pub struct PostgresOptions {
     /// A PEM CA file: connect with TLS and verify the server against it.
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
+    /// A file holding the password (a mounted secret, e.g. `/run/secrets/…`), so that it
+    /// stays out of the URL and the environment. One trailing newline is ignored.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     /// Most appends per transaction.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
@@ -96,6 +102,7 @@ impl PostgresOptions {
             pool_size: default_pool_size(),
             schema: None,
             tls_ca_file: None,
+            password_file: None,
             max_batch: default_max_batch(),
         }
     }
@@ -129,6 +136,9 @@ impl PostgresStore {
             options.url.parse().map_err(|e| StoreError::Backend(format!("postgres url: {e}")))?;
         if let Some(schema) = &options.schema {
             config.options(format!("-c search_path={schema}"));
+        }
+        if let Some(file) = &options.password_file {
+            config.password(read_password(file)?);
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -166,6 +176,17 @@ impl PostgresStore {
     }
 }
 
+fn read_password(file: &Path) -> Result<Vec<u8>, StoreError> {
+    let mut password = std::fs::read(file)
+        .map_err(|e| StoreError::Backend(format!("postgres password_file {}: {e}", file.display())))?;
+    for ending in [b"\n".as_slice(), b"\r"] {
+        if password.ends_with(ending) {
+            password.pop();
+        }
+    }
+    Ok(password)
+}
+
 fn build_pool(config: tokio_postgres::Config, options: &PostgresOptions) -> Result<Pool, StoreError> {
     let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
     let manager = match &options.tls_ca_file {
@@ -173,7 +194,7 @@ fn build_pool(config: tokio_postgres::Config, options: &PostgresOptions) -> Resu
         Some(ca) => {
             let pem = std::fs::read(ca).map_err(|e| StoreError::Backend(format!("read {}: {e}", ca.display())))?;
             let mut roots = rustls::RootCertStore::empty();
-            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| StoreError::Backend(format!("CA file: {e}")))?;
                 roots.add(cert).map_err(|e| StoreError::Backend(format!("CA file: {e}")))?;
             }
@@ -626,4 +647,21 @@ fn to_i64(n: u64) -> Result<i64, StoreError> {
 
 fn to_u64(n: i64) -> Result<u64, StoreError> {
     u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative position or revision {n}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_file_loses_one_line_ending_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("password");
+        std::fs::write(&file, "s3cret \n").unwrap();
+        assert_eq!(read_password(&file).unwrap(), b"s3cret ");
+        std::fs::write(&file, "s3cret\r\n").unwrap();
+        assert_eq!(read_password(&file).unwrap(), b"s3cret");
+        let missing = read_password(&dir.path().join("absent")).unwrap_err().to_string();
+        assert!(missing.contains("password_file") && missing.contains("absent"), "{missing}");
+    }
 }
