@@ -67,7 +67,6 @@ impl CaseService for CaseApi {
             .append_case_events(CaseAppend { family, expected, author: who.caller(), events })
             .await
             .map_err(ServiceError::from)?;
-        tracing::info!(revision = outcome.stream_revision, deduplicated = outcome.deduplicated, "events appended");
         Ok(Response::new(AppendEventsResponse {
             stream_revision: outcome.stream_revision,
             last_event_hash: outcome.last_hash().to_hex(),

@@ -48,13 +48,11 @@ impl DossierService for DossierApi {
             Some(b) => Some(b.reason),
             None => None,
         };
-        let btg = break_the_glass.is_some();
         let (view, logged) = self
             .families
             .dossier(DossierRequest { family, requester: who.caller(), purpose, break_the_glass })
             .await
             .map_err(ServiceError::from)?;
-        tracing::info!(items = view.timeline.len(), break_the_glass = btg, "dossier disclosed");
         Ok(Response::new(dossier(&r.family_id, &view, logged.event_id.to_string())))
     }
 

@@ -43,5 +43,6 @@ pub mod proofs;
 pub mod readiness;
 pub mod report_page;
 pub mod report_service;
+pub mod request_log;
 pub mod server;
 pub mod telemetry;

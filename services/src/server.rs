@@ -15,6 +15,7 @@ use crate::log_service::LogApi;
 use crate::notice_service::NoticeApi;
 use crate::readiness::{LagBound, Readiness};
 use crate::report_service::ReportApi;
+use crate::request_log::RequestLog;
 use gezinsdossier_ledger::clock::{Clock, SystemClock};
 use gezinsdossier_ledger::families::Families;
 use gezinsdossier_ledger::publisher::{self, LogIndex, PublishPolicy, PublisherStatus};
@@ -219,6 +220,7 @@ pub async fn serve_on(
     let finishing = Arc::new(tokio::sync::Notify::new());
     let finishing_started = finishing.clone();
     let serving = builder
+        .layer(RequestLog { insecure_dev: config.insecure_dev })
         .layer(ClientFaultStatuses)
         .add_service(health_service)
         .add_service(reflection)

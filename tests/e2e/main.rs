@@ -15,6 +15,7 @@ mod feed;
 mod health;
 mod identity;
 mod law;
+mod operations;
 mod replicas;
 mod report;
 mod verifier;

@@ -418,11 +418,16 @@ impl Binary {
     /// Starts `gezinsdossier serve --insecure-dev` with `args` and returns it with its
     /// endpoint. Logs go to `log`: a pipe nobody reads could fill up and stall the server.
     pub fn start(args: &[&str], log: &Path) -> (Self, String) {
+        Self::start_logging(args, log, "warn")
+    }
+
+    /// As [`Binary::start`], logging at `rust_log` (e.g. `info`).
+    pub fn start_logging(args: &[&str], log: &Path, rust_log: &str) -> (Self, String) {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gezinsdossier"))
             .args(["serve", "--insecure-dev", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(log).expect("log file"))
             .spawn()

@@ -2,6 +2,7 @@
 
 use super::registry::OrganisationRegistry;
 use crate::error::ServiceError;
+use crate::request_log::CallOrigin;
 use gezinsdossier_ledger::actor::{Actor, ProfessionalRole};
 use gezinsdossier_ledger::authorisation::{Caller, Grants, MemberAuthentication};
 use std::sync::Arc;
@@ -102,8 +103,8 @@ impl Authenticator {
                 }
             }
             IdentityMode::InsecureDev => {
+                // Said once at start-up and in every response's headers, not per call.
                 let id = metadata(request, DEV_ORGANISATION_ID)?;
-                tracing::warn!(organisation_id = id, "INSECURE DEV MODE: organisation taken from metadata, not proven");
                 self.registry.by_id(id).ok_or_else(|| AuthError::UnknownOrganisation(id.to_owned()))?
             }
         };
@@ -134,7 +135,11 @@ impl Authenticator {
 
 impl Interceptor for Authenticator {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let requester = self.authenticate(&request).map_err(ServiceError::from)?;
+        let requester = self.authenticate(&request);
+        if let (Ok(requester), Some(origin)) = (&requester, request.extensions().get::<CallOrigin>()) {
+            origin.set_organisation(&requester.actor.organisation_id);
+        }
+        let requester = requester.map_err(ServiceError::from)?;
         request.extensions_mut().insert(requester);
         Ok(request)
     }

@@ -1,0 +1,106 @@
+//! What an operator sees: one log line per call, and (see below) the metrics endpoint.
+
+use crate::support::build::{self, any, append};
+use crate::support::{Binary, Professional, VGGZ};
+
+/// In the binary's built-in sample registry.
+const WIJKTEAM: &str = "wijkteam-delft";
+use gezinsdossier_proto::v1 as pb;
+use pb::case_service_client::CaseServiceClient;
+use pb::dossier_service_client::DossierServiceClient;
+
+fn lines(log: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+fn rpc_lines(log: &std::path::Path) -> Vec<serde_json::Value> {
+    lines(log).into_iter().filter(|l| l["message"] == "rpc").collect()
+}
+
+/// Waits until the server has written `n` request lines (a line is written when its call's
+/// response ends, which may be just after the client has its answer).
+async fn wait_for_rpc_lines(log: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    for _ in 0..200 {
+        let found = rpc_lines(log);
+        if found.len() >= n {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("expected {n} request lines, log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+}
+
+#[tokio::test]
+async fn every_call_leaves_one_line_with_method_status_latency_request_id_and_organisation_and_no_personal_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let log = tmp.path().join("server.log");
+    let (_server, endpoint) = Binary::start_logging(&["--data-dir", dir.to_str().unwrap()], &log, "info");
+    crate::support::wait_for_health(endpoint.clone(), None).await;
+    let channel = tonic::transport::Endpoint::from_shared(endpoint).unwrap().connect().await.unwrap();
+    let health_lines = rpc_lines(&log).len();
+    assert_eq!(health_lines, 0, "health probes are logged at DEBUG, not INFO");
+
+    // A write, with the caller's own request id.
+    let mut case =
+        CaseServiceClient::with_interceptor(channel.clone(), Professional::new("p", "regiebehandelaar").claiming(VGGZ));
+    let mut request = tonic::Request::new(append("fam-log", any(), vec![build::parent("mother-secret-id")]));
+    request.metadata_mut().insert("x-request-id", "epd-7f3a:42".parse().unwrap());
+    let response = case.append_events(request).await.unwrap();
+    assert_eq!(response.metadata().get("x-request-id").unwrap(), "epd-7f3a:42");
+    assert_eq!(response.metadata().get("x-gezinsdossier-insecure-dev").unwrap(), "true");
+
+    // A refusal: the wijkteam has no basis in this family.
+    let mut dossier = DossierServiceClient::with_interceptor(
+        channel.clone(),
+        Professional::new("w", "wijkteam_medewerker").claiming(WIJKTEAM),
+    );
+    let refused = dossier
+        .get_dossier(pb::GetDossierRequest {
+            family_id: "fam-log".into(),
+            purpose: pb::Purpose::Care as i32,
+            ..Default::default()
+        })
+        .await;
+    let refused = refused.expect_err("no basis");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let refused_id = refused.metadata().get("x-request-id").unwrap().to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&refused_id).is_ok(), "a request id is made when none was sent: {refused_id}");
+
+    // Failed authentication: an organisation that is not registered.
+    let mut stranger =
+        CaseServiceClient::with_interceptor(channel, Professional::new("x", "regiebehandelaar").claiming("nobody-org"));
+    let err = stranger.append_events(append("fam-log", any(), vec![build::parent("other")])).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+
+    let found = wait_for_rpc_lines(&log, 3).await;
+    assert_eq!(found.len(), 3, "one line per call: {found:#?}");
+    let append_line = &found[0];
+    assert_eq!(append_line["level"], "INFO");
+    assert_eq!(append_line["method"], "/gezinsdossier.v1.CaseService/AppendEvents");
+    assert_eq!(append_line["status"], "OK");
+    assert_eq!(append_line["request_id"], "epd-7f3a:42");
+    assert_eq!(append_line["organisation_id"], VGGZ);
+    assert!(append_line["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{append_line}");
+
+    let refusal_line = &found[1];
+    assert_eq!(refusal_line["method"], "/gezinsdossier.v1.DossierService/GetDossier");
+    assert_eq!(refusal_line["request_id"], refused_id.as_str());
+    assert_eq!(refusal_line["organisation_id"], WIJKTEAM);
+    assert_eq!(
+        (refusal_line["level"].as_str(), refusal_line["status"].as_str()),
+        (Some("WARN"), Some("PERMISSION_DENIED"))
+    );
+
+    let auth_line = &found[2];
+    assert_eq!((auth_line["level"].as_str(), auth_line["status"].as_str()), (Some("WARN"), Some("UNAUTHENTICATED")));
+    assert_eq!(auth_line["organisation_id"], "-", "an unproven organisation is not logged as the caller");
+
+    let whole = std::fs::read_to_string(&log).unwrap();
+    for personal in ["mother-secret-id", "Ouder", "nobody-org"] {
+        assert!(!whole.contains(personal), "{personal} in the log:\n{whole}");
+    }
+    assert!(!whole.contains("events appended"), "the per-append line is gone");
+    assert!(!whole.contains("organisation taken from metadata"), "dev mode is said once, not per call");
+    assert!(whole.contains("INSECURE DEV MODE"), "dev mode is said at start-up");
+}
