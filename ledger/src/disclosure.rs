@@ -239,6 +239,17 @@ impl AccessLogEvent {
     /// The event type of [`AccessLogEvent::Notified`] (the feed wakes on it).
     pub const NOTIFIED: &'static str = "access.notified";
 
+    /// Counts this committed event in the metrics: disclosures, refusals and the rest by
+    /// type, break-the-glass disclosures apart.
+    pub fn count_committed(&self) {
+        metrics::counter!("gezinsdossier_access_log_events_total", "type" => self.event_type()).increment(1);
+        if let Self::Disclosed(d) = self
+            && d.break_the_glass.is_some()
+        {
+            metrics::counter!("gezinsdossier_break_the_glass_total").increment(1);
+        }
+    }
+
     pub fn event_type(&self) -> &'static str {
         match self {
             Self::Disclosed(_) => "access.disclosed",

@@ -184,6 +184,7 @@ async fn run_once(
                         s.uncovered += 1;
                         s.uncovered_since.get_or_insert_with(Instant::now);
                     }
+                    metrics::gauge!("gezinsdossier_tree_head_lag_events").set(s.uncovered as f64);
                 });
                 status.borrow().uncovered >= policy.every_events
             }
@@ -221,6 +222,8 @@ impl PublisherStatus {
         // What arrived while signing is at most this much, and counts from now.
         self.uncovered = self.indexed.saturating_sub(self.signed_size);
         self.uncovered_since = (self.uncovered > 0).then(Instant::now);
+        metrics::gauge!("gezinsdossier_tree_head_lag_events").set(self.uncovered as f64);
+        metrics::gauge!("gezinsdossier_tree_head_size").set(self.signed_size as f64);
     }
 }
 

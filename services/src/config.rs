@@ -21,6 +21,9 @@ pub const ENV_PREFIX: &str = "GEZINSDOSSIER_";
 pub struct Config {
     /// Address to listen on; port 0 picks a free port (the chosen address is printed).
     pub listen: SocketAddr,
+    /// Serve Prometheus metrics over plain HTTP at `http://<this>/metrics`; off when unset.
+    /// Bind it to an address only the scraper reaches: it needs no client certificate.
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory of the embedded store.
     pub data_dir: PathBuf,
     /// Serve without TLS and take the organisation from `x-organisation-id`. Never in
@@ -109,6 +112,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_listen: None,
             data_dir: PathBuf::from("./data"),
             insecure_dev: false,
             tls: None,
@@ -147,6 +151,10 @@ pub struct ConfigFlags {
     #[arg(long, value_name = "ADDR:PORT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory of the embedded store [default: ./data].
     #[arg(long, value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]

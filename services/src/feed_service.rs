@@ -139,8 +139,14 @@ impl FeedService for FeedApi {
         self.families.authorise_feed(&caller, scope, token_organisation).await.map_err(ServiceError::from)?;
         let (tx, rx) = mpsc::channel(BUFFER + 1);
         let sender = Sender { tx, slow_after: self.slow_after, organisation: caller.organisation().to_owned() };
-        let follower =
-            Follower { families: self.families.clone(), caller, purpose, draining: self.draining.clone(), sender };
+        let follower = Follower {
+            families: self.families.clone(),
+            caller,
+            purpose,
+            draining: self.draining.clone(),
+            sender,
+            _counted: SubscriberGauge::new(),
+        };
         match family {
             Some(family) => {
                 let position = token.map(|t| t.position).unwrap_or_default();
@@ -191,6 +197,23 @@ struct Follower {
     purpose: Purpose,
     draining: watch::Receiver<bool>,
     sender: Sender,
+    _counted: SubscriberGauge,
+}
+
+/// Counts a subscriber in `gezinsdossier_feed_subscribers` while its task lives.
+struct SubscriberGauge;
+
+impl SubscriberGauge {
+    fn new() -> Self {
+        metrics::gauge!("gezinsdossier_feed_subscribers").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for SubscriberGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("gezinsdossier_feed_subscribers").decrement(1.0);
+    }
 }
 
 type Wake = futures::stream::BoxStream<'static, Result<Arc<RecordedEvent>, StoreError>>;
@@ -291,6 +314,9 @@ impl Follower {
                 Ok(m) => m,
                 Err(e) => return self.sender.fail(e).await,
             };
+            // How far behind the log this subscriber runs: commit to delivery.
+            let behind_micros = chrono::Utc::now().timestamp_micros().saturating_sub(last.recorded_at_micros);
+            metrics::histogram!("gezinsdossier_feed_lag_seconds").record(behind_micros.max(0) as f64 / 1e6);
             let count = messages.len();
             for (i, (family, batch, notices)) in messages.into_iter().enumerate() {
                 let token = if i + 1 == count { &after } else { &before };

@@ -39,6 +39,7 @@ pub mod identity;
 pub mod limits;
 pub mod log_service;
 pub mod notice_service;
+pub mod prometheus;
 pub mod proofs;
 pub mod readiness;
 pub mod report_page;

@@ -277,6 +277,9 @@ fn main() -> anyhow::Result<()> {
             telemetry::init(config.log_format);
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
+                if let Some(addr) = config.metrics_listen {
+                    gezinsdossier_services::prometheus::install(addr)?;
+                }
                 let listener = tokio::net::TcpListener::bind(config.listen)
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

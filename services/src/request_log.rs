@@ -1,4 +1,4 @@
-//! One log line per RPC, written when the call ends: method, gRPC status, latency, request
+//! One log line per RPC, and its count and latency in the metrics, written when the call ends: method, gRPC status, latency, request
 //! id and the calling organisation. Never a message, a payload or any id from inside the
 //! request (those can name family members); the status message is left out for that reason.
 //!
@@ -132,6 +132,10 @@ impl Line {
         let organisation = self.origin.0.get().map_or("-", String::as_str);
         let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let status_name = status_name(code);
+        metrics::counter!("gezinsdossier_rpc_requests_total", "method" => self.method.clone(), "status" => status_name)
+            .increment(1);
+        metrics::histogram!("gezinsdossier_rpc_duration_seconds", "method" => self.method.clone())
+            .record(latency_ms / 1000.0);
         macro_rules! line {
             ($level:expr) => {
                 tracing::event!(

@@ -104,3 +104,101 @@ async fn every_call_leaves_one_line_with_method_status_latency_request_id_and_or
     assert!(!whole.contains("organisation taken from metadata"), "dev mode is said once, not per call");
     assert!(whole.contains("INSECURE DEV MODE"), "dev mode is said at start-up");
 }
+
+/// Scrapes `http://addr/metrics` (a plain HTTP/1.1 GET; the test needs no HTTP client).
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for _ in 0..100 {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
+            stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n").await.unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.unwrap();
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+            return response;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("nothing serves metrics on {addr}");
+}
+
+/// The value of the sample `name{labels}` (labels exactly as Prometheus prints them).
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_calls_commits_disclosures_and_refusals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (_server, endpoint) = Binary::start(
+        &["--data-dir", dir.to_str().unwrap(), "--metrics-listen", &metrics_addr.to_string()],
+        &tmp.path().join("server.log"),
+    );
+    crate::support::wait_for_health(endpoint.clone(), None).await;
+    let channel = tonic::transport::Endpoint::from_shared(endpoint).unwrap().connect().await.unwrap();
+    let mut case =
+        CaseServiceClient::with_interceptor(channel.clone(), Professional::new("p", "regiebehandelaar").claiming(VGGZ));
+    for n in 0..3 {
+        case.append_events(append("fam-m", any(), vec![build::parent(&format!("m{n}")), build::note("m0", "x")]))
+            .await
+            .unwrap();
+    }
+    let mut dossier = DossierServiceClient::with_interceptor(
+        channel.clone(),
+        Professional::new("w", "wijkteam_medewerker").claiming(WIJKTEAM),
+    );
+    let request =
+        || pb::GetDossierRequest { family_id: "fam-m".into(), purpose: pb::Purpose::Care as i32, ..Default::default() };
+    for _ in 0..2 {
+        assert_eq!(dossier.get_dossier(request()).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    }
+    let mut own =
+        DossierServiceClient::with_interceptor(channel, Professional::new("p", "regiebehandelaar").claiming(VGGZ));
+    own.get_dossier(request()).await.unwrap();
+
+    // The request lines (and their counts) are written as responses end: wait for them.
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = scrape(metrics_addr).await;
+        if sample(
+            &metrics,
+            r#"gezinsdossier_rpc_requests_total{method="/gezinsdossier.v1.DossierService/GetDossier",status="OK"}"#,
+        )
+        .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let rpc = |method: &str, status: &str| {
+        sample(
+            &metrics,
+            &format!(r#"gezinsdossier_rpc_requests_total{{method="/gezinsdossier.v1.{method}",status="{status}"}}"#),
+        )
+    };
+    assert_eq!(rpc("CaseService/AppendEvents", "OK"), Some(3.0), "{metrics}");
+    assert_eq!(rpc("DossierService/GetDossier", "PERMISSION_DENIED"), Some(2.0));
+    assert_eq!(rpc("DossierService/GetDossier", "OK"), Some(1.0));
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"gezinsdossier_rpc_duration_seconds_count{method="/gezinsdossier.v1.CaseService/AppendEvents"}"#
+        ),
+        Some(3.0)
+    );
+    assert_eq!(sample(&metrics, r#"gezinsdossier_access_log_events_total{type="access.refused"}"#), Some(2.0));
+    // The author's own records are no disclosure, but the dossier read is still logged.
+    assert!(
+        sample(&metrics, r#"gezinsdossier_access_log_events_total{type="access.disclosed"}"#).is_some(),
+        "{metrics}"
+    );
+    // Three case appends (six events) and three access-log appends, at least; tree heads may add more.
+    assert!(sample(&metrics, r#"gezinsdossier_events_total{backend="sqlite"}"#).is_some_and(|n| n >= 9.0), "{metrics}");
+    assert!(sample(&metrics, r#"gezinsdossier_appends_total{backend="sqlite"}"#).is_some_and(|n| n >= 6.0));
+    assert!(sample(&metrics, r#"gezinsdossier_commit_seconds_count{backend="sqlite"}"#).is_some_and(|n| n >= 1.0));
+    assert!(metrics.contains(r#"gezinsdossier_commit_batch_appends_bucket{backend="sqlite",le="1"}"#), "{metrics}");
+    assert!(sample(&metrics, "gezinsdossier_write_queue_depth").is_some());
+    assert!(sample(&metrics, "gezinsdossier_tree_head_lag_events").is_some());
+    assert_eq!(sample(&metrics, "gezinsdossier_family_cache_families"), Some(1.0));
+}

@@ -35,7 +35,9 @@ impl FamilyCache {
     ) -> Result<Arc<tokio::sync::Mutex<Slot>>, FamilyError> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.entry(family.clone()).or_default().clone()
+            let slot = slots.entry(family.clone()).or_default().clone();
+            metrics::gauge!("gezinsdossier_family_cache_families").set(slots.len() as f64);
+            slot
         };
         {
             let mut guard = slot.lock().await;

@@ -259,15 +259,16 @@ impl Families {
             return Ok(());
         }
         let proposed = events
-            .into_iter()
+            .iter()
             .map(|(event_id, event)| ProposedEvent {
-                event_id,
+                event_id: *event_id,
                 event_type: event.event_type().to_owned(),
                 recorded_at_micros: at.timestamp_micros(),
-                payload: crate::codec::to_json(&event),
+                payload: crate::codec::to_json(event),
             })
             .collect();
         self.store.append(stream, ExpectedRevision::Any, proposed).await?;
+        events.iter().for_each(|(_, event)| event.count_committed());
         Ok(())
     }
 
@@ -280,6 +281,7 @@ impl Families {
             payload: crate::codec::to_json(&event),
         };
         let outcome = self.store.append(stream, ExpectedRevision::Any, vec![proposed]).await?;
+        event.count_committed();
         Ok(Logged { event_id, position: outcome.positions.first().copied().unwrap_or_default() })
     }
 

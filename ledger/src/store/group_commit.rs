@@ -3,6 +3,7 @@
 
 use super::{AppendOutcome, StoreError};
 use crate::envelope::{ExpectedRevision, ProposedEvent, StreamId};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// A message to a backend's writer.
@@ -85,7 +86,34 @@ pub fn drain(
             next = rx.try_recv().ok();
         }
     }
+    metrics::gauge!("gezinsdossier_write_queue_depth").set(rx.len() as f64);
     None
+}
+
+/// One group commit, for the metrics: taken before the commit consumes the batch, recorded
+/// after it with how long the commit (with the backend's sync: fsync on SQLite, the WAL
+/// flush on PostgreSQL) took.
+pub struct CommitObservation {
+    backend: &'static str,
+    appends: usize,
+    events: usize,
+    started: Instant,
+}
+
+impl CommitObservation {
+    pub fn start(backend: &'static str, batch: &[AppendRequest]) -> Self {
+        let events = batch.iter().map(|r| r.events.len()).sum();
+        Self { backend, appends: batch.len(), events, started: Instant::now() }
+    }
+
+    pub fn committed(self) {
+        let backend = self.backend;
+        metrics::histogram!("gezinsdossier_commit_seconds", "backend" => backend)
+            .record(self.started.elapsed().as_secs_f64());
+        metrics::histogram!("gezinsdossier_commit_batch_appends", "backend" => backend).record(self.appends as f64);
+        metrics::counter!("gezinsdossier_appends_total", "backend" => backend).increment(self.appends as u64);
+        metrics::counter!("gezinsdossier_events_total", "backend" => backend).increment(self.events as u64);
+    }
 }
 
 /// Tells subscribers the committed head moved to `next` (never backwards).

@@ -292,7 +292,9 @@ impl Writer {
         while let Some(first) = rx.recv().await {
             let shutdown = group_commit::drain(first, &mut rx, max_batch, &mut batch, &mut probes);
             if !batch.is_empty() {
+                let observation = group_commit::CommitObservation::start("postgres", &batch);
                 self.commit(&mut batch).await;
+                observation.committed();
             }
             if !probes.is_empty() {
                 let result = self.probe().await;

@@ -219,7 +219,9 @@ impl Writer {
         while let Some(first) = rx.blocking_recv() {
             let shutdown = group_commit::drain(first, &mut rx, max_batch, &mut batch, &mut probes);
             if !batch.is_empty() {
+                let observation = group_commit::CommitObservation::start("sqlite", &batch);
                 self.commit_batch(&mut batch);
+                observation.committed();
             }
             if !probes.is_empty() {
                 let result = self.probe();
