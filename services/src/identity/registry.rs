@@ -108,11 +108,12 @@ impl OrganisationRegistry {
         let file: File = toml::from_str(text).map_err(|e| RegistryError::Parse(e.to_string()))?;
         let mut registry = Self::default();
         for entry in file.organisation {
-            let problem = |p: String| RegistryError::Entry { id: entry.id.clone(), problem: p };
+            let problem = |p: String| RegistryError::Entry { id: entry.id.chars().take(64).collect(), problem: p };
             let organisation_type = OrganisationType::parse(&entry.organisation_type)
                 .ok_or_else(|| problem(format!("unknown type {:?}", entry.organisation_type)))?;
-            if entry.id.trim().is_empty() {
-                return Err(problem("empty id".into()));
+            // Consents and bases name recipients by this id, so it must be one a request can carry.
+            if let Err(e) = gezinsdossier_proto::convert::identifier(entry.id.clone(), "id") {
+                return Err(problem(e.to_string()));
             }
             for fp in &entry.certificate_sha256 {
                 let bytes =
@@ -229,6 +230,14 @@ mod tests {
         assert!(OrganisationRegistry::parse(&twice).unwrap_err().to_string().contains("registered twice"));
         let short = ok.replace(FP, "abcd");
         assert!(OrganisationRegistry::parse(&short).is_err());
+        // The registry fuzz target checks this too: an id no consent could name as recipient.
+        for id in ["", "a b", "ggz\\u0000x"] {
+            let bad_id = ok.replace("id='a'", &format!("id=\"{id}\""));
+            let err = OrganisationRegistry::parse(&bad_id).unwrap_err().to_string();
+            assert!(err.contains("id:"), "{id:?}: {err}");
+        }
+        let long = OrganisationRegistry::parse(&ok.replace("id='a'", &format!("id='{}'", "x".repeat(10_000))));
+        assert!(long.unwrap_err().to_string().len() < 400, "the error quotes a prefix, not the whole id");
     }
 
     #[test]
