@@ -127,6 +127,10 @@ def main() -> None:
             fail(f"k8s: {probe} must use gRPC health")
     if not kinds["Deployment"]["spec"]["template"]["spec"]["securityContext"].get("runAsNonRoot"):
         fail("k8s: pods must run as non-root")
+    ignored = (ROOT.parent / ".dockerignore").read_text().split()
+    for needed in ("target", "deploy/dev-certs", "**/*.key"):
+        if needed not in ignored:
+            fail(f".dockerignore must keep {needed} out of the build context")
     if kinds["Deployment"]["spec"]["template"]["spec"].get("enableServiceLinks") is not False:
         fail("k8s: set enableServiceLinks: false (service links land in GEZINSDOSSIER_*)")
     print(f"deploy check: {len(files)} YAML files parse; compose and k8s shapes hold")

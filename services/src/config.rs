@@ -271,6 +271,41 @@ struct TlsOverride {
     tls: TlsFiles,
 }
 
+/// Every configuration key as its environment variable, with its default, for
+/// `serve --help`. Made from the defaults themselves (and from each optional section's
+/// own defaults), so it cannot drift from what the loader reads.
+pub fn environment_help() -> String {
+    let sections = [
+        ("tls", serde_json::to_value(TlsFiles { cert: "".into(), key: "".into(), client_ca: "".into() })),
+        ("postgres", serde_json::to_value(PostgresOptions::new(""))),
+        ("kurrentdb", serde_json::to_value(KurrentOptions::new(""))),
+    ];
+    let mut out =
+        String::from("Configuration keys, as environment variables (file keys in lower case, `__` = section):\n");
+    let Ok(serde_json::Value::Object(defaults)) = serde_json::to_value(Config::default()) else { return out };
+    let mut lines = Vec::new();
+    let mut add = |key: String, value: &serde_json::Value| {
+        let default = match value {
+            serde_json::Value::Null => "unset".to_owned(),
+            serde_json::Value::String(s) if s.is_empty() => "required in the section".to_owned(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        lines.push(format!("  {ENV_PREFIX}{}  [default: {default}]", key.to_ascii_uppercase()));
+    };
+    for (key, value) in &defaults {
+        match (value, sections.iter().find(|(name, _)| name == key)) {
+            (serde_json::Value::Object(fields), _) => fields.iter().for_each(|(k, v)| add(format!("{key}__{k}"), v)),
+            (_, Some((_, Ok(serde_json::Value::Object(fields))))) => {
+                fields.iter().for_each(|(k, v)| add(format!("{key}__{k}"), v));
+            }
+            _ => add(key.clone(), value),
+        }
+    }
+    out.push_str(&lines.join("\n"));
+    out
+}
+
 /// The `GEZINSDOSSIER_*` variables, less those Kubernetes injects for a Service of that name.
 fn environment() -> Env {
     let service_links: Vec<String> = std::env::vars_os()
@@ -424,6 +459,26 @@ mod tests {
             assert!(c.postgres.is_none());
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_help_names_every_key_as_its_variable_with_its_default() {
+        let help = environment_help();
+        for line in [
+            "GEZINSDOSSIER_LISTEN  [default: 127.0.0.1:50051]",
+            "GEZINSDOSSIER_METRICS_LISTEN  [default: unset]",
+            "GEZINSDOSSIER_RETENTION__CASE_RECORD_YEARS  [default: 20]",
+            "GEZINSDOSSIER_POSTGRES__PASSWORD_FILE  [default: unset]",
+            "GEZINSDOSSIER_POSTGRES__URL  [default: required in the section]",
+            "GEZINSDOSSIER_KURRENTDB__NAMESPACE",
+            "GEZINSDOSSIER_TLS__CLIENT_CA",
+            "GEZINSDOSSIER_KEK  [default: unset]",
+        ] {
+            assert!(help.contains(line), "{line} missing from:\n{help}");
+        }
+        // Each variable the help names is one the loader accepts.
+        let Ok(serde_json::Value::Object(defaults)) = serde_json::to_value(Config::default()) else { panic!() };
+        assert!(defaults.keys().all(|k| help.contains(&format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()))));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `gezinsdossier` binary: `serve` runs the service, `dev-ca` makes development
 //! certificates.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use gezinsdossier_ledger::family::FamilyState;
 use gezinsdossier_ledger::store::sqlite::LogFile;
 use gezinsdossier_ledger::treehead::{self, TreeHeadSigner};
@@ -25,7 +25,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gRPC service (on the embedded store, or on PostgreSQL when configured).
+    /// Run the gRPC service: on the embedded SQLite store in --data-dir (the default), on
+    /// PostgreSQL (--postgres-url or [postgres]), or on a KurrentDB cluster (--kurrentdb-url
+    /// or [kurrentdb]). Later layers win: defaults, --config file, environment, flags.
     Serve(Box<ConfigFlags>),
     /// Create a development CA, a server certificate, organisation client certificates and
     /// a matching organisation registry.
@@ -270,7 +272,10 @@ fn export_fhir(
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // `serve --help` lists every key's variable and default, made from the defaults.
+    let command = Cli::command()
+        .mut_subcommand("serve", |serve| serve.after_help(gezinsdossier_services::config::environment_help()));
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Serve(flags) => {
             let config = Config::load(&flags)?;
