@@ -151,3 +151,17 @@ impl tonic::service::Interceptor for Forwarding {
         Ok(request)
     }
 }
+
+/// A long asserted role or organisation id comes back as a short prefix, so the error
+/// still fits the client's metadata limit and names the problem.
+#[tokio::test]
+async fn errors_about_metadata_quote_only_a_short_prefix() {
+    let server = TestServer::start().await;
+    let long_role = format!("regie{}", "x".repeat(4000));
+    let mut client =
+        CaseServiceClient::with_interceptor(server.channel(Some(VGGZ)).await, Professional::new("p", &long_role));
+    let err = client.append_events(append("fam-m", any(), vec![build::parent("mother")])).await.unwrap_err();
+    assert_ne!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("x-professional-role") && err.message().len() < 200, "{}", err.message());
+    server.stop().await;
+}

@@ -105,7 +105,7 @@ impl Authenticator {
             IdentityMode::InsecureDev => {
                 // Said once at start-up and in every response's headers, not per call.
                 let id = metadata(request, DEV_ORGANISATION_ID)?;
-                self.registry.by_id(id).ok_or_else(|| AuthError::UnknownOrganisation(id.to_owned()))?
+                self.registry.by_id(id).ok_or_else(|| AuthError::UnknownOrganisation(prefix(id)))?
             }
         };
         let professional_id = metadata(request, PROFESSIONAL_ID)?;
@@ -118,7 +118,7 @@ impl Authenticator {
         let role_name = metadata(request, PROFESSIONAL_ROLE)?;
         let role = ProfessionalRole::parse(role_name).ok_or_else(|| AuthError::BadMetadata {
             key: PROFESSIONAL_ROLE,
-            problem: format!("unknown role {role_name:?}"),
+            problem: format!("unknown role {:?}", prefix(role_name)),
         })?;
         Ok(Requester {
             actor: Actor {
@@ -131,6 +131,11 @@ impl Authenticator {
             grants: organisation.grants,
         })
     }
+}
+
+/// What an error may quote of a metadata value: its first 16 characters.
+fn prefix(value: &str) -> String {
+    value.chars().take(16).collect()
 }
 
 impl Interceptor for Authenticator {
