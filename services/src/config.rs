@@ -24,6 +24,9 @@ pub struct Config {
     /// Serve Prometheus metrics over plain HTTP at `http://<this>/metrics`; off when unset.
     /// Bind it to an address only the scraper reaches: it needs no client certificate.
     pub metrics_listen: Option<SocketAddr>,
+    /// Export the spans as OpenTelemetry traces to this OTLP/gRPC collector (e.g.
+    /// `http://otel-collector:4317`); off when unset.
+    pub otlp_endpoint: Option<String>,
     /// Directory of the embedded store.
     pub data_dir: PathBuf,
     /// Serve without TLS and take the organisation from `x-organisation-id`. Never in
@@ -113,6 +116,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             metrics_listen: None,
+            otlp_endpoint: None,
             data_dir: PathBuf::from("./data"),
             insecure_dev: false,
             tls: None,
@@ -155,6 +159,11 @@ pub struct ConfigFlags {
     #[arg(long, value_name = "ADDR:PORT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Export traces over OTLP/gRPC to this collector, e.g. http://otel-collector:4317
+    /// [default: off].
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
     /// Directory of the embedded store [default: ./data].
     #[arg(long, value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]

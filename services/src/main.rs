@@ -279,9 +279,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(flags) => {
             let config = Config::load(&flags)?;
-            telemetry::init(config.log_format);
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
+                let _telemetry = telemetry::init(config.log_format, config.otlp_endpoint.as_deref())?;
                 if let Some(addr) = config.metrics_listen {
                     gezinsdossier_services::prometheus::install(addr)?;
                 }
@@ -292,7 +292,7 @@ fn main() -> anyhow::Result<()> {
             })
         }
         Command::Demo { dir } => {
-            telemetry::init(gezinsdossier_services::config::LogFormat::Pretty);
+            let _telemetry = telemetry::init(gezinsdossier_services::config::LogFormat::Pretty, None)?;
             let temp;
             let dir = match dir {
                 Some(d) => d,

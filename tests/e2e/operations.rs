@@ -202,3 +202,79 @@ async fn metrics_count_calls_commits_disclosures_and_refusals() {
     assert!(sample(&metrics, "gezinsdossier_tree_head_lag_events").is_some());
     assert_eq!(sample(&metrics, "gezinsdossier_family_cache_families"), Some(1.0));
 }
+
+/// An OTLP collector in the test: keeps every span it is sent.
+#[derive(Default, Clone)]
+struct Collector(std::sync::Arc<std::sync::Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest>,
+    ) -> Result<
+        tonic::Response<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse>,
+        tonic::Status,
+    > {
+        let spans = request.into_inner().resource_spans.into_iter().flat_map(|r| r.scope_spans).flat_map(|s| s.spans);
+        self.0.lock().unwrap().extend(spans);
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+fn attribute(span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    span.attributes.iter().find(|a| a.key == key).and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+        Value::StringValue(s) => Some(s.clone()),
+        other => Some(format!("{other:?}")),
+    })
+}
+
+#[tokio::test]
+async fn with_an_otlp_endpoint_each_call_is_a_trace_with_ids_and_no_personal_data() {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let otlp = format!("http://{collector_addr}");
+    let (_server, endpoint) = Binary::start(
+        &["--data-dir", tmp.path().join("data").to_str().unwrap(), "--otlp-endpoint", &otlp],
+        &tmp.path().join("server.log"),
+    );
+    crate::support::wait_for_health(endpoint.clone(), None).await;
+    let channel = tonic::transport::Endpoint::from_shared(endpoint).unwrap().connect().await.unwrap();
+    let mut case =
+        CaseServiceClient::with_interceptor(channel, Professional::new("p", "regiebehandelaar").claiming(VGGZ));
+    let mut request = tonic::Request::new(append("fam-trace", any(), vec![build::parent("mother-secret-id")]));
+    request.metadata_mut().insert("x-request-id", "trace-me-1".parse().unwrap());
+    case.append_events(request).await.unwrap();
+
+    // The batch exporter sends every few seconds.
+    let mut spans = Vec::new();
+    for _ in 0..300 {
+        spans = collector.0.lock().unwrap().clone();
+        if spans.iter().any(|s| s.name == "AppendEvents") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let rpc = spans
+        .iter()
+        .find(|s| s.name == "rpc" && attribute(s, "request_id").as_deref() == Some("trace-me-1"))
+        .unwrap_or_else(|| {
+            let log = std::fs::read_to_string(tmp.path().join("server.log")).unwrap_or_default();
+            panic!("no rpc span for the call: {spans:#?}\nserver log:\n{log}")
+        });
+    assert_eq!(attribute(rpc, "method").as_deref(), Some("/gezinsdossier.v1.CaseService/AppendEvents"));
+    let handler = spans.iter().find(|s| s.name == "AppendEvents").expect("the handler's span");
+    assert_eq!(handler.trace_id, rpc.trace_id, "the handler's span belongs to the call's trace");
+    assert_eq!(handler.parent_span_id, rpc.span_id);
+    let everything = format!("{spans:?}");
+    assert!(!everything.contains("mother-secret-id") && !everything.contains("Ouder"), "personal data in a span");
+}
