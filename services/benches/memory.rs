@@ -7,9 +7,10 @@
 
 #[path = "../../ledger/benches/harness.rs"]
 mod harness;
+#[path = "common/support.rs"]
+mod support;
 
 use gezinsdossier_proto::v1 as pb;
-use pb::case_event::Kind;
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
@@ -91,16 +92,6 @@ fn professional(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic
     Ok(req)
 }
 
-fn event(kind: Kind, category: pb::InformationCategory, subjects: &[&str]) -> pb::CaseEvent {
-    pb::CaseEvent {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        occurred_at: Some(prost_types::Timestamp { seconds: 1_760_000_000, nanos: 0 }),
-        subject_member_ids: subjects.iter().map(|s| s.to_string()).collect(),
-        categories: vec![category as i32],
-        kind: Some(kind),
-    }
-}
-
 async fn write(channel: &Channel, events: usize, families: usize) {
     let requests = events.div_ceil(EVENTS_PER_REQUEST);
     let mut writers = Vec::new();
@@ -111,18 +102,12 @@ async fn write(channel: &Channel, events: usize, families: usize) {
                 let family = format!("fam-{}", r % families);
                 let mut batch = Vec::with_capacity(EVENTS_PER_REQUEST);
                 if r < families {
-                    let member = pb::MemberAdded {
-                        member_id: "m".into(),
-                        role: pb::MemberRole::Parent as i32,
-                        display_name: "Ouder".into(),
-                        ..Default::default()
-                    };
-                    batch.push(event(Kind::MemberAdded(member), pb::InformationCategory::Identity, &[]));
+                    batch.push(support::member_added());
                 }
                 while batch.len() < EVENTS_PER_REQUEST {
                     let text =
                         format!("Gesprek {r}: afspraken over school, slaap en de week erna. {}", "x".repeat(200));
-                    batch.push(event(Kind::Note(pb::Note { text }), pb::InformationCategory::TreatmentNotes, &["m"]));
+                    batch.push(support::note(&text));
                 }
                 let request = pb::AppendEventsRequest {
                     family_id: family,
