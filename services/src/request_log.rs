@@ -26,6 +26,7 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// Response header saying the server runs without verified identities.
 pub const INSECURE_DEV: &str = "x-gezinsdossier-insecure-dev";
 const MAX_REQUEST_ID_LEN: usize = 128;
+const MAX_METHOD_LEN: usize = 128;
 
 /// Where the authenticator leaves the organisation it established, for the log line.
 #[derive(Debug, Clone, Default)]
@@ -74,7 +75,8 @@ where
         let request_id = request_id(request.headers());
         let origin = CallOrigin::default();
         request.extensions_mut().insert(origin.clone());
-        let method = request.uri().path().to_owned();
+        // The path is the client's to choose: bounded in the log, and see `write` for metrics.
+        let method: String = request.uri().path().chars().take(MAX_METHOD_LEN).collect();
         let span = tracing::info_span!("rpc", request_id = %request_id, method = %method);
         let line = Line { method, request_id: request_id.clone(), origin, started: Instant::now(), span: span.clone() };
         let insecure_dev = self.insecure_dev;
@@ -132,10 +134,13 @@ impl Line {
         let organisation = self.origin.0.get().map_or("-", String::as_str);
         let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let status_name = status_name(code);
-        metrics::counter!("gezinsdossier_rpc_requests_total", "method" => self.method.clone(), "status" => status_name)
+        // Only served methods become label values: a client inventing paths (all answered
+        // UNIMPLEMENTED) must not grow the series without bound.
+        let method_label =
+            if code == tonic::Code::Unimplemented { "unimplemented".to_owned() } else { self.method.clone() };
+        metrics::counter!("gezinsdossier_rpc_requests_total", "method" => method_label.clone(), "status" => status_name)
             .increment(1);
-        metrics::histogram!("gezinsdossier_rpc_duration_seconds", "method" => self.method.clone())
-            .record(latency_ms / 1000.0);
+        metrics::histogram!("gezinsdossier_rpc_duration_seconds", "method" => method_label).record(latency_ms / 1000.0);
         macro_rules! line {
             ($level:expr) => {
                 tracing::event!(

@@ -153,6 +153,13 @@ async fn metrics_count_calls_commits_disclosures_and_refusals() {
     for _ in 0..2 {
         assert_eq!(dossier.get_dossier(request()).await.unwrap_err().code(), tonic::Code::PermissionDenied);
     }
+    // A path nobody serves: answered, but not a label of its own.
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.unwrap();
+    let made_up = http::uri::PathAndQuery::from_static("/made.Up/Path12345");
+    let codec = tonic::codec::ProstCodec::<(), ()>::default();
+    let err = grpc.unary(tonic::Request::new(()), made_up, codec).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
     let mut own =
         DossierServiceClient::with_interceptor(channel, Professional::new("p", "regiebehandelaar").claiming(VGGZ));
     own.get_dossier(request()).await.unwrap();
@@ -180,6 +187,11 @@ async fn metrics_count_calls_commits_disclosures_and_refusals() {
     assert_eq!(rpc("CaseService/AppendEvents", "OK"), Some(3.0), "{metrics}");
     assert_eq!(rpc("DossierService/GetDossier", "PERMISSION_DENIED"), Some(2.0));
     assert_eq!(rpc("DossierService/GetDossier", "OK"), Some(1.0));
+    assert!(!metrics.contains("Path12345"), "a made-up path became a label");
+    assert_eq!(
+        sample(&metrics, r#"gezinsdossier_rpc_requests_total{method="unimplemented",status="UNIMPLEMENTED"}"#),
+        Some(1.0)
+    );
     assert_eq!(
         sample(
             &metrics,
