@@ -115,6 +115,12 @@ pub enum CaseEventKind {
 }
 
 impl CaseEventKind {
+    /// Whether this kind changes the family's members or gezag (see
+    /// `FamilyState::apply_kind`), the facts that validating later events reads.
+    pub fn changes_members(&self) -> bool {
+        matches!(self, Self::MemberAdded(_) | Self::GezagChanged { .. } | Self::Birth { .. } | Self::Correction(_))
+    }
+
     /// The event type under which this kind is stored (`case.<kind>`).
     pub fn event_type(&self) -> &'static str {
         match self {

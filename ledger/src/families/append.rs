@@ -1,7 +1,14 @@
 //! Appending case events: checked against the family as it stands, all or nothing, with
 //! idempotent retries. The optimistic write path here is shared with consent events.
+//!
+//! Appends to one family take turns under its lock, which is held across the durable
+//! commit. So that a busy family is not limited to one commit per disk sync, appends queue
+//! as they arrive and whoever takes the lock next commits every waiting one that fits
+//! together in one checked, chained append ([`Families::commit_waiting`]). Each is judged
+//! exactly as if it had come alone, against the revision it lands on, and gets its own
+//! outcome.
 
-use super::cache::{self, Slot};
+use super::cache::{self, Entry, Slot};
 use super::{Families, FamilyError, Target};
 use crate::authorisation::{Action, Caller, authorise};
 use crate::case::CaseRecord;
@@ -11,7 +18,9 @@ use crate::codec::encode_case;
 use crate::envelope::{EventId, ExpectedRevision, ProposedEvent};
 use crate::family::{ApplyError, FamilyId, FamilyState};
 use crate::sealing::{KeyGroup, groups};
-use crate::store::{AppendOutcome, StoreError, revision_matches};
+use crate::store::{AppendOutcome, MAX_EVENTS_PER_APPEND, StoreError, revision_matches};
+use std::collections::HashSet;
+use tokio::sync::oneshot;
 
 /// How often an append re-checks after losing a race to another writer.
 const MAX_ATTEMPTS: usize = 4;
@@ -25,6 +34,52 @@ pub struct CaseAppend {
     pub events: Vec<(EventId, CaseEvent)>,
 }
 
+impl CaseAppend {
+    fn corrections(&self) -> Vec<(EventId, EventId)> {
+        self.events
+            .iter()
+            .filter_map(|(id, e)| match &e.kind {
+                CaseEventKind::Correction(c) => Some((*id, c.corrects)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn plaintext(&self, recorded_at_micros: i64) -> Vec<ProposedEvent> {
+        self.events
+            .iter()
+            .map(|(id, event)| {
+                let (event_type, payload) =
+                    encode_case(&CaseRecord { author: self.author.actor.clone(), event: event.clone() });
+                ProposedEvent { event_id: *id, event_type, recorded_at_micros, payload }
+            })
+            .collect()
+    }
+}
+
+/// An append waiting for its family's next group commit.
+pub(super) struct WaitingAppend {
+    request: CaseAppend,
+    /// Its events with plaintext payloads, stamped when the request came in.
+    proposed: Vec<ProposedEvent>,
+    answer: oneshot::Sender<Result<AppendOutcome, FamilyError>>,
+}
+
+impl WaitingAppend {
+    fn answer(self, outcome: Result<AppendOutcome, FamilyError>) {
+        // A caller that went away no longer needs its answer; a retry finds its events.
+        let _ = self.answer.send(outcome);
+    }
+}
+
+/// What a leader could not tell a waiting append: it went away mid-commit.
+fn leader_gone() -> FamilyError {
+    StoreError::OutcomeUnknown(
+        "the commit this append waited for was interrupted; retry with the same event ids".into(),
+    )
+    .into()
+}
+
 impl Families {
     /// Checks and appends case events, all or nothing. A retry of an earlier append (same
     /// event ids and content) returns the original outcome.
@@ -35,31 +90,73 @@ impl Families {
     /// [`StoreError::WrongExpectedRevision`] (with the actual revision) when `expected` does
     /// not hold, [`StoreError::EventIdConflict`] for a reused id, or a store failure.
     pub async fn append_case_events(&self, request: CaseAppend) -> Result<AppendOutcome, FamilyError> {
-        let recorded_at_micros = self.clock.now().timestamp_micros();
-        let proposed: Vec<ProposedEvent> = request
-            .events
-            .iter()
-            .map(|(id, event)| {
-                let (event_type, payload) =
-                    encode_case(&CaseRecord { author: request.author.actor.clone(), event: event.clone() });
-                ProposedEvent { event_id: *id, event_type, recorded_at_micros, payload }
-            })
-            .collect();
+        let proposed = request.plaintext(self.clock.now().timestamp_micros());
+        let family = request.family.clone();
+        let entry = self.cache.loaded(&*self.store, &self.keys, &family).await?;
+        let (answer, mut answered) = oneshot::channel();
+        entry.wait(WaitingAppend { request, proposed, answer });
+        let lock = entry.lock();
+        tokio::pin!(lock);
+        let mut slot = tokio::select! {
+            biased;
+            outcome = &mut answered => return outcome.unwrap_or_else(|_| Err(leader_gone())),
+            slot = &mut lock => slot,
+        };
+        if matches!(answered.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
+            self.commit_waiting(&family, &entry, &mut slot).await;
+        }
+        drop(slot);
+        answered.try_recv().unwrap_or_else(|_| Err(leader_gone()))
+    }
+
+    /// Commits every append waiting on the family, in arrival order: each round takes the
+    /// longest run that can be judged together against the state as it stands, and one that
+    /// cannot goes alone.
+    async fn commit_waiting(&self, family: &FamilyId, entry: &Entry, slot: &mut Slot) {
+        let mut waiting = entry.take_waiting();
+        while let Some(first) = waiting.pop_front() {
+            let mut batch = vec![first];
+            if fits_alone(&slot.state, &batch[0]) {
+                while let Some(next) = waiting.front()
+                    && fits_after(&slot.state, &batch, next)
+                {
+                    batch.extend(waiting.pop_front());
+                }
+            }
+            if batch.len() == 1 {
+                let one = batch.remove(0);
+                let outcome = self.append_alone(slot, &one.request, one.proposed.clone()).await;
+                one.answer(outcome);
+                continue;
+            }
+            metrics::histogram!("gezinsdossier_family_batch_appends").record(batch.len() as f64);
+            if let Err(e) = self.commit_together(family, slot, &mut batch).await {
+                // Judged together they could not be committed: each goes again, alone.
+                tracing::debug!(family_id = %family, error = %e, "group commit of one family fell back to single appends");
+                for one in batch.into_iter().rev() {
+                    waiting.push_front(one);
+                }
+                while let Some(one) = waiting.pop_front() {
+                    let outcome = self.append_alone(slot, &one.request, one.proposed.clone()).await;
+                    one.answer(outcome);
+                }
+            }
+        }
+    }
+
+    /// One append under the family's lock, exactly as it is judged alone.
+    async fn append_alone(
+        &self,
+        slot: &mut Slot,
+        request: &CaseAppend,
+        proposed: Vec<ProposedEvent>,
+    ) -> Result<AppendOutcome, FamilyError> {
         let author = request.author.organisation();
         let group_of = |state: &FamilyState, i: usize| Some(groups::of_case(state, author, &request.events[i].1));
-        let slot = self.cache.loaded(&*self.store, &self.keys, &request.family).await?;
-        let mut slot = slot.lock().await;
         let exists = slot.state.revision.is_some();
         let decision = authorise(&request.author, &Action::AppendCaseEvents { family: exists.then_some(&slot.state) });
         self.enforce(&request.author, Target::family(&request.family, exists), decision).await?;
-        let corrections: Vec<(EventId, EventId)> = request
-            .events
-            .iter()
-            .filter_map(|(id, e)| match &e.kind {
-                CaseEventKind::Correction(c) => Some((*id, c.corrects)),
-                _ => None,
-            })
-            .collect();
+        let corrections = request.corrections();
         if corrections.iter().any(|(_, original)| slot.state.item(original).is_none()) {
             cache::catch_up(&*self.store, &self.keys, &request.family, &mut slot.state).await?;
         }
@@ -71,13 +168,76 @@ impl Families {
             self.enforce(&request.author, target, decision).await?;
         }
         let check = |state: &FamilyState| validate_batch(state, &request.events).map_err(FamilyError::from);
-        let outcome =
-            self.append_checked(&request.family, &mut slot, request.expected, proposed, group_of, check).await?;
+        let outcome = self.append_checked(&request.family, slot, request.expected, proposed, group_of, check).await?;
         if !corrections.is_empty() {
             let ids: Vec<EventId> = corrections.iter().map(|(id, _)| *id).collect();
             self.notify_earlier_recipients(&request.family, &slot.state, &ids).await?;
         }
         Ok(outcome)
+    }
+
+    /// Commits appends that [`fits_after`] judged together as one append at the family's
+    /// current revision, and answers each with its own part of the outcome. On an error
+    /// nobody is answered, and the appends are left in `batch`: a lost race with another
+    /// replica is retried after catching up, anything else is the caller's to judge alone.
+    async fn commit_together(
+        &self,
+        family: &FamilyId,
+        slot: &mut Slot,
+        batch: &mut Vec<WaitingAppend>,
+    ) -> Result<(), FamilyError> {
+        let stream = family.stream();
+        for _ in 0..MAX_ATTEMPTS {
+            if !fits_together(&slot.state, batch) {
+                return Err(StoreError::InvalidAppend("the family changed under the batch".into()).into());
+            }
+            let expected = slot.state.revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+            let mut sealed = Vec::with_capacity(batch.iter().map(|one| one.proposed.len()).sum());
+            for one in batch.iter() {
+                let author = one.request.author.organisation();
+                for (event, (_, case)) in one.proposed.iter().zip(&one.request.events) {
+                    let group = groups::of_case(&slot.state, author, case);
+                    sealed.push(self.seal(family, &group, event).await?);
+                }
+            }
+            match self.store.append(&stream, expected, sealed.clone()).await {
+                Ok(outcome) if !outcome.deduplicated => {
+                    for event in outcome.recorded(&stream, &sealed) {
+                        slot.state.apply(&event, &*self.keys)?;
+                    }
+                    cache::rebuild_if_needed(&*self.store, &self.keys, family, &mut slot.state).await?;
+                    let mut from = 0;
+                    for one in batch.drain(..) {
+                        let part = outcome.part(from, one.proposed.len());
+                        from += one.proposed.len();
+                        one.answer(Ok(part));
+                    }
+                    return Ok(());
+                }
+                Ok(_) => return Err(StoreError::InvalidAppend("a batch of new events was deduplicated".into()).into()),
+                Err(StoreError::WrongExpectedRevision { .. }) => {
+                    cache::catch_up(&*self.store, &self.keys, family, &mut slot.state).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::WrongExpectedRevision { stream, expected: ExpectedRevision::Any, actual: slot.state.revision }
+            .into())
+    }
+
+    /// Seals one plaintext event of `family` under `group`'s key.
+    async fn seal(
+        &self,
+        family: &FamilyId,
+        group: &KeyGroup,
+        event: &ProposedEvent,
+    ) -> Result<ProposedEvent, FamilyError> {
+        let payload = self
+            .keys
+            .seal(family.as_str(), group, &event.event_id, &event.event_type, &event.payload, event.recorded_at_micros)
+            .await
+            .map_err(ApplyError::from)?;
+        Ok(ProposedEvent { payload, ..event.clone() })
     }
 
     /// The checked, optimistic append shared by every kind of family event. `proposed`
@@ -120,23 +280,10 @@ impl Families {
             let expected = slot.state.revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
             let mut sealed = Vec::with_capacity(proposed.len());
             for (i, event) in proposed.iter().enumerate() {
-                let Some(group) = group_of(&slot.state, i) else {
-                    sealed.push(event.clone());
-                    continue;
-                };
-                let payload = self
-                    .keys
-                    .seal(
-                        family.as_str(),
-                        &group,
-                        &event.event_id,
-                        &event.event_type,
-                        &event.payload,
-                        event.recorded_at_micros,
-                    )
-                    .await
-                    .map_err(ApplyError::from)?;
-                sealed.push(ProposedEvent { payload, ..event.clone() });
+                sealed.push(match group_of(&slot.state, i) {
+                    Some(group) => self.seal(family, &group, event).await?,
+                    None => event.clone(),
+                });
             }
             match self.store.append(&stream, expected, sealed.clone()).await {
                 Ok(outcome) => {
@@ -157,4 +304,45 @@ impl Families {
         tracing::warn!(family_id = %family, attempts = MAX_ATTEMPTS, "append lost every race");
         Err(StoreError::WrongExpectedRevision { stream, expected: client_expected, actual: slot.state.revision }.into())
     }
+}
+
+/// Whether `one` can be committed in a batch at the family's current state: the policy
+/// lets its author append, its expected revision holds there, its events pass validation
+/// there, and nothing about it needs the single path (a new family, a correction, which
+/// is authorised against its original and notifies earlier recipients, or a retry of
+/// stored events, which the store compares).
+fn fits_alone(state: &FamilyState, one: &WaitingAppend) -> bool {
+    fits_landing_after(state, one, state.revision)
+}
+
+/// As [`fits_alone`], with its expected revision judged against `revision`, the one it
+/// would land after.
+fn fits_landing_after(state: &FamilyState, one: &WaitingAppend, revision: Option<u64>) -> bool {
+    let request = &one.request;
+    state.revision.is_some()
+        && request.corrections().is_empty()
+        && !request.events.iter().any(|(id, _)| state.events.contains_key(id))
+        && revision_matches(request.expected, revision)
+        && authorise(&request.author, &Action::AppendCaseEvents { family: Some(state) }).is_ok()
+        && validate_batch(state, &request.events).is_ok()
+}
+
+/// Whether `next` can follow `batch` in one commit with the same result as if each came
+/// alone in turn. Appends before it must leave members and gezag as they were (the facts
+/// its validation reads; ids it might name from them fail validation and so wait for the
+/// next round), its ids must be new to the batch, and its expected revision must hold
+/// where it lands.
+fn fits_after(state: &FamilyState, batch: &[WaitingAppend], next: &WaitingAppend) -> bool {
+    let events: usize = batch.iter().map(|one| one.proposed.len()).sum();
+    let ids: HashSet<&EventId> = batch.iter().flat_map(|one| one.request.events.iter().map(|(id, _)| id)).collect();
+    events + next.proposed.len() <= MAX_EVENTS_PER_APPEND
+        && !batch.iter().any(|one| one.request.events.iter().any(|(_, e)| e.kind.changes_members()))
+        && !next.request.events.iter().any(|(id, _)| ids.contains(id))
+        && fits_landing_after(state, next, state.revision.map(|r| r + events as u64))
+}
+
+/// Whether the whole batch still fits the state (after catching up with another writer).
+fn fits_together(state: &FamilyState, batch: &[WaitingAppend]) -> bool {
+    batch.first().is_some_and(|first| fits_alone(state, first))
+        && (1..batch.len()).all(|i| fits_after(state, &batch[..i], &batch[i]))
 }

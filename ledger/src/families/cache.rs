@@ -5,11 +5,12 @@
 //! go to the store with the exact revision their checks ran against, and a conflict means
 //! "catch up and check again", never "write anyway".
 
+use super::append::WaitingAppend;
 use super::{CATCH_UP_PAGE, FamilyError};
 use crate::family::{FamilyId, FamilyState};
 use crate::sealing::Keyring;
 use crate::store::EventStore;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// One family's cached state.
@@ -19,10 +20,37 @@ pub(super) struct Slot {
     loaded: bool,
 }
 
+/// One family: its cached state behind its lock, and the appends waiting for whoever holds
+/// that lock next to commit them together.
+#[derive(Default)]
+pub(super) struct Entry {
+    slot: tokio::sync::Mutex<Slot>,
+    waiting: Mutex<VecDeque<WaitingAppend>>,
+}
+
+impl Entry {
+    pub(super) async fn lock(&self) -> tokio::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().await
+    }
+
+    /// Queues an append for the family's next group commit.
+    pub(super) fn wait(&self, append: WaitingAppend) {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner()).push_back(append);
+        metrics::gauge!("gezinsdossier_family_appends_waiting").increment(1.0);
+    }
+
+    /// Every append queued so far, in arrival order.
+    pub(super) fn take_waiting(&self) -> VecDeque<WaitingAppend> {
+        let taken = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|e| e.into_inner()));
+        metrics::gauge!("gezinsdossier_family_appends_waiting").decrement(taken.len() as f64);
+        taken
+    }
+}
+
 /// Cached family states, one lock per family.
 #[derive(Default)]
 pub(super) struct FamilyCache {
-    slots: Mutex<HashMap<FamilyId, Arc<tokio::sync::Mutex<Slot>>>>,
+    slots: Mutex<HashMap<FamilyId, Arc<Entry>>>,
 }
 
 impl FamilyCache {
@@ -32,7 +60,7 @@ impl FamilyCache {
         store: &dyn EventStore,
         keys: &Keyring,
         family: &FamilyId,
-    ) -> Result<Arc<tokio::sync::Mutex<Slot>>, FamilyError> {
+    ) -> Result<Arc<Entry>, FamilyError> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
             let slot = slots.entry(family.clone()).or_default().clone();
@@ -60,7 +88,7 @@ impl FamilyCache {
         f: impl FnOnce(&FamilyState) -> T,
     ) -> Option<T> {
         let slot = self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(family)?.clone();
-        let slot = slot.try_lock().ok()?;
+        let slot = slot.slot.try_lock().ok()?;
         (slot.loaded && slot.state.revision.is_some_and(|r| r >= revision)).then(|| f(&slot.state))
     }
 }

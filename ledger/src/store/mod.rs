@@ -257,6 +257,20 @@ impl AppendOutcome {
     }
 
     /// The stored form of `events`, the batch this outcome answers, without reading it back.
+    /// The outcome of `len` events starting at the `from`th of this append, as if they had
+    /// been appended alone (a family's group commit answers each append with its part).
+    pub fn part(&self, from: usize, len: usize) -> AppendOutcome {
+        let to = from + len;
+        let last_revision = self.stream_revision + 1 - self.positions.len() as u64 + to as u64 - 1;
+        AppendOutcome {
+            stream_revision: last_revision,
+            positions: self.positions[from..to].to_vec(),
+            hashes: self.hashes[from..to].to_vec(),
+            prev_hash: if from == 0 { self.prev_hash } else { self.hashes[from - 1] },
+            deduplicated: self.deduplicated,
+        }
+    }
+
     pub fn recorded(&self, stream: &StreamId, events: &[ProposedEvent]) -> Vec<RecordedEvent> {
         let first_revision = self.stream_revision + 1 - events.len() as u64;
         let mut prev_hash = self.prev_hash;
