@@ -8,6 +8,7 @@ use crate::consent::{Basis, LegalBasisKind, Purpose};
 use crate::disclosure::{AccessLogEvent, Review};
 use crate::envelope::{EventId, RecordedEvent};
 use crate::merkle::{TreeHash, leaf_hash};
+use crate::sealing::Opener;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -104,7 +105,7 @@ impl AuditFilter {
 
 /// Folds one family's access-log events into rows (reviews attached to what they review)
 /// and keeps those `filter` accepts, oldest first.
-pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
+pub fn rows(events: &[RecordedEvent], opener: &dyn Opener, filter: &AuditFilter) -> Vec<AuditRow> {
     let family = events
         .first()
         .and_then(|e| e.stream.as_str().strip_prefix(crate::disclosure::STREAM_PREFIX))
@@ -113,7 +114,7 @@ pub fn rows(events: &[RecordedEvent], filter: &AuditFilter) -> Vec<AuditRow> {
     let mut rows: Vec<AuditRow> = Vec::new();
     let mut by_id: HashMap<EventId, usize> = HashMap::new();
     for event in events {
-        let Ok(entry) = serde_json::from_slice::<AccessLogEvent>(&event.payload) else { continue };
+        let Some(entry) = crate::disclosure::open_line(event, opener) else { continue };
         match entry {
             AccessLogEvent::Disclosed(d) => {
                 by_id.insert(event.event_id, rows.len());

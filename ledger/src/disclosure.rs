@@ -1,19 +1,52 @@
 //! The access log: every disclosure, refusal, dry-run check and investigation, as events
 //! in the family's `disclosures-<family>` stream. A disclosure is committed before any data
 //! leaves; if it cannot be, nothing is shown.
+//!
+//! Lines are sealed under their year's key (see [`crate::sealing`]): read them with
+//! [`open_line`], after the keyring has prefetched the page they are on.
 
 use crate::actor::Actor;
 use crate::authorisation::{Function, MemberAuthentication};
 use crate::case::{InformationCategory, MemberId};
 use crate::consent::{Basis, DenialReason, Purpose};
-use crate::envelope::StreamId;
+use crate::envelope::{RecordedEvent, StreamId};
 use crate::family::FamilyId;
+use crate::sealing::{Content, KeyGroup, Opener};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Access-log streams are named this prefix plus the family id.
 pub const STREAM_PREFIX: &str = "disclosures-";
+
+/// The name an access-log stream's year keys are kept under: the family's id, or the
+/// stream's own name for the cross-family logs.
+pub fn key_owner(stream: &StreamId) -> &str {
+    stream.as_str().strip_prefix(STREAM_PREFIX).unwrap_or(stream.as_str())
+}
+
+/// The key group of a line recorded at `recorded_at_micros`.
+pub fn line_group(recorded_at_micros: i64) -> KeyGroup {
+    use chrono::Datelike;
+    KeyGroup::access_log(DateTime::from_timestamp_micros(recorded_at_micros).unwrap_or_default().year())
+}
+
+/// One access-log line, opened; `None` when its year's key was destroyed (the retention
+/// run shredded it) or it is not an access-log line.
+pub fn open_line(event: &RecordedEvent, opener: &dyn Opener) -> Option<AccessLogEvent> {
+    let opened = match opener.open(event) {
+        Ok(opened) => opened,
+        Err(e) => {
+            // A reader that forgot to prefetch would hide lines: say so loudly.
+            tracing::error!(event_id = %event.event_id, error = %e, "an access-log line does not open");
+            return None;
+        }
+    };
+    match opened.content {
+        Content::Plain(payload) => serde_json::from_slice(&payload).ok(),
+        Content::Shredded { .. } => None,
+    }
+}
 
 /// The stream that logs access to a family's data.
 pub fn stream(family: &FamilyId) -> StreamId {

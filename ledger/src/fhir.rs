@@ -7,6 +7,7 @@ use crate::consent::{Basis, ConsentState, ConsentStatus, Recipient};
 use crate::disclosure::{AccessLogEvent, ReviewOutcome};
 use crate::envelope::RecordedEvent;
 use crate::family::FamilyState;
+use crate::sealing::Opener;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -35,16 +36,16 @@ pub fn bundle(resources: Vec<Value>) -> Value {
 }
 
 /// An `AuditEvent` for each access-log event of `family` (checks, queries and reviews too).
-pub fn audit_events(family: &str, events: &[RecordedEvent]) -> Vec<Value> {
+pub fn audit_events(family: &str, events: &[RecordedEvent], opener: &dyn Opener) -> Vec<Value> {
     let rows: std::collections::HashMap<_, AuditRow> =
-        crate::audit::rows(events, &crate::audit::AuditFilter { include_refusals: true, ..Default::default() })
+        crate::audit::rows(events, opener, &crate::audit::AuditFilter { include_refusals: true, ..Default::default() })
             .into_iter()
             .map(|r| (r.event_id, r))
             .collect();
     events
         .iter()
         .filter_map(|event| {
-            let entry: AccessLogEvent = serde_json::from_slice(&event.payload).ok()?;
+            let entry = crate::disclosure::open_line(event, opener)?;
             let (action, subtype, outcome, who, at, purpose, emergency) = match &entry {
                 AccessLogEvent::Disclosed(d) => {
                     ("R", "read", "0", &d.requester, d.at, d.purpose.as_str().to_owned(), d.break_the_glass.is_some())

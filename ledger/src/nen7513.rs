@@ -5,6 +5,7 @@
 use crate::consent::Basis;
 use crate::disclosure::{self, AccessLogEvent};
 use crate::envelope::RecordedEvent;
+use crate::sealing::Opener;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -38,10 +39,10 @@ pub struct Nen7513Record {
 }
 
 /// The records for every access-log event of `family`, in log order.
-pub fn records(family: &str, events: &[RecordedEvent]) -> Vec<Nen7513Record> {
+pub fn records(family: &str, events: &[RecordedEvent], opener: &dyn Opener) -> Vec<Nen7513Record> {
     let mut out = Vec::new();
     for event in events {
-        let Ok(entry) = serde_json::from_slice::<AccessLogEvent>(&event.payload) else { continue };
+        let Some(entry) = crate::disclosure::open_line(event, opener) else { continue };
         let base = |kind: &'static str,
                     action,
                     outcome,

@@ -181,6 +181,7 @@ fn shielded(
 pub fn build(
     family: &FamilyState,
     access_log: &[RecordedEvent],
+    opener: &dyn crate::sealing::Opener,
     subject: &str,
     requested_by: &str,
     at: DateTime<Utc>,
@@ -189,7 +190,7 @@ pub fn build(
     let hides = |c: &InformationCategory| shield.as_ref().is_some_and(|s| s.is_empty() || s.contains(c));
     let mut withheld = false;
     let filter = AuditFilter { include_refusals: true, ..Default::default() };
-    let entries = rows(access_log, &filter)
+    let entries = rows(access_log, opener, &filter)
         .into_iter()
         .filter_map(|row| match &row.shown {
             Some(shown) => {
@@ -275,7 +276,7 @@ pub fn build(
             may_withdraw: c.agreements.keys().cloned().collect(),
         })
         .collect();
-    let mut corrections = corrections_about(family, access_log, subject, at);
+    let mut corrections = corrections_about(family, access_log, opener, subject, at);
     if shield.as_ref().is_some_and(|s| s.is_empty()) && !corrections.is_empty() {
         corrections.clear();
         withheld = true;
@@ -288,12 +289,13 @@ pub fn build(
 fn corrections_about(
     family: &FamilyState,
     access_log: &[RecordedEvent],
+    opener: &dyn crate::sealing::Opener,
     subject: &str,
     at: DateTime<Utc>,
 ) -> Vec<CorrectionLine> {
     let mut told: std::collections::HashMap<EventId, Vec<String>> = std::collections::HashMap::new();
     for event in access_log {
-        if let Ok(crate::disclosure::AccessLogEvent::Notified(n)) = serde_json::from_slice(&event.payload) {
+        if let Some(crate::disclosure::AccessLogEvent::Notified(n)) = crate::disclosure::open_line(event, opener) {
             told.entry(n.cause_event_id).or_default().push(n.recipient_organisation_id);
         }
     }

@@ -5,8 +5,10 @@
 //! - **Child protection records** (groups holding `child_protection`: OTS, voogdij): a period
 //!   (30 years) from the 18th birthday of the youngest child they are about. A child without
 //!   a known birth date keeps them.
-//! - The **access log**: a period (5 years, the NEN 7513 minimum) from each line. Access-log
-//!   lines are not sealed yet, so a run reports those due but cannot shred them.
+//! - The **access log**: a period (5 years, the NEN 7513 minimum) from each line. Lines are
+//!   sealed under one key per calendar year, which goes once the year's last day has passed
+//!   the period: each line is kept at least the period, and at most a year longer. Lines
+//!   written before the access log was sealed cannot be shredded; a run counts them.
 
 use crate::family::FamilyState;
 use crate::sealing::{KeyGroup, KeyId};
@@ -34,6 +36,7 @@ impl Default for RetentionPeriods {
 pub enum RetentionClock {
     CaseRecord,
     ChildProtection,
+    AccessLog,
 }
 
 /// What one family's retention run shreds.
@@ -71,11 +74,17 @@ pub fn plan(state: &FamilyState, keys: &[StoredKey], periods: &RetentionPeriods,
         .case_record_last_change
         .and_then(|d| add_years(d.date_naive(), periods.case_record_years))
         .is_some_and(|until| today > until);
-    let groups: Vec<(KeyId, KeyGroup)> = keys
+    let (access_log, groups): (Vec<(KeyId, KeyGroup)>, Vec<(KeyId, KeyGroup)>) = keys
         .iter()
         .filter(|k| !k.is_destroyed())
         .filter_map(|k| Some((k.key_id, KeyGroup::from_label(&k.label).ok()?)))
-        .collect();
+        .partition(|(_, g)| g.access_log_year().is_some());
+    plan.expired.extend(
+        access_log
+            .iter()
+            .filter(|(_, g)| g.access_log_year().is_some_and(|year| access_log_year_due(year, periods, now)))
+            .map(|(k, _)| (*k, RetentionClock::AccessLog)),
+    );
     // When each child protection group may go (None: kept, a birth date unknown).
     let protection_until = |group: &KeyGroup| -> Option<NaiveDate> {
         let births: Vec<Option<NaiveDate>> = group
@@ -128,6 +137,13 @@ pub fn plan(state: &FamilyState, keys: &[StoredKey], periods: &RetentionPeriods,
     let expired: std::collections::HashSet<KeyId> = plan.expired.iter().map(|(k, _)| *k).collect();
     plan.shredded_events = state.events.values().filter(|e| e.key.is_some_and(|k| expired.contains(&k))).count() as u64;
     plan
+}
+
+/// Whether the access-log lines of `year` are all past their clock at `now`.
+pub fn access_log_year_due(year: i32, periods: &RetentionPeriods, now: DateTime<Utc>) -> bool {
+    NaiveDate::from_ymd_opt(year, 12, 31)
+        .and_then(|last| add_years(last, periods.access_log_years))
+        .is_some_and(|until| now.date_naive() > until)
 }
 
 /// Whether an access-log line recorded at `at` is past its clock at `now`.

@@ -9,9 +9,11 @@ use gezinsdossier_ledger::authorisation::{Caller, Grants};
 use gezinsdossier_ledger::case::*;
 use gezinsdossier_ledger::clock::ManualClock;
 use gezinsdossier_ledger::codec::encode_case;
+use gezinsdossier_ledger::consent::Purpose;
+use gezinsdossier_ledger::disclosure::{self, AccessLogEvent};
 use gezinsdossier_ledger::envelope::{ExpectedRevision, ProposedEvent};
 use gezinsdossier_ledger::erasure::{ErasureGround, Kept, RequestedBy};
-use gezinsdossier_ledger::families::{CaseAppend, ErasureRequest, Families};
+use gezinsdossier_ledger::families::{CaseAppend, DossierRequest, ErasureRequest, Families};
 use gezinsdossier_ledger::family::{FamilyId, FamilyState};
 use gezinsdossier_ledger::retention::{RetentionClock, RetentionPeriods};
 use gezinsdossier_ledger::sealing::{Kek, Keyring};
@@ -135,7 +137,6 @@ async fn a_retention_run_21_years_on_shreds_the_case_record_and_keeps_child_prot
     assert!(dry[0].erasure_id.is_none());
     assert!(dry[0].plan.expired.iter().all(|(_, clock)| *clock == RetentionClock::CaseRecord));
     assert_eq!(dry[0].plan.shredded_events, 2, "the mother and the note; the child's identity stays with the OTS");
-    // NEN 7513's 5 years have passed for the access log, which is reported, not shredded.
     let before = rebuilt(&w, &family, &w.kek).await;
     assert_eq!(before.items.len(), 4, "a dry run changes nothing");
 
@@ -157,6 +158,65 @@ async fn a_retention_run_21_years_on_shreds_the_case_record_and_keeps_child_prot
     let later = w.families.run_retention(&periods, false).await.unwrap();
     assert!(later[0].plan.expired.iter().any(|(_, c)| *c == RetentionClock::ChildProtection));
     assert!(rebuilt(&w, &family, &w.kek).await.items.is_empty());
+}
+
+/// The family's access-log lines as a fresh process reads them: opened, or `None` where
+/// the retention run destroyed their year's key.
+async fn access_log_lines(w: &World, family: &FamilyId) -> Vec<Option<AccessLogEvent>> {
+    let keyring = Keyring::new(w.keys.clone(), vec![Kek::from_hex(&w.kek).unwrap()]).unwrap();
+    let lines = w.store.read_stream(&disclosure::stream(family), 0, 10_000).await.unwrap();
+    keyring.prefetch(&lines).await.unwrap();
+    lines.iter().map(|line| disclosure::open_line(line, &keyring)).collect()
+}
+
+#[tokio::test]
+async fn access_log_lines_go_by_their_own_clock_a_year_at_a_time() {
+    let w = world();
+    let family = family_with_ots(&w).await;
+    let gi = actor(GI, OrganisationType::CertifiedInstitution, ProfessionalRole::Gezinsvoogd);
+    let read = || DossierRequest {
+        family: family.clone(),
+        requester: gi.clone().into(),
+        purpose: Purpose::Care,
+        break_the_glass: None,
+    };
+    let year = now().year();
+    w.families.dossier(read()).await.unwrap();
+    w.clock.set(now() + Duration::days(2 * 365));
+    w.families.dossier(read()).await.unwrap();
+    let raw = w.store.read_stream(&disclosure::stream(&family), 0, 100).await.unwrap();
+    assert_eq!(raw.len(), 2);
+    assert!(raw.iter().all(|l| !l.payload.starts_with(b"{")), "access-log lines are sealed at rest");
+    assert!(access_log_lines(&w, &family).await.iter().all(Option::is_some));
+
+    let periods = RetentionPeriods::default();
+    // The last day on which the first year's lines must still be kept (5 years after the
+    // year's last day): nothing of the access log goes.
+    let last_kept = NaiveDate::from_ymd_opt(year + 5, 12, 31).unwrap().and_hms_opt(23, 0, 0).unwrap().and_utc();
+    w.clock.set(last_kept);
+    let kept = w.families.run_retention(&periods, false).await.unwrap();
+    assert!(kept.iter().all(|o| o.plan.expired.is_empty()), "{kept:?}");
+    assert!(access_log_lines(&w, &family).await.iter().all(Option::is_some));
+
+    // A day later the first year's key goes; the later year's line, and the case record, stay.
+    w.clock.set(last_kept + Duration::days(1));
+    let dry = w.families.run_retention(&periods, true).await.unwrap();
+    assert_eq!(dry.len(), 1);
+    assert_eq!(dry[0].plan.expired.len(), 1);
+    assert_eq!(dry[0].plan.expired[0].1, RetentionClock::AccessLog);
+    assert_eq!(dry[0].access_log_lines_shredded, 1);
+    assert!(access_log_lines(&w, &family).await.iter().all(Option::is_some), "a dry run shreds nothing");
+
+    let done = w.families.run_retention(&periods, false).await.unwrap();
+    assert_eq!((done[0].access_log_lines_shredded, done[0].plan.shredded_events), (1, 0));
+    assert!(done[0].erasure_id.is_some(), "the run records what it did");
+    let lines = access_log_lines(&w, &family).await;
+    assert!(lines[0].is_none(), "the first year's line is shredded");
+    assert!(matches!(lines[1], Some(AccessLogEvent::Disclosed(_))), "the later line is kept");
+    assert_eq!(rebuilt(&w, &family, &w.kek).await.items.len(), 4, "the case record keeps its own clock");
+    // This process reads it as gone too, and the family's reports and audits leave it out.
+    let raw = w.store.read_stream(&disclosure::stream(&family), 0, 100).await.unwrap();
+    assert!(disclosure::open_line(&raw[0], &**w.families.keys()).is_none());
 }
 
 #[tokio::test]

@@ -70,7 +70,12 @@ async fn route(
     mut log: futures::stream::BoxStream<'static, Routed>,
     registry: Arc<Mutex<Registry>>,
 ) {
-    while let Some(event) = log.next().await {
+    while let Some(mut event) = log.next().await {
+        if let Ok(e) = &event
+            && let Err(failed) = families.load_notice_keys([&**e]).await
+        {
+            event = Err(StoreError::Backend(failed.to_string()));
+        }
         let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
         let event = match event {
             Ok(event) => event,
@@ -86,7 +91,7 @@ async fn route(
         registry.next = Some(event.position + 1);
         let audience: Option<Vec<bool>> = if let Some(family) = family_of(&event) {
             families.feed_audience(&family, event.revision, registry.subscribers.iter().map(|s| &s.caller))
-        } else if let Some((_, _, notice)) = notice_in(&event) {
+        } else if let Some((_, _, notice)) = notice_in(&event, &**families.keys()) {
             Some(
                 registry
                     .subscribers

@@ -348,6 +348,7 @@ impl Follower {
         let mut woken: Vec<(FamilyId, u64, u64)> = Vec::new();
         let mut at: HashMap<FamilyId, usize> = HashMap::new();
         let mut notices = Vec::new();
+        self.families.load_notice_keys(events.iter().map(|e| &**e)).await?;
         for event in events {
             if let Some(family) = family_of(event) {
                 match at.get(&family) {
@@ -357,7 +358,7 @@ impl Follower {
                         woken.push((family, event.revision, event.revision));
                     }
                 }
-            } else if let Some(notice) = notice_for(&self.caller, event) {
+            } else if let Some(notice) = notice_for(&self.caller, event, &**self.families.keys()) {
                 notices.push(notice);
             }
         }

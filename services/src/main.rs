@@ -70,8 +70,8 @@ enum Command {
         /// Only this family.
         #[arg(long, value_name = "ID")]
         family: Option<String>,
-        /// The key-encryption key's file, to read encrypted consents (fhir-consents); without
-        /// it their content is left out. The access log is not encrypted.
+        /// The key-encryption key's file. The access log is encrypted, so every format but
+        /// fhir-consents needs it; without it, fhir-consents leaves the consents' content out.
         #[arg(long, value_name = "FILE")]
         kek_file: Option<PathBuf>,
     },
@@ -180,11 +180,14 @@ fn export(
     kek_file: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let file = LogFile::open(data_dir)?;
+    let opener: Box<dyn gezinsdossier_ledger::sealing::Opener> = match kek_file {
+        None if !matches!(format, ExportFormat::FhirConsents) => {
+            anyhow::bail!("--kek-file: the access log is encrypted; give the key-encryption key's file")
+        }
+        None => Box::new(gezinsdossier_ledger::sealing::Plaintext),
+        Some(path) => Box::new(offline_keyring(data_dir, path, &file)?),
+    };
     if matches!(format, ExportFormat::FhirAuditEvents | ExportFormat::FhirConsents) {
-        let opener: Box<dyn gezinsdossier_ledger::sealing::Opener> = match kek_file {
-            None => Box::new(gezinsdossier_ledger::sealing::Plaintext),
-            Some(path) => Box::new(offline_keyring(data_dir, path, &file)?),
-        };
         return export_fhir(&file, format, family, &*opener);
     }
     let stdout = std::io::stdout().lock();
@@ -196,7 +199,7 @@ fn export(
         if family.is_some_and(|f| f != owner) {
             continue;
         }
-        for record in nen7513::records(owner, std::slice::from_ref(&event)) {
+        for record in nen7513::records(owner, std::slice::from_ref(&event), &*opener) {
             match &mut csv_out {
                 Some(w) => w.serialize(&record)?,
                 None => {
@@ -259,7 +262,7 @@ fn export_fhir(
     }
     let resources = match format {
         ExportFormat::FhirAuditEvents => {
-            access_logs.iter().flat_map(|(f, events)| fhir::audit_events(f, events)).collect()
+            access_logs.iter().flat_map(|(f, events)| fhir::audit_events(f, events, opener)).collect()
         }
         _ => {
             let now = chrono::Utc::now();
@@ -364,14 +367,15 @@ fn main() -> anyhow::Result<()> {
                 let verb = if dry_run { "would shred" } else { "shredded" };
                 for o in &outcomes {
                     println!(
-                        "family {}: {verb} {} keys ({} events); {} access-log lines past their clock (kept: not sealed)",
-                        o.family,
+                        "{}: {verb} {} keys ({} events, {} access-log lines); {} older access-log lines past their clock kept (written before the log was sealed)",
+                        o.owner,
                         o.plan.expired.len(),
                         o.plan.shredded_events,
-                        o.access_log_lines_due
+                        o.access_log_lines_shredded,
+                        o.access_log_lines_kept_unsealed
                     );
                 }
-                println!("{} families with something due", outcomes.len());
+                println!("{} families or logs with something due", outcomes.len());
                 Ok(())
             })
         }

@@ -234,7 +234,10 @@ impl TestServer {
     pub async fn access_log(&self, family: &str) -> Vec<AccessLogEvent> {
         let family = FamilyId::new(family).expect("family id");
         let events = self.store.read_stream(&disclosure::stream(&family), 0, 10_000).await.expect("read log");
-        events.iter().map(|e| serde_json::from_slice(&e.payload).expect("access-log payload")).collect()
+        let store: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(&self.data_dir).expect("key store"));
+        let keys = Keyring::new(store, vec![Kek::from_hex(TEST_KEK).expect("kek")]).expect("keyring");
+        keys.prefetch(&events).await.expect("keys load");
+        events.iter().map(|e| disclosure::open_line(e, &keys).expect("access-log line opens")).collect()
     }
 
     /// The raw events of a family stream.

@@ -16,7 +16,7 @@ use crate::case::validate::validate_batch;
 use crate::case::{CaseEvent, CaseEventKind};
 use crate::codec::encode_case;
 use crate::envelope::{EventId, ExpectedRevision, ProposedEvent};
-use crate::family::{ApplyError, FamilyId, FamilyState};
+use crate::family::{FamilyId, FamilyState};
 use crate::sealing::{KeyGroup, groups};
 use crate::store::{AppendOutcome, MAX_EVENTS_PER_APPEND, StoreError, revision_matches};
 use std::collections::HashSet;
@@ -197,7 +197,7 @@ impl Families {
                 let author = one.request.author.organisation();
                 for (event, (_, case)) in one.proposed.iter().zip(&one.request.events) {
                     let group = groups::of_case(&slot.state, author, case);
-                    sealed.push(self.seal(family, &group, event).await?);
+                    sealed.push(self.seal(family.as_str(), &group, event).await?);
                 }
             }
             match self.store.append(&stream, expected, sealed.clone()).await {
@@ -223,21 +223,6 @@ impl Families {
         }
         Err(StoreError::WrongExpectedRevision { stream, expected: ExpectedRevision::Any, actual: slot.state.revision }
             .into())
-    }
-
-    /// Seals one plaintext event of `family` under `group`'s key.
-    async fn seal(
-        &self,
-        family: &FamilyId,
-        group: &KeyGroup,
-        event: &ProposedEvent,
-    ) -> Result<ProposedEvent, FamilyError> {
-        let payload = self
-            .keys
-            .seal(family.as_str(), group, &event.event_id, &event.event_type, &event.payload, event.recorded_at_micros)
-            .await
-            .map_err(ApplyError::from)?;
-        Ok(ProposedEvent { payload, ..event.clone() })
     }
 
     /// The checked, optimistic append shared by every kind of family event. `proposed`
@@ -281,7 +266,7 @@ impl Families {
             let mut sealed = Vec::with_capacity(proposed.len());
             for (i, event) in proposed.iter().enumerate() {
                 sealed.push(match group_of(&slot.state, i) {
-                    Some(group) => self.seal(family, &group, event).await?,
+                    Some(group) => self.seal(family.as_str(), &group, event).await?,
                     None => event.clone(),
                 });
             }

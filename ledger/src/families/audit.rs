@@ -27,7 +27,7 @@ impl Families {
             })
             .await?;
         self.enforce(officer, Target::family(family, exists), decision).await?;
-        let rows = in_scope(officer, audit::rows(&self.access_log(family).await?, filter));
+        let rows = in_scope(officer, audit::rows(&self.access_log(family).await?, &*self.keys, filter));
         let access = AuditAccess {
             privacy_officer: officer.actor.clone(),
             at: self.clock.now(),
@@ -54,7 +54,8 @@ impl Families {
         self.enforce(officer, Target { family: None, family_exists: false, detail: "all families".into() }, decision)
             .await?;
         let logs = self.all_access_logs().await?;
-        let mut rows = in_scope(officer, logs.values().flat_map(|events| audit::rows(events, filter)).collect());
+        let mut rows =
+            in_scope(officer, logs.values().flat_map(|events| audit::rows(events, &*self.keys, filter)).collect());
         rows.sort_by_key(|r| r.position);
         let access = AuditAccess {
             privacy_officer: officer.actor.clone(),
@@ -80,7 +81,7 @@ impl Families {
         outcome: ReviewOutcome,
         note: String,
     ) -> Result<Logged, FamilyError> {
-        let all = audit::rows(&self.access_log(family).await?, &AuditFilter::default());
+        let all = audit::rows(&self.access_log(family).await?, &*self.keys, &AuditFilter::default());
         let row = all.iter().find(|r| r.event_id == disclosure_event_id);
         let (exists, decision) = self
             .with_state_or_empty(family, |state| {

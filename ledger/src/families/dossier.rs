@@ -204,8 +204,8 @@ impl Families {
         let log = self.access_log(family).await?;
         let received_callers_data = log.iter().any(|e| {
             matches!(
-                serde_json::from_slice::<AccessLogEvent>(&e.payload),
-                Ok(AccessLogEvent::Disclosed(d))
+                crate::disclosure::open_line(e, &*self.keys),
+                Some(AccessLogEvent::Disclosed(d))
                     if d.requester.organisation_id == investigated.organisation_id
                         && d.authors.contains(&officer.actor.organisation_id)
             )

@@ -86,7 +86,7 @@ impl Families {
 
         // Recipients are told after the keys are gone; a failure here leaves the erasure done.
         let log = self.access_log(family).await?;
-        let decoded = super::notices::decode(&log);
+        let decoded = super::notices::decode(&log, &*self.keys);
         let refs: Vec<_> = erased_items.iter().map(|i| &**i).collect();
         let notices = erasure::notices(&refs, &record, &request.officer.actor, &decoded);
         let notices_sent = notices.len();

@@ -4,7 +4,7 @@
 use super::{Families, FamilyError, Target};
 use crate::authorisation::{Action, Caller, authorise};
 use crate::codec::{self, FamilyEvent};
-use crate::disclosure::{self, AccessLogEvent};
+use crate::disclosure;
 use crate::envelope::RecordedEvent;
 use crate::family::FamilyId;
 use crate::restriction::RestrictionRecord;
@@ -45,9 +45,9 @@ fn authorship(event: &RecordedEvent, keys: &Keyring) -> Authorship {
             },
         };
     }
-    match serde_json::from_slice::<AccessLogEvent>(&event.payload) {
-        Ok(entry) => Authorship::Organisation(entry.actor().organisation_id.clone()),
-        Err(_) => Authorship::Unknown,
+    match disclosure::open_line(event, keys) {
+        Some(entry) => Authorship::Organisation(entry.actor().organisation_id.clone()),
+        None => Authorship::Unknown,
     }
 }
 

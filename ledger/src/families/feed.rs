@@ -14,6 +14,7 @@ use crate::disclosure::{self, AccessLogEvent, Notice};
 use crate::dossier::{self, Shown, VisibleItem};
 use crate::envelope::{EventId, RecordedEvent};
 use crate::family::{FamilyId, FamilyState};
+use crate::sealing::Opener;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Where a subscriber stands: the family revision it has been sent everything up to, and
@@ -75,24 +76,39 @@ pub fn family_of(event: &RecordedEvent) -> Option<FamilyId> {
 }
 
 /// The notice `event` is, if it is one, with its family.
-pub fn notice_in(event: &RecordedEvent) -> Option<(FamilyId, EventId, Notice)> {
+pub fn notice_in(event: &RecordedEvent, opener: &dyn Opener) -> Option<(FamilyId, EventId, Notice)> {
     if event.event_type != AccessLogEvent::NOTIFIED {
         return None;
     }
     let family = event.stream.as_str().strip_prefix(disclosure::STREAM_PREFIX).and_then(|id| FamilyId::new(id).ok())?;
-    match serde_json::from_slice(&event.payload) {
-        Ok(AccessLogEvent::Notified(n)) => Some((family, event.event_id, n)),
+    match crate::disclosure::open_line(event, opener) {
+        Some(AccessLogEvent::Notified(n)) => Some((family, event.event_id, n)),
         _ => None,
     }
 }
 
 /// The notice `event` is, when it is one addressed to `caller`'s organisation, with its
 /// family.
-pub fn notice_for(caller: &Caller, event: &RecordedEvent) -> Option<(FamilyId, EventId, Notice)> {
-    notice_in(event).filter(|(_, _, n)| n.recipient_organisation_id == caller.organisation())
+pub fn notice_for(caller: &Caller, event: &RecordedEvent, opener: &dyn Opener) -> Option<(FamilyId, EventId, Notice)> {
+    notice_in(event, opener).filter(|(_, _, n)| n.recipient_organisation_id == caller.organisation())
 }
 
 impl Families {
+    /// Loads the keys of the notices among `events`, so that [`notice_in`] can open them
+    /// with [`Families::keys`].
+    ///
+    /// # Errors
+    /// A key store failure.
+    pub async fn load_notice_keys<'a>(
+        &self,
+        events: impl IntoIterator<Item = &'a RecordedEvent>,
+    ) -> Result<(), FamilyError> {
+        let notices: Vec<RecordedEvent> =
+            events.into_iter().filter(|e| e.event_type == AccessLogEvent::NOTIFIED).cloned().collect();
+        self.keys.prefetch(&notices).await.map_err(crate::family::ApplyError::from)?;
+        Ok(())
+    }
+
     /// Checks that `caller` may follow `scope`, with a resume token issued to
     /// `token_organisation` if any. A refusal is recorded.
     ///
@@ -216,7 +232,7 @@ impl Families {
     ) -> Result<(Vec<(EventId, Notice)>, Option<u64>), FamilyError> {
         let log = self.access_log_from(family, after.map_or(0, |r| r + 1)).await?;
         let read_to = log.last().map(|e| e.revision).or(after);
-        Ok((log.iter().filter_map(|e| notice_for(caller, e)).map(|(_, id, n)| (id, n)).collect(), read_to))
+        Ok((log.iter().filter_map(|e| notice_for(caller, e, &*self.keys)).map(|(_, id, n)| (id, n)).collect(), read_to))
     }
 }
 

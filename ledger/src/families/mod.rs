@@ -50,6 +50,7 @@ use crate::consent::validate::ConsentRuleError;
 use crate::disclosure::{self, AccessLogEvent, FunctionRefusal};
 use crate::envelope::{EventId, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
 use crate::family::{ApplyError, FamilyId, FamilyState};
+use crate::sealing::KeyGroup;
 use crate::sealing::Keyring;
 use crate::store::{EventStore, StoreError};
 use cache::FamilyCache;
@@ -258,15 +259,10 @@ impl Families {
         if events.is_empty() {
             return Ok(());
         }
-        let proposed = events
-            .iter()
-            .map(|(event_id, event)| ProposedEvent {
-                event_id: *event_id,
-                event_type: event.event_type().to_owned(),
-                recorded_at_micros: at.timestamp_micros(),
-                payload: crate::codec::to_json(event),
-            })
-            .collect();
+        let mut proposed = Vec::with_capacity(events.len());
+        for (event_id, event) in &events {
+            proposed.push(self.sealed_line(stream, *event_id, event, at.timestamp_micros()).await?);
+        }
         self.store.append(stream, ExpectedRevision::Any, proposed).await?;
         events.iter().for_each(|(_, event)| event.count_committed());
         Ok(())
@@ -274,15 +270,38 @@ impl Families {
 
     async fn commit_to(&self, stream: &StreamId, event: AccessLogEvent) -> Result<Logged, FamilyError> {
         let event_id = Uuid::new_v4();
-        let proposed = ProposedEvent {
-            event_id,
-            event_type: event.event_type().to_owned(),
-            recorded_at_micros: self.clock.now().timestamp_micros(),
-            payload: crate::codec::to_json(&event),
-        };
+        let proposed = self.sealed_line(stream, event_id, &event, self.clock.now().timestamp_micros()).await?;
         let outcome = self.store.append(stream, ExpectedRevision::Any, vec![proposed]).await?;
         event.count_committed();
         Ok(Logged { event_id, position: outcome.positions.first().copied().unwrap_or_default() })
+    }
+
+    /// An access-log line for `stream`, sealed under its year's key.
+    async fn sealed_line(
+        &self,
+        stream: &StreamId,
+        event_id: EventId,
+        event: &AccessLogEvent,
+        recorded_at_micros: i64,
+    ) -> Result<ProposedEvent, FamilyError> {
+        let plain = ProposedEvent {
+            event_id,
+            event_type: event.event_type().to_owned(),
+            recorded_at_micros,
+            payload: crate::codec::to_json(event),
+        };
+        self.seal(disclosure::key_owner(stream), &disclosure::line_group(recorded_at_micros), &plain).await
+    }
+
+    /// Seals one plaintext event under `group`'s key among `owner`'s (a family's id, or a
+    /// cross-family log's name).
+    async fn seal(&self, owner: &str, group: &KeyGroup, event: &ProposedEvent) -> Result<ProposedEvent, FamilyError> {
+        let payload = self
+            .keys
+            .seal(owner, group, &event.event_id, &event.event_type, &event.payload, event.recorded_at_micros)
+            .await
+            .map_err(ApplyError::from)?;
+        Ok(ProposedEvent { payload, ..event.clone() })
     }
 
     /// Every family's access log, from one pass over the global log (cross-family queries).
@@ -293,6 +312,9 @@ impl Families {
             let page = self.store.read_all(from, CATCH_UP_PAGE).await?;
             let Some(last) = page.last() else { break };
             from = last.position + 1;
+            let page: Vec<RecordedEvent> =
+                page.into_iter().filter(|e| e.stream.as_str().starts_with(disclosure::STREAM_PREFIX)).collect();
+            self.keys.prefetch(&page).await.map_err(ApplyError::from)?;
             for event in page {
                 if let Some(family) = event.stream.as_str().strip_prefix(disclosure::STREAM_PREFIX) {
                     logs.entry(family.to_owned()).or_default().push(event);
@@ -312,6 +334,7 @@ impl Families {
         let mut events = Vec::new();
         loop {
             let page = self.store.read_stream(&stream, from + events.len() as u64, CATCH_UP_PAGE).await?;
+            self.keys.prefetch(&page).await.map_err(ApplyError::from)?;
             let done = page.len() < CATCH_UP_PAGE;
             events.extend(page);
             if done {

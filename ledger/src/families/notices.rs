@@ -9,6 +9,7 @@ use crate::correction::{self, NoticeState};
 use crate::disclosure::{self, AccessLogEvent, NoticeAcknowledgement};
 use crate::envelope::{EventId, RecordedEvent};
 use crate::family::{FamilyId, FamilyState};
+use crate::sealing::Opener;
 use crate::store::StoreError;
 
 /// Whose notices to list.
@@ -42,7 +43,7 @@ impl Families {
     ) -> Result<(), FamilyError> {
         let log = self.access_log(family).await?;
         let known: std::collections::HashSet<EventId> = log.iter().map(|e| e.event_id).collect();
-        let decoded = decode(&log);
+        let decoded = decode(&log, &*self.keys);
         let mut notices = Vec::new();
         let mut at = self.clock.now();
         for correction in corrections.iter().filter_map(|id| state.item(id)) {
@@ -96,7 +97,7 @@ impl Families {
         let mut out: Vec<FamilyNotice> = logs
             .into_iter()
             .flat_map(|(family, log)| {
-                correction::notice_states(&decode(&log))
+                correction::notice_states(&decode(&log, &*self.keys))
                     .into_iter()
                     .map(move |state| FamilyNotice { family: family.clone(), state })
             })
@@ -123,7 +124,7 @@ impl Families {
         notice_id: EventId,
     ) -> Result<Option<Logged>, FamilyError> {
         let log = self.access_log(family).await?;
-        let states = correction::notice_states(&decode(&log));
+        let states = correction::notice_states(&decode(&log, &*self.keys));
         let exists = self.with_state_or_empty(family, |s| s.revision.is_some()).await?;
         let target = Target::family(family, exists).with(format!("notice {notice_id}"));
         // Notice ids are derived from a random event id: naming an unknown one reveals nothing.
@@ -142,6 +143,6 @@ impl Families {
 
 /// Access-log events decoded, with their event ids; an entry that does not decode (an
 /// unknown kind) is left out.
-pub(super) fn decode(log: &[RecordedEvent]) -> Vec<(EventId, AccessLogEvent)> {
-    log.iter().filter_map(|e| Some((e.event_id, serde_json::from_slice(&e.payload).ok()?))).collect()
+pub(super) fn decode(log: &[RecordedEvent], opener: &dyn Opener) -> Vec<(EventId, AccessLogEvent)> {
+    log.iter().filter_map(|e| Some((e.event_id, crate::disclosure::open_line(e, opener)?))).collect()
 }

@@ -52,7 +52,7 @@ impl Families {
                     )
                 });
                 let built = decision.is_ok().then(|| MemberReport {
-                    report: report::build(state, &log, request.subject, request.requested_by, at),
+                    report: report::build(state, &log, &*self.keys, request.subject, request.requested_by, at),
                     names: state
                         .members
                         .values()

@@ -26,10 +26,14 @@
 //! - **Key material lives in the store** ([`crate::store::keys`]), each subject key wrapped
 //!   by the key-encryption key ([`Kek`]) from config, never from the data directory.
 //!   Rotating the KEK rewraps the subject keys and rewrites no event.
-//! - **The access log is not sealed.** Its lines hold no content (who, when, which
-//!   categories, on which basis), NEN 7513 keeps them at least 5 years, and a member must be
-//!   able to check their own line against the log. The retention run reports lines past
-//!   their clock; they are kept.
+//! - **The access log is sealed by calendar year.** Its lines hold no content, but they do
+//!   say who looked at whose record, when and on which basis, and NEN 7513 keeps them at
+//!   least 5 years, not for ever. Each family's lines of one year share a key
+//!   ([`KeyGroup::access_log`]; the cross-family logs likewise, under their stream's name),
+//!   and the retention run destroys a year's key once its last line has passed the access
+//!   log's clock: lines go between 5 and 6 years after they were written. A year key names
+//!   no member, so erasing a member's records never takes the lines that show who saw them
+//!   (AVG art. 15 still holds for the erased member).
 //! - **Old plaintext payloads** (written before sealing) are read as they are and are not
 //!   migrated: rewriting them would change their hashes. They cannot be shredded; an
 //!   erasure lists them as kept, with that reason.
@@ -142,6 +146,11 @@ pub enum RecordKind {
     Case,
     Consent,
     LegalBasis,
+    /// One calendar year of a family's access log (or of a cross-family log): the lines go
+    /// together once the year's last line has passed the access log's retention clock.
+    AccessLog {
+        year: i32,
+    },
 }
 
 impl KeyGroup {
@@ -155,6 +164,25 @@ impl KeyGroup {
     /// A description when `label` is not a group's text form.
     pub fn from_label(label: &str) -> Result<Self, String> {
         serde_json::from_str(label).map_err(|e| format!("key group label: {e}"))
+    }
+
+    /// The group of the access-log lines recorded in `year`: no author, subjects or
+    /// categories, so that no erasure of a member's records takes them.
+    pub fn access_log(year: i32) -> Self {
+        Self {
+            author: String::new(),
+            subjects: BTreeSet::new(),
+            categories: BTreeSet::new(),
+            record: RecordKind::AccessLog { year },
+        }
+    }
+
+    /// The year of the access-log lines this group holds, if it is such a group.
+    pub fn access_log_year(&self) -> Option<i32> {
+        match self.record {
+            RecordKind::AccessLog { year } => Some(year),
+            _ => None,
+        }
     }
 
     /// Whether the group holds child protection records, which keep their own clock.
