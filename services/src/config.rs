@@ -29,6 +29,9 @@ pub struct Config {
     pub otlp_endpoint: Option<String>,
     /// Directory of the embedded store.
     pub data_dir: PathBuf,
+    /// The embedded store's WAL bound in MiB: past half of it, a checkpoint waits for
+    /// readers and the WAL starts again from its beginning.
+    pub sqlite_wal_limit_mib: u64,
     /// Serve without TLS and take the organisation from `x-organisation-id`. Never in
     /// production.
     pub insecure_dev: bool,
@@ -118,6 +121,7 @@ impl Default for Config {
             metrics_listen: None,
             otlp_endpoint: None,
             data_dir: PathBuf::from("./data"),
+            sqlite_wal_limit_mib: 64,
             insecure_dev: false,
             tls: None,
             organisations: None,

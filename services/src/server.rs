@@ -27,7 +27,7 @@ use gezinsdossier_ledger::store::keys::KeyStore;
 use gezinsdossier_ledger::store::keys::sqlite::SqliteKeyStore;
 use gezinsdossier_ledger::store::kurrent::KurrentStore;
 use gezinsdossier_ledger::store::postgres::PostgresStore;
-use gezinsdossier_ledger::store::sqlite::SqliteStore;
+use gezinsdossier_ledger::store::sqlite::{SqliteOptions, SqliteStore};
 use gezinsdossier_ledger::treehead::TreeHeadSigner;
 use gezinsdossier_proto::v1::access_report_service_server::AccessReportServiceServer;
 use gezinsdossier_proto::v1::audit_service_server::AuditServiceServer;
@@ -84,7 +84,11 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn EventStore>
         }
         (None, None) => {
             let keys: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(&config.data_dir)?);
-            (Arc::new(SqliteStore::open(&config.data_dir)?), keys)
+            let options = SqliteOptions {
+                wal_limit_bytes: config.sqlite_wal_limit_mib.max(1).saturating_mul(1 << 20),
+                ..SqliteOptions::default()
+            };
+            (Arc::new(SqliteStore::open_with(&config.data_dir, options)?), keys)
         }
     })
 }

@@ -54,11 +54,16 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// Appends that may wait for the writer before callers are slowed down.
     pub queue_depth: usize,
+    /// The WAL's bound in bytes. Readers that never pause (feeds, dossier reads under load)
+    /// keep passive checkpoints from ever resetting the WAL, so once it passes half of
+    /// this, a checkpoint waits for them and the WAL starts again from its beginning,
+    /// overwritten in place; a reset truncates the file to this size.
+    pub wal_limit_bytes: u64,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { max_batch: 4096, queue_depth: 16_384 }
+        Self { max_batch: 4096, queue_depth: 16_384, wal_limit_bytes: 64 << 20 }
     }
 }
 
@@ -103,15 +108,21 @@ impl SqliteStore {
              PRAGMA cache_size=-16384; PRAGMA wal_autocheckpoint=0;",
         )
         .map_err(sql)?;
+        conn.pragma_update(None, "journal_size_limit", i64::try_from(options.wal_limit_bytes).unwrap_or(i64::MAX))
+            .map_err(sql)?;
         ensure_schema(&conn)?;
         let next_position: i64 =
             conn.query_row("SELECT COALESCE(MAX(position) + 1, 0) FROM events", [], |r| r.get(0)).map_err(sql)?;
         let next_position = to_u64(next_position)?;
 
         let (head_tx, head_rx) = watch::channel(next_position);
-        let checkpoints = checkpointer(&path, head_rx.clone())?;
+        let checkpoints = checkpointer(&path, head_rx.clone(), options.wal_limit_bytes)?;
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
-        let writer = Writer { conn, heads: HashMap::new(), next_position, head: head_tx, _checkpoints: checkpoints };
+        // Passing half the bound wakes the checkpointer at once rather than at its next round.
+        conn.wal_hook(Some(note_wal_frames));
+        let wake_checkpointer_after = options.wal_limit_bytes / 2 / frame_bytes(&conn)?;
+        let writer =
+            Writer { conn, heads: HashMap::new(), next_position, head: head_tx, checkpoints, wake_checkpointer_after };
         let max_batch = options.max_batch.max(1);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -208,8 +219,20 @@ struct Writer {
     heads: HashMap<StreamId, Option<Head>>,
     next_position: u64,
     head: watch::Sender<u64>,
-    // Dropped with the writer, which stops the checkpointer.
-    _checkpoints: std::sync::mpsc::Sender<()>,
+    /// Wakes the checkpointer; dropped with the writer, which stops it.
+    checkpoints: std::sync::mpsc::Sender<()>,
+    /// WAL frames past which the checkpointer is woken at once.
+    wake_checkpointer_after: u64,
+}
+
+thread_local! {
+    /// Frames in the WAL after the writer thread's last commit (SQLite's WAL hook).
+    static WAL_FRAMES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn note_wal_frames(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.set(u64::try_from(frames).unwrap_or(0));
+    Ok(())
 }
 
 impl Writer {
@@ -222,6 +245,9 @@ impl Writer {
                 let observation = group_commit::CommitObservation::start("sqlite", &batch);
                 self.commit_batch(&mut batch);
                 observation.committed();
+                if WAL_FRAMES.get() > self.wake_checkpointer_after {
+                    let _ = self.checkpoints.send(());
+                }
             }
             if !probes.is_empty() {
                 let result = self.probe();
@@ -415,15 +441,35 @@ fn load_head(conn: &Connection, stream: &str) -> Result<Option<Head>, StoreError
     .transpose()
 }
 
+/// The bytes of one WAL frame: a page and its 24-byte header.
+fn frame_bytes(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0)).map_err(sql)?.max(0) as u64 + 24)
+}
+
+/// The WAL file beside a database file.
+fn wal_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
+}
+
 /// How often the checkpointer looks for new commits to copy into the database file.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Copies the WAL into the database file from a connection of its own, so that checkpoint
-/// I/O never sits inside a commit. PASSIVE checkpoints do not block the writer or readers.
-/// Stops when the returned sender is dropped.
-fn checkpointer(path: &Path, mut head: watch::Receiver<u64>) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+/// I/O never sits inside a commit. PASSIVE checkpoints do not block the writer or readers;
+/// past half of `wal_limit` a RESTART checkpoint waits for both, so that the WAL is
+/// reused from its start (see [`SqliteOptions::wal_limit_bytes`]). Stops when the returned
+/// sender is dropped.
+fn checkpointer(
+    path: &Path,
+    mut head: watch::Receiver<u64>,
+    wal_limit: u64,
+) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+    let wal = wal_path(path);
     let conn = Connection::open(path).map_err(sql)?;
     conn.execute_batch("PRAGMA busy_timeout=5000;").map_err(sql)?;
+    let frame_bytes = frame_bytes(&conn)?;
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -431,16 +477,32 @@ fn checkpointer(path: &Path, mut head: watch::Receiver<u64>) -> Result<std::sync
             let mut last = *head.borrow_and_update();
             loop {
                 match stop_rx.recv_timeout(CHECKPOINT_INTERVAL) {
+                    // Woken by the writer: the WAL is past half its bound.
+                    Ok(()) => while stop_rx.try_recv().is_ok() {},
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    _ => return,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                 }
                 let now = *head.borrow_and_update();
                 if now == last {
                     continue;
                 }
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "wal checkpoint failed; will retry");
+                // The frames in use since the WAL last started again, not the file's size,
+                // which a restart leaves as it was.
+                let frames = match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+                    Ok(frames) => frames,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "wal checkpoint failed; will retry");
+                        continue;
+                    }
+                };
+                if frames.max(0) as u64 * frame_bytes > wal_limit / 2 {
+                    // Busy (a reader held on past the timeout) is no failure: the next round retries.
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                        tracing::debug!(error = %e, frames, "wal restart deferred");
+                    }
                 }
+                metrics::gauge!("gezinsdossier_sqlite_wal_bytes")
+                    .set(std::fs::metadata(&wal).map_or(0, |m| m.len()) as f64);
                 last = now;
             }
         })
