@@ -32,6 +32,9 @@ pub struct Config {
     /// The embedded store's WAL bound in MiB: past half of it, a checkpoint waits for
     /// readers and the WAL starts again from its beginning.
     pub sqlite_wal_limit_mib: u64,
+    /// The family cache's bound in MiB (estimated sizes): past it, the families used least
+    /// recently are dropped and read from the store again on their next use.
+    pub family_cache_mib: u64,
     /// Serve without TLS and take the organisation from `x-organisation-id`. Never in
     /// production.
     pub insecure_dev: bool,
@@ -122,6 +125,7 @@ impl Default for Config {
             otlp_endpoint: None,
             data_dir: PathBuf::from("./data"),
             sqlite_wal_limit_mib: 64,
+            family_cache_mib: 256,
             insecure_dev: false,
             tls: None,
             organisations: None,

@@ -60,4 +60,15 @@ fn describe() {
         "Feed subscribers to every family: from an event's commit to its delivery round"
     );
     describe_gauge!("gezinsdossier_family_cache_families", "Families held in the cache");
+    describe_gauge!("gezinsdossier_family_cache_bytes", Unit::Bytes, "The family cache's estimated size");
+    describe_counter!(
+        "gezinsdossier_family_cache_evictions_total",
+        "Families dropped from the cache past its bound (read again on their next use)"
+    );
+    describe_histogram!(
+        "gezinsdossier_family_batch_appends",
+        "Appends to one family committed together in one group commit (2 or more)"
+    );
+    describe_gauge!("gezinsdossier_family_appends_waiting", "Appends waiting for their family's next commit");
+    describe_gauge!("gezinsdossier_sqlite_wal_bytes", Unit::Bytes, "The embedded store's WAL file");
 }

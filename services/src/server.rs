@@ -146,7 +146,10 @@ pub async fn serve_on(
         tokio::spawn(publisher::run(store.clone(), signer, clock.clone(), policy, index.clone(), publisher_status));
     let review_within = chrono::Duration::days(i64::from(config.review_deadline_days.max(1)));
     let keys = keyring(&config, key_store)?;
-    let families = Arc::new(Families::new(store, clock.clone(), keys).with_review_deadline(review_within));
+    let cache_bytes = usize::try_from(config.family_cache_mib.max(1).saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let families = Arc::new(
+        Families::new(store, clock.clone(), keys).with_review_deadline(review_within).with_cache_bound(cache_bytes),
+    );
     let retention = (config.retention_every_secs > 0).then(|| {
         let every = Duration::from_secs(config.retention_every_secs);
         tokio::spawn(run_retention_every(families.clone(), config.retention, every))

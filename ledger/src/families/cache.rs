@@ -1,6 +1,11 @@
 //! The family cache: each family's state, kept current by applying what this process
 //! appends and by catching up with the store before every decision.
 //!
+//! The cache has a bound in bytes (estimated, see `FamilyState::approx_bytes`): as a use
+//! begins past it, the families used least recently that nobody is using are dropped, and
+//! read from the store again on their next use. The uses in progress may take it past the
+//! bound by what they add.
+//!
 //! Another replica may have appended meanwhile, so the cache is used optimistically: writes
 //! go to the store with the exact revision their checks ran against, and a conflict means
 //! "catch up and check again", never "write anyway".
@@ -11,7 +16,11 @@ use crate::family::{FamilyId, FamilyState};
 use crate::sealing::Keyring;
 use crate::store::EventStore;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// The family cache's default bound.
+pub const DEFAULT_BOUND_BYTES: usize = 256 << 20;
 
 /// One family's cached state.
 #[derive(Default)]
@@ -22,15 +31,65 @@ pub(super) struct Slot {
 
 /// One family: its cached state behind its lock, and the appends waiting for whoever holds
 /// that lock next to commit them together.
-#[derive(Default)]
 pub(super) struct Entry {
     slot: tokio::sync::Mutex<Slot>,
     waiting: Mutex<VecDeque<WaitingAppend>>,
+    /// The state's size when last seen, as counted in `total`.
+    bytes: AtomicUsize,
+    /// The cache's estimated bytes, which this entry's size is part of.
+    total: Arc<AtomicUsize>,
+    /// The cache's use counter at this family's last use (least recently used goes first).
+    last_used: AtomicU64,
+}
+
+/// A family's state under its lock; letting go counts what the use added to the cache.
+pub(super) struct SlotGuard<'a> {
+    entry: &'a Entry,
+    guard: tokio::sync::MutexGuard<'a, Slot>,
+}
+
+impl std::ops::Deref for SlotGuard<'_> {
+    type Target = Slot;
+    fn deref(&self) -> &Slot {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for SlotGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Slot {
+        &mut self.guard
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.entry.account(self.guard.state.approx_bytes);
+    }
 }
 
 impl Entry {
-    pub(super) async fn lock(&self) -> tokio::sync::MutexGuard<'_, Slot> {
-        self.slot.lock().await
+    fn new(total: Arc<AtomicUsize>) -> Self {
+        Self {
+            slot: tokio::sync::Mutex::default(),
+            waiting: Mutex::default(),
+            bytes: AtomicUsize::new(0),
+            total,
+            last_used: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) async fn lock(&self) -> SlotGuard<'_> {
+        SlotGuard { entry: self, guard: self.slot.lock().await }
+    }
+
+    /// Counts this family at `bytes` in the cache's total from now on.
+    fn account(&self, bytes: usize) {
+        let before = self.bytes.swap(bytes, Ordering::Relaxed);
+        if bytes >= before {
+            self.total.fetch_add(bytes - before, Ordering::Relaxed);
+        } else {
+            self.total.fetch_sub(before - bytes, Ordering::Relaxed);
+        }
     }
 
     /// Queues an append for the family's next group commit.
@@ -48,12 +107,65 @@ impl Entry {
 }
 
 /// Cached family states, one lock per family.
-#[derive(Default)]
 pub(super) struct FamilyCache {
     slots: Mutex<HashMap<FamilyId, Arc<Entry>>>,
+    bound_bytes: usize,
+    /// The sum of the entries' `bytes`.
+    total_bytes: Arc<AtomicUsize>,
+    uses: AtomicU64,
+}
+
+impl Default for FamilyCache {
+    fn default() -> Self {
+        Self::with_bound(DEFAULT_BOUND_BYTES)
+    }
 }
 
 impl FamilyCache {
+    pub(super) fn with_bound(bound_bytes: usize) -> Self {
+        Self { slots: Mutex::default(), bound_bytes, total_bytes: Arc::default(), uses: AtomicU64::new(0) }
+    }
+
+    /// Families held, and their estimated bytes.
+    pub(super) fn size(&self) -> (usize, usize) {
+        (self.slots.lock().unwrap_or_else(|e| e.into_inner()).len(), self.total_bytes.load(Ordering::Relaxed))
+    }
+
+    /// Past the bound, drops the least recently used families that nobody holds (no
+    /// reader, no appender waiting: only the map has them) until a tenth below it.
+    fn evict_past_bound(&self) {
+        if self.total_bytes.load(Ordering::Relaxed) <= self.bound_bytes {
+            return;
+        }
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle: Vec<(u64, FamilyId)> = slots
+            .iter()
+            .filter(|(_, entry)| Arc::strong_count(entry) == 1)
+            .map(|(family, entry)| {
+                // Nobody holds it, so its lock is free: count what it holds now.
+                if let Ok(slot) = entry.slot.try_lock() {
+                    entry.account(slot.state.approx_bytes);
+                }
+                (entry.last_used.load(Ordering::Relaxed), family.clone())
+            })
+            .collect();
+        idle.sort_unstable_by_key(|(used, _)| *used);
+        let target = self.bound_bytes - self.bound_bytes / 10;
+        let mut evicted = 0u64;
+        for (_, family) in idle {
+            if self.total_bytes.load(Ordering::Relaxed) <= target {
+                break;
+            }
+            if let Some(entry) = slots.remove(&family) {
+                entry.account(0);
+                evicted += 1;
+            }
+        }
+        metrics::counter!("gezinsdossier_family_cache_evictions_total").increment(evicted);
+        metrics::gauge!("gezinsdossier_family_cache_families").set(slots.len() as f64);
+        metrics::gauge!("gezinsdossier_family_cache_bytes").set(self.total_bytes.load(Ordering::Relaxed) as f64);
+    }
+
     /// The family's slot, read from the store on first use.
     pub(super) async fn loaded(
         &self,
@@ -63,10 +175,12 @@ impl FamilyCache {
     ) -> Result<Arc<Entry>, FamilyError> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            let slot = slots.entry(family.clone()).or_default().clone();
+            let slot =
+                slots.entry(family.clone()).or_insert_with(|| Arc::new(Entry::new(self.total_bytes.clone()))).clone();
             metrics::gauge!("gezinsdossier_family_cache_families").set(slots.len() as f64);
             slot
         };
+        slot.last_used.store(self.uses.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         {
             let mut guard = slot.lock().await;
             if !guard.loaded {
@@ -74,6 +188,9 @@ impl FamilyCache {
                 guard.loaded = true;
             }
         }
+        // What earlier uses added is counted (each use counts itself as it lets go).
+        self.evict_past_bound();
+        metrics::gauge!("gezinsdossier_family_cache_bytes").set(self.total_bytes.load(Ordering::Relaxed) as f64);
         Ok(slot)
     }
 }

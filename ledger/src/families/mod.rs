@@ -33,6 +33,7 @@ mod restriction;
 mod retention;
 
 pub use append::CaseAppend;
+pub use cache::DEFAULT_BOUND_BYTES as DEFAULT_CACHE_BOUND_BYTES;
 pub use consent::ConsentListing;
 pub use dossier::DossierRequest;
 pub use erasure::{ErasureOutcome, ErasureRequest};
@@ -151,6 +152,17 @@ impl Families {
     /// The subject keys payloads are sealed under.
     pub fn keys(&self) -> &Arc<Keyring> {
         &self.keys
+    }
+
+    /// Bounds the family cache at about `bytes` (estimated); see [`cache`].
+    pub fn with_cache_bound(mut self, bytes: usize) -> Self {
+        self.cache = FamilyCache::with_bound(bytes);
+        self
+    }
+
+    /// Families in the cache, and their estimated bytes.
+    pub fn cache_size(&self) -> (usize, usize) {
+        self.cache.size()
     }
 
     /// Sets the review deadline of disclosures under a legal basis (break-the-glass
