@@ -116,7 +116,8 @@ impl Families {
         let mut waiting = entry.take_waiting();
         while let Some(first) = waiting.pop_front() {
             let mut batch = vec![first];
-            if fits_alone(&slot.state, &batch[0]) {
+            // A lone append skips the batch checks: the single path makes them itself.
+            if !waiting.is_empty() && fits_alone(&slot.state, &batch[0]) {
                 while let Some(next) = waiting.front()
                     && fits_after(&slot.state, &batch, next)
                 {
