@@ -74,7 +74,8 @@ pub fn plan(state: &FamilyState, keys: &[StoredKey], periods: &RetentionPeriods,
         .case_record_last_change
         .and_then(|d| add_years(d.date_naive(), periods.case_record_years))
         .is_some_and(|until| today > until);
-    let (access_log, groups): (Vec<(KeyId, KeyGroup)>, Vec<(KeyId, KeyGroup)>) = keys
+    type Groups = Vec<(KeyId, KeyGroup)>;
+    let (access_log, groups): (Groups, Groups) = keys
         .iter()
         .filter(|k| !k.is_destroyed())
         .filter_map(|k| Some((k.key_id, KeyGroup::from_label(&k.label).ok()?)))

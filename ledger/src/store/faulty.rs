@@ -1,6 +1,7 @@
 //! A fault-injecting wrapper around any store, for tests that must prove derived state and
 //! the log stay in step when the store fails: before writing, or after writing but
-//! reporting an error ("wrote it, but said it failed"), and a subscription that breaks.
+//! reporting an error ("wrote it, but said it failed"), a slow write, and a subscription
+//! that breaks.
 
 use super::{AppendOutcome, EventStore, StoreError};
 use crate::envelope::{ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
@@ -16,6 +17,8 @@ pub enum Fault {
     BeforeWrite,
     /// Write, then report a failure anyway.
     AfterWrite,
+    /// Write, but this much later (a slow disk), so that appends arriving meanwhile queue.
+    Slow(std::time::Duration),
 }
 
 /// Wraps a store; appends to streams whose name starts with a chosen prefix fail.
@@ -24,11 +27,13 @@ pub struct FaultyStore<S> {
     rule: Mutex<Option<(String, Fault)>>,
     /// One subscription fails, once, instead of delivering this global position.
     break_subscription: Arc<Mutex<Option<u64>>>,
+    /// Appends the rule has met.
+    met: std::sync::atomic::AtomicUsize,
 }
 
 impl<S> FaultyStore<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, rule: Mutex::new(None), break_subscription: Arc::default() }
+        Self { inner, rule: Mutex::new(None), break_subscription: Arc::default(), met: Default::default() }
     }
 
     /// Makes the first subscription that reaches global position `position` fail there
@@ -42,13 +47,22 @@ impl<S> FaultyStore<S> {
         *self.rule.lock().unwrap_or_else(|e| e.into_inner()) = Some((prefix.to_owned(), fault));
     }
 
+    /// How many appends the rules have met so far.
+    pub fn appends_met(&self) -> usize {
+        self.met.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn clear(&self) {
         *self.rule.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     fn fault_for(&self, stream: &StreamId) -> Option<Fault> {
         let rule = self.rule.lock().unwrap_or_else(|e| e.into_inner());
-        rule.as_ref().filter(|(prefix, _)| stream.as_str().starts_with(prefix.as_str())).map(|(_, f)| *f)
+        let fault = rule.as_ref().filter(|(prefix, _)| stream.as_str().starts_with(prefix.as_str())).map(|(_, f)| *f);
+        if fault.is_some() {
+            self.met.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        fault
     }
 }
 
@@ -66,6 +80,10 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
             Some(Fault::AfterWrite) => {
                 self.inner.append(stream, expected, events).await?;
                 Err(injected())
+            }
+            Some(Fault::Slow(by)) => {
+                tokio::time::sleep(by).await;
+                self.inner.append(stream, expected, events).await
             }
             None => self.inner.append(stream, expected, events).await,
         }
