@@ -75,3 +75,35 @@ async fn the_wal_stays_within_its_bound_while_readers_never_pause() {
     assert_eq!(store.read_all(0, 10_000).await.unwrap().len(), 40 * 64, "every event is readable");
     store.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reader_that_holds_its_snapshot_never_makes_a_commit_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions { wal_limit_bytes: LIMIT, ..SqliteOptions::default() };
+    let store = Arc::new(SqliteStore::open_with(dir.path(), options).unwrap());
+    let stream = StreamId::new("wal-held").unwrap();
+    store.append(&stream, ExpectedRevision::Any, vec![event(0)]).await.unwrap();
+
+    // Another process's reader (a backup, an operator's sqlite3) keeps one snapshot open
+    // for longer than the writer's 5 s busy timeout, while the WAL passes its bound.
+    let db = dir.path().join("events.sqlite3");
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute_batch("BEGIN; SELECT count(*) FROM events;").unwrap();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(6));
+        conn.execute_batch("COMMIT;").unwrap();
+    });
+    held_rx.recv().unwrap();
+    let started = std::time::Instant::now();
+    let mut i = 1;
+    while started.elapsed() < std::time::Duration::from_secs(7) {
+        let events = (0..8).map(|k| event(i * 8 + k)).collect();
+        store.append(&stream, ExpectedRevision::Any, events).await.expect("a commit waits at most briefly");
+        i += 1;
+    }
+    reader.join().unwrap();
+    assert!(i as u64 * 8 * 2_100 > LIMIT, "the WAL passed its bound while the reader held on");
+    store.shutdown().await;
+}

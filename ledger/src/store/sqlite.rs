@@ -453,6 +453,9 @@ fn wal_path(db: &Path) -> std::path::PathBuf {
     name.into()
 }
 
+/// How long a RESTART checkpoint waits for readers before it gives up for this round.
+const RESTART_PATIENCE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How often the checkpointer looks for new commits to copy into the database file.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -468,7 +471,10 @@ fn checkpointer(
 ) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
     let wal = wal_path(path);
     let conn = Connection::open(path).map_err(sql)?;
-    conn.execute_batch("PRAGMA busy_timeout=5000;").map_err(sql)?;
+    // A RESTART checkpoint holds new commits back while it waits for readers: it gives up
+    // soon (and tries again next round), so that a long reader can never make a commit
+    // wait out the writer's own busy timeout.
+    conn.pragma_update(None, "busy_timeout", RESTART_PATIENCE.as_millis() as i64).map_err(sql)?;
     let frame_bytes = frame_bytes(&conn)?;
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
