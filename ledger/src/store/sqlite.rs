@@ -281,7 +281,11 @@ impl Writer {
         let mut staged: HashMap<StreamId, Option<Head>> = HashMap::new();
         let mut next_position = self.next_position;
         let results: Result<Vec<_>, StoreError> = (|| {
-            let txn = self.conn.unchecked_transaction().map_err(sql)?;
+            // IMMEDIATE: the write lock is taken at BEGIN, under the busy timeout. A deferred
+            // transaction that must upgrade while the checkpointer holds that lock (a RESTART
+            // checkpoint) fails at once instead of waiting.
+            let txn = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql)?;
             let mut results = Vec::with_capacity(batch.len());
             for req in batch.iter() {
                 let result = apply_append(&txn, &mut self.heads, &mut staged, &mut next_position, req);
