@@ -125,9 +125,7 @@ impl Families {
                 }
             }
             if batch.len() == 1 {
-                let one = batch.remove(0);
-                let outcome = self.append_alone(slot, &one.request, one.proposed.clone()).await;
-                one.answer(outcome);
+                self.answer_alone(slot, batch.remove(0)).await;
                 continue;
             }
             metrics::histogram!("gezinsdossier_family_batch_appends").record(batch.len() as f64);
@@ -138,11 +136,18 @@ impl Families {
                     waiting.push_front(one);
                 }
                 while let Some(one) = waiting.pop_front() {
-                    let outcome = self.append_alone(slot, &one.request, one.proposed.clone()).await;
-                    one.answer(outcome);
+                    self.answer_alone(slot, one).await;
                 }
             }
         }
+    }
+
+    /// Appends `one` alone and answers it.
+    async fn answer_alone(&self, slot: &mut Slot, one: WaitingAppend) {
+        let WaitingAppend { request, proposed, answer } = one;
+        let outcome = self.append_alone(slot, &request, proposed).await;
+        // A caller that went away no longer needs its answer; a retry finds its events.
+        let _ = answer.send(outcome);
     }
 
     /// One append under the family's lock, exactly as it is judged alone.
