@@ -125,7 +125,7 @@ impl Default for Config {
             otlp_endpoint: None,
             data_dir: PathBuf::from("./data"),
             sqlite_wal_limit_mib: 64,
-            family_cache_mib: 256,
+            family_cache_mib: (gezinsdossier_ledger::families::DEFAULT_CACHE_BOUND_BYTES >> 20) as u64,
             insecure_dev: false,
             tls: None,
             organisations: None,

@@ -141,13 +141,8 @@ impl FamilyCache {
         let mut idle: Vec<(u64, FamilyId)> = slots
             .iter()
             .filter(|(_, entry)| Arc::strong_count(entry) == 1)
-            .map(|(family, entry)| {
-                // Nobody holds it, so its lock is free: count what it holds now.
-                if let Ok(slot) = entry.slot.try_lock() {
-                    entry.account(slot.state.approx_bytes);
-                }
-                (entry.last_used.load(Ordering::Relaxed), family.clone())
-            })
+            // Each use counted its entry's bytes as it let go (`SlotGuard`).
+            .map(|(family, entry)| (entry.last_used.load(Ordering::Relaxed), family.clone()))
             .collect();
         idle.sort_unstable_by_key(|(used, _)| *used);
         let target = self.bound_bytes - self.bound_bytes / 10;

@@ -81,7 +81,7 @@ pub fn notice_in(event: &RecordedEvent, opener: &dyn Opener) -> Option<(FamilyId
         return None;
     }
     let family = event.stream.as_str().strip_prefix(disclosure::STREAM_PREFIX).and_then(|id| FamilyId::new(id).ok())?;
-    match crate::disclosure::open_line(event, opener) {
+    match disclosure::open_line(event, opener) {
         Some(AccessLogEvent::Notified(n)) => Some((family, event.event_id, n)),
         _ => None,
     }
