@@ -116,13 +116,20 @@ impl SqliteStore {
         let next_position = to_u64(next_position)?;
 
         let (head_tx, head_rx) = watch::channel(next_position);
-        let checkpoints = checkpointer(&path, head_rx.clone(), options.wal_limit_bytes)?;
+        // Past half the bound, the WAL is restarted.
+        let restart_after_frames = options.wal_limit_bytes / 2 / frame_bytes(&conn)?;
+        let checkpoints = checkpointer(&path, head_rx.clone(), restart_after_frames)?;
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
-        // Passing half the bound wakes the checkpointer at once rather than at its next round.
+        // Passing that point wakes the checkpointer at once rather than at its next round.
         conn.wal_hook(Some(note_wal_frames));
-        let wake_checkpointer_after = options.wal_limit_bytes / 2 / frame_bytes(&conn)?;
-        let writer =
-            Writer { conn, heads: HashMap::new(), next_position, head: head_tx, checkpoints, wake_checkpointer_after };
+        let writer = Writer {
+            conn,
+            heads: HashMap::new(),
+            next_position,
+            head: head_tx,
+            checkpoints,
+            wake_checkpointer_after: restart_after_frames,
+        };
         let max_batch = options.max_batch.max(1);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -465,13 +472,13 @@ const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 
 /// Copies the WAL into the database file from a connection of its own, so that checkpoint
 /// I/O never sits inside a commit. PASSIVE checkpoints do not block the writer or readers;
-/// past half of `wal_limit` a RESTART checkpoint waits for both, so that the WAL is
+/// past `restart_after_frames` a RESTART checkpoint waits for both, so that the WAL is
 /// reused from its start (see [`SqliteOptions::wal_limit_bytes`]). Stops when the returned
 /// sender is dropped.
 fn checkpointer(
     path: &Path,
     mut head: watch::Receiver<u64>,
-    wal_limit: u64,
+    restart_after_frames: u64,
 ) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
     let wal = wal_path(path);
     let conn = Connection::open(path).map_err(sql)?;
@@ -479,7 +486,6 @@ fn checkpointer(
     // soon (and tries again next round), so that a long reader can never make a commit
     // wait out the writer's own busy timeout.
     conn.pragma_update(None, "busy_timeout", RESTART_PATIENCE.as_millis() as i64).map_err(sql)?;
-    let frame_bytes = frame_bytes(&conn)?;
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -505,7 +511,7 @@ fn checkpointer(
                         continue;
                     }
                 };
-                if frames.max(0) as u64 * frame_bytes > wal_limit / 2 {
+                if frames.max(0) as u64 > restart_after_frames {
                     // Busy (a reader held on past the timeout) is no failure: the next round retries.
                     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
                         tracing::debug!(error = %e, frames, "wal restart deferred");
