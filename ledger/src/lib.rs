@@ -35,6 +35,8 @@
 //! - [`merkle`]: the RFC 6962 Merkle log: hashing, compact ranges, proofs, verification.
 //! - [`publisher`]: signs and publishes tree heads while the service runs.
 //! - [`treehead`]: Ed25519-signed tree heads, published as events.
+//! - [`note`], [`checkpoint`]: C2SP signed notes and checkpoints (tree heads in the format
+//!   standard tlog tools and witnesses read), witness cosignatures.
 //! - [`verify`]: the offline verifier (positions, chains, Merkle roots, signatures).
 //! - [`actor`]: organisations, professionals and roles.
 //! - [`authorisation`]: the one policy on who may call which function on what (grant or
@@ -47,6 +49,7 @@ pub mod audit;
 pub mod authorisation;
 pub mod case;
 pub mod chain;
+pub mod checkpoint;
 pub mod clock;
 pub mod codec;
 pub mod consent;
@@ -60,6 +63,7 @@ pub mod family;
 pub mod fhir;
 pub mod merkle;
 pub mod nen7513;
+pub mod note;
 pub mod publisher;
 pub mod report;
 pub mod restriction;

@@ -1,9 +1,16 @@
 //! Signed tree heads: (size, root, time) of the Merkle log, signed with Ed25519 (`ring`).
 //! They are published as events of their own stream, so the log carries its own history of
 //! commitments, and a verifier needs nothing but the public key.
+//!
+//! Each head is signed twice with the same key: over our own byte layout (with the time),
+//! which every head since the first carries, and as a `c2sp.org/tlog-checkpoint` note (see
+//! [`crate::checkpoint`]), which heads carry since checkpoints were added, for standard
+//! tlog tools and witnesses.
 
+use crate::checkpoint::{self, Checkpoint};
 use crate::envelope::{RecordedEvent, StreamId};
 use crate::merkle::TreeHash;
+use crate::note::{self, Note, NoteSigner};
 use ring::rand::SystemRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
@@ -30,6 +37,9 @@ pub struct SignedTreeHead {
     pub key_id: String,
     /// Hex Ed25519 signature over [`SignedTreeHead::signed_bytes`].
     pub signature: String,
+    /// The same head as a signed checkpoint note; absent on heads from before checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +50,10 @@ pub enum TreeHeadError {
     Malformed(String),
     #[error("tree head signature does not verify with the given public key")]
     BadSignature,
+    #[error("tree head's checkpoint: {0}")]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error("tree head's checkpoint commits to another size or root than the head")]
+    CheckpointDiffers,
 }
 
 impl SignedTreeHead {
@@ -65,7 +79,14 @@ impl SignedTreeHead {
         let message = Self::signed_bytes(self.size, &self.root_hash()?, self.timestamp_micros);
         UnparsedPublicKey::new(&ED25519, public_key)
             .verify(&message, &signature)
-            .map_err(|_| TreeHeadError::BadSignature)
+            .map_err(|_| TreeHeadError::BadSignature)?;
+        if let Some(signed) = &self.checkpoint {
+            let (checkpoint, _) = checkpoint::open(signed, public_key, &[])?;
+            if checkpoint.size != self.size || checkpoint.root != self.root_hash()? {
+                return Err(TreeHeadError::CheckpointDiffers);
+            }
+        }
+        Ok(())
     }
 
     /// Reads a published tree head.
@@ -80,9 +101,9 @@ impl SignedTreeHead {
     }
 }
 
-/// The Ed25519 key that signs tree heads.
+/// The Ed25519 key that signs tree heads, and the origin its checkpoints name.
 pub struct TreeHeadSigner {
-    key: Ed25519KeyPair,
+    note: NoteSigner,
     key_id: String,
 }
 
@@ -108,22 +129,43 @@ impl TreeHeadSigner {
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, TreeHeadError> {
         let key = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| TreeHeadError::Malformed(e.to_string()))?;
         let key_id = hex::encode(ring::digest::digest(&ring::digest::SHA256, key.public_key().as_ref()));
-        Ok(Self { key, key_id })
+        let note = NoteSigner::new(checkpoint::DEFAULT_ORIGIN, note::TYPE_ED25519, key)
+            .map_err(|e| TreeHeadError::Malformed(e.to_string()))?;
+        Ok(Self { note, key_id })
+    }
+
+    /// The same key, signing checkpoints as `origin` (config `log_origin`).
+    ///
+    /// # Errors
+    /// [`TreeHeadError::Malformed`] for an origin a checkpoint cannot carry.
+    pub fn with_origin(self, origin: &str) -> Result<Self, TreeHeadError> {
+        checkpoint::check_origin(origin).map_err(TreeHeadError::Malformed)?;
+        let note = self.note.renamed(origin).map_err(|e| TreeHeadError::Malformed(e.to_string()))?;
+        Ok(Self { note, key_id: self.key_id })
+    }
+
+    /// The origin line of this log's checkpoints.
+    pub fn origin(&self) -> &str {
+        &self.note.verifier_key().name
     }
 
     /// The 32-byte Ed25519 public key a verifier needs.
     pub fn public_key(&self) -> &[u8] {
-        self.key.public_key().as_ref()
+        self.note.key_pair().public_key().as_ref()
     }
 
     pub fn sign(&self, size: u64, root: &TreeHash, timestamp_micros: i64) -> SignedTreeHead {
-        let signature = self.key.sign(&SignedTreeHead::signed_bytes(size, root, timestamp_micros));
+        let signature = self.note.key_pair().sign(&SignedTreeHead::signed_bytes(size, root, timestamp_micros));
+        let text = Checkpoint { origin: self.origin().to_owned(), size, root: *root }.text();
+        let mut checkpoint = Note::new(text).unwrap_or_else(|_| unreachable!("a checkpoint's text is a valid note"));
+        checkpoint.add_signature(self.note.sign(checkpoint.text(), 0));
         SignedTreeHead {
             size,
             root: root.to_hex(),
             timestamp_micros,
             key_id: self.key_id.clone(),
             signature: hex::encode(signature.as_ref()),
+            checkpoint: Some(checkpoint.to_string()),
         }
     }
 }

@@ -6,9 +6,12 @@
 //! - each stream's hash chain holds (a changed byte, a dropped or reordered event shows);
 //! - the Merkle root of every signed size equals the signed root (a reordering across
 //!   streams, which chains alone cannot see, shows here);
-//! - every tree head is signed by the key, and sizes and times only grow.
+//! - every tree head is signed by the key, and sizes and times only grow;
+//! - against a checkpoint pinned by an earlier audit: the log still reaches its size (a
+//!   copy cut back to an older head shows) and has its root there (a forked log shows).
 
 use crate::chain::{ChainBreak, ChainVerifier};
+use crate::checkpoint::Checkpoint;
 use crate::envelope::{RecordedEvent, StreamId};
 use crate::merkle::{CompactRange, leaf_hash};
 use crate::treehead::{self, SignedTreeHead};
@@ -22,6 +25,8 @@ pub struct VerifyReport {
     pub tree_heads: usize,
     /// Hex root of the whole log.
     pub root: String,
+    /// The newest head's signed checkpoint note, for the auditor to pin for next time.
+    pub latest_checkpoint: Option<String>,
 }
 
 /// The first problem found.
@@ -43,6 +48,12 @@ pub enum Tampering {
     NotMonotonic { index: usize, size: u64 },
     #[error("tree head {index} signs size {size}, beyond the {events} events in the log")]
     HeadBeyondLog { index: usize, size: u64, events: u64 },
+    #[error(
+        "the log holds {events} events, fewer than the {pinned} the pinned checkpoint commits to: it was rolled back"
+    )]
+    RolledBack { pinned: u64, events: u64 },
+    #[error("at size {size} the log's root is {actual}, not the pinned checkpoint's {pinned}: the log forked")]
+    Forked { size: u64, pinned: String, actual: String },
     #[error("the event source failed: {0}")]
     Source(String),
 }
@@ -61,6 +72,24 @@ pub fn verify_log<E>(
 where
     E: std::fmt::Display,
 {
+    verify_log_against(public_key, tree_heads, events, None)
+}
+
+/// [`verify_log`], and also against `pinned`, a checkpoint an auditor kept from an earlier
+/// verification (already opened with the log's key, see [`crate::checkpoint::open`]).
+///
+/// # Errors
+/// The first [`Tampering`] found; [`Tampering::RolledBack`] or [`Tampering::Forked`] when
+/// the log does not extend the pinned checkpoint.
+pub fn verify_log_against<E>(
+    public_key: &[u8],
+    tree_heads: &[RecordedEvent],
+    events: impl IntoIterator<Item = Result<RecordedEvent, E>>,
+    pinned: Option<&Checkpoint>,
+) -> Result<VerifyReport, Tampering>
+where
+    E: std::fmt::Display,
+{
     let mut heads: BTreeMap<u64, Vec<(usize, SignedTreeHead)>> = BTreeMap::new();
     let mut previous: Option<(u64, i64)> = None;
     for (index, event) in tree_heads.iter().enumerate() {
@@ -74,9 +103,16 @@ where
         heads.entry(head.size).or_default().push((index, head));
     }
 
+    let latest_checkpoint = heads.values().flatten().filter_map(|(_, h)| h.checkpoint.clone()).next_back();
     let mut chains: HashMap<StreamId, ChainVerifier> = HashMap::new();
     let mut range = CompactRange::new();
     let check_heads_at = |range: &CompactRange| -> Result<(), Tampering> {
+        if let Some(pinned) = pinned.filter(|p| p.size == range.size()) {
+            let actual = range.root();
+            if actual != pinned.root {
+                return Err(Tampering::Forked { size: pinned.size, pinned: pinned.root.to_hex(), actual: actual.to_hex() });
+            }
+        }
         for (index, head) in heads.get(&range.size()).into_iter().flatten() {
             let actual = range.root().to_hex();
             if actual != head.root {
@@ -107,11 +143,15 @@ where
     if let Some((&size, list)) = heads.range(range.size() + 1..).next() {
         return Err(Tampering::HeadBeyondLog { index: list[0].0, size, events: range.size() });
     }
+    if let Some(pinned) = pinned.filter(|p| p.size > range.size()) {
+        return Err(Tampering::RolledBack { pinned: pinned.size, events: range.size() });
+    }
     Ok(VerifyReport {
         events: range.size(),
         streams: chains.len(),
         tree_heads: tree_heads.len(),
         root: range.root().to_hex(),
+        latest_checkpoint,
     })
 }
 

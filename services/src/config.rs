@@ -58,6 +58,10 @@ pub struct Config {
     /// The Ed25519 key (PKCS#8) that signs tree heads; created on first start. Replicas on
     /// one database must share it. Default: `<data_dir>/treehead.key`.
     pub signing_key: Option<PathBuf>,
+    /// The origin line of this log's C2SP checkpoints, which witnesses and auditors know it
+    /// by: one per deployment, e.g. `gezinsdossier.example/regio-utrecht`. Never change it
+    /// once witnesses follow the log.
+    pub log_origin: String,
     /// Publish a signed tree head after this many new events…
     pub tree_head_every_events: u64,
     /// …or this many milliseconds, whichever comes first.
@@ -135,6 +139,7 @@ impl Default for Config {
             postgres: None,
             kurrentdb: None,
             signing_key: None,
+            log_origin: gezinsdossier_ledger::checkpoint::DEFAULT_ORIGIN.to_owned(),
             tree_head_every_events: 1000,
             tree_head_interval_ms: 10_000,
             tree_head_max_lag_events: 10_000,
@@ -229,6 +234,10 @@ pub struct ConfigFlags {
     #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<PathBuf>,
+    /// The origin line of this log's checkpoints [default: gezinsdossier.example/local].
+    #[arg(long, value_name = "ORIGIN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_origin: Option<String>,
     /// The key-encryption key's file (64 hex digits); replicas on one store share it.
     #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -398,6 +407,8 @@ impl Config {
         if self.kek.is_some() && self.kek_file.is_some() {
             anyhow::bail!("give the key-encryption key once: both kek and kek_file are set");
         }
+        gezinsdossier_ledger::checkpoint::check_origin(&self.log_origin)
+            .map_err(|e| anyhow::anyhow!("log_origin: {e}"))?;
         if self.max_events_per_request == 0 || self.max_message_bytes < 1024 {
             anyhow::bail!("max_events_per_request must be at least 1 and max_message_bytes at least 1024");
         }

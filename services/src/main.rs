@@ -5,7 +5,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use gezinsdossier_ledger::family::FamilyState;
 use gezinsdossier_ledger::store::sqlite::LogFile;
 use gezinsdossier_ledger::treehead::{self, TreeHeadSigner};
-use gezinsdossier_ledger::verify::verify_log;
+use gezinsdossier_ledger::verify::verify_log_against;
 use gezinsdossier_ledger::{fhir, nen7513};
 use gezinsdossier_services::config::{Config, ConfigFlags};
 use gezinsdossier_services::identity::dev_ca;
@@ -58,6 +58,18 @@ enum Command {
         /// The hex public key (from `gezinsdossier public-key`).
         #[arg(long, value_name = "HEX")]
         public_key: String,
+        /// A checkpoint kept from an earlier verification (a signed note): the log must still
+        /// reach its size with its root there, or verify fails naming a rollback or a fork.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// A witness whose cosignature the pinned checkpoint must carry, as a vkey
+        /// (`<name>+<key id>+<key>`); repeat for several.
+        #[arg(long, value_name = "VKEY", requires = "checkpoint")]
+        witness_key: Vec<String>,
+        /// After a successful verification, write the newest signed checkpoint here, to pass
+        /// as --checkpoint next time.
+        #[arg(long, value_name = "FILE")]
+        save_checkpoint: Option<PathBuf>,
     },
     /// Export the access log of a (copied) data directory as NEN 7513 records, to stdout.
     Export {
@@ -123,6 +135,23 @@ enum KeysAction {
         /// The file to create.
         file: PathBuf,
     },
+}
+
+/// Reads and opens a pinned checkpoint: signed by the log's key, cosigned by each witness.
+fn pinned_checkpoint(
+    path: &std::path::Path,
+    log_key: &[u8],
+    witness_keys: &[String],
+) -> anyhow::Result<gezinsdossier_ledger::checkpoint::Checkpoint> {
+    use gezinsdossier_ledger::{checkpoint, note::VerifierKey};
+    let witnesses = witness_keys
+        .iter()
+        .map(|k| VerifierKey::parse(k).map_err(|e| anyhow::anyhow!("--witness-key: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let (pinned, _) = checkpoint::open(&text, log_key, &witnesses)
+        .map_err(|e| anyhow::anyhow!("--checkpoint {}: {e}", path.display()))?;
+    Ok(pinned)
 }
 
 /// How many payloads are sealed, and how many of those can no longer be opened because the
@@ -312,12 +341,16 @@ fn main() -> anyhow::Result<()> {
             println!("{}", hex::encode(TreeHeadSigner::from_pkcs8(&pkcs8)?.public_key()));
             Ok(())
         }
-        Command::Verify { data_dir, public_key } => {
+        Command::Verify { data_dir, public_key, checkpoint, witness_key, save_checkpoint } => {
             let key = hex::decode(public_key.trim()).map_err(|e| anyhow::anyhow!("--public-key is not hex: {e}"))?;
+            let pinned = match &checkpoint {
+                Some(path) => Some(pinned_checkpoint(path, &key, &witness_key)?),
+                None => None,
+            };
             let file = LogFile::open(&data_dir)?;
             let heads = file.stream(&treehead::stream())?;
             let started = std::time::Instant::now();
-            match verify_log(&key, &heads, file.events()) {
+            match verify_log_against(&key, &heads, file.events(), pinned.as_ref()) {
                 Ok(report) => {
                     println!(
                         "OK: {} events in {} streams, {} signed tree heads verified; root {} ({:.0} events/s)",
@@ -329,6 +362,18 @@ fn main() -> anyhow::Result<()> {
                     );
                     let (sealed, shredded) = count_shredded(&data_dir, &file)?;
                     println!("{sealed} payloads encrypted, {shredded} of them shredded (their keys destroyed)");
+                    if let Some(pinned) = &pinned {
+                        println!("extends the pinned checkpoint of {} at size {}", pinned.origin, pinned.size);
+                    }
+                    match (save_checkpoint, report.latest_checkpoint) {
+                        (Some(path), Some(note)) => {
+                            std::fs::write(&path, note)
+                                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                            println!("newest checkpoint written to {}", path.display());
+                        }
+                        (Some(_), None) => anyhow::bail!("the log has no signed checkpoint yet to save"),
+                        (None, _) => {}
+                    }
                     Ok(())
                 }
                 Err(tampering) => anyhow::bail!("TAMPERED: {tampering}"),

@@ -132,8 +132,8 @@ pub async fn serve_on(
     if let Some(dir) = key_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     }
-    let signer = Arc::new(TreeHeadSigner::load_or_create(&key_path)?);
-    tracing::info!(public_key = %hex::encode(signer.public_key()), "tree heads are signed with this key");
+    let signer = Arc::new(TreeHeadSigner::load_or_create(&key_path)?.with_origin(&config.log_origin)?);
+    tracing::info!(public_key = %hex::encode(signer.public_key()), origin = signer.origin(), "tree heads are signed with this key");
     let policy = PublishPolicy {
         every_events: config.tree_head_every_events.max(1),
         every: std::time::Duration::from_millis(config.tree_head_interval_ms.max(10)),
