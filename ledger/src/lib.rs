@@ -37,6 +37,9 @@
 //! - [`treehead`]: Ed25519-signed tree heads, published as events.
 //! - [`note`], [`checkpoint`]: C2SP signed notes and checkpoints (tree heads in the format
 //!   standard tlog tools and witnesses read), witness cosignatures.
+//! - [`witness`]: the tlog-witness protocol's checks and state, without HTTP.
+//! - [`cosignatures`]: witnesses' cosignatures of our checkpoints, kept in the log, and
+//!   when a head counts as published.
 //! - [`verify`]: the offline verifier (positions, chains, Merkle roots, signatures).
 //! - [`actor`]: organisations, professionals and roles.
 //! - [`authorisation`]: the one policy on who may call which function on what (grant or
@@ -54,6 +57,7 @@ pub mod clock;
 pub mod codec;
 pub mod consent;
 pub mod correction;
+pub mod cosignatures;
 pub mod disclosure;
 pub mod dossier;
 pub mod envelope;
@@ -72,3 +76,4 @@ pub mod sealing;
 pub mod store;
 pub mod treehead;
 pub mod verify;
+pub mod witness;

@@ -145,3 +145,61 @@ async fn a_forged_tree_head_is_caught_by_its_signature() {
     // key's signatures.
     assert_eq!(verify(dir.path(), forger.public_key()).unwrap_err(), Tampering::BadSignature { index: 1, size: 21 });
 }
+
+/// The weakness a pinned checkpoint closes: a copy cut back to an earlier signed head, with
+/// the newest head and every event after it deleted, is a consistent log on its own. Checked
+/// against the checkpoint an auditor kept last time, it is named a rollback.
+#[tokio::test]
+async fn a_copy_cut_back_to_an_earlier_head_fails_against_the_pinned_checkpoint() {
+    use gezinsdossier_ledger::checkpoint;
+    use gezinsdossier_ledger::verify::verify_log_against;
+    let (dir, signer) = fixture().await;
+    let kept = verify(dir.path(), signer.public_key()).unwrap().latest_checkpoint.expect("heads carry checkpoints");
+    let (pinned, _) = checkpoint::open(&kept, signer.public_key(), &[]).unwrap();
+    assert_eq!((pinned.origin.as_str(), pinned.size), (checkpoint::DEFAULT_ORIGIN, 32));
+
+    // Heads signed sizes 10, 21 and 32, at positions 10, 21 and 32: keep up to the second.
+    db(dir.path()).execute("DELETE FROM events WHERE position >= 22", []).unwrap();
+    let alone = verify(dir.path(), signer.public_key()).expect("a cut-back log is consistent on its own");
+    assert_eq!((alone.events, alone.tree_heads), (22, 2));
+
+    let file = LogFile::open(dir.path()).unwrap();
+    let heads = file.stream(&treehead::stream()).unwrap();
+    let err = verify_log_against(signer.public_key(), &heads, file.events(), Some(&pinned)).unwrap_err();
+    assert_eq!(err, Tampering::RolledBack { pinned: 32, events: 22 });
+    assert!(err.to_string().contains("rolled back"), "{err}");
+}
+
+/// A checkpoint the log signed for a size, with another root than the log has there: the
+/// auditor was shown one history and the copy holds another.
+#[tokio::test]
+async fn a_log_whose_root_differs_at_the_pinned_size_is_a_fork() {
+    use gezinsdossier_ledger::checkpoint;
+    use gezinsdossier_ledger::merkle::TreeHash;
+    use gezinsdossier_ledger::verify::verify_log_against;
+    let (dir, signer) = fixture().await;
+    let forged = signer.sign(21, &TreeHash([9; 32]), 0).checkpoint.unwrap();
+    let (pinned, _) = checkpoint::open(&forged, signer.public_key(), &[]).unwrap();
+    let file = LogFile::open(dir.path()).unwrap();
+    let heads = file.stream(&treehead::stream()).unwrap();
+    let err = verify_log_against(signer.public_key(), &heads, file.events(), Some(&pinned)).unwrap_err();
+    assert!(matches!(&err, Tampering::Forked { size: 21, .. }), "{err}");
+
+    // The checkpoint itself must be the log's: another key's is refused before any data is read.
+    let other = TreeHeadSigner::load_or_create(&dir.path().join("other.key")).unwrap();
+    assert!(matches!(
+        checkpoint::open(&forged, other.public_key(), &[]),
+        Err(checkpoint::CheckpointError::NotSignedByLog { .. })
+    ));
+    // A cosignature that is required but absent is named.
+    let witness = gezinsdossier_ledger::note::VerifierKey::new(
+        "witness.example/w1",
+        gezinsdossier_ledger::note::TYPE_COSIGNATURE_V1,
+        [3; 32],
+    )
+    .unwrap();
+    assert_eq!(
+        checkpoint::open(&forged, signer.public_key(), std::slice::from_ref(&witness)).unwrap_err(),
+        checkpoint::CheckpointError::MissingCosignature { witness: "witness.example/w1".into() }
+    );
+}

@@ -65,13 +65,7 @@ impl LogService for LogApi {
             .await
             .map_err(ServiceError::from)?
             .ok_or_else(|| Status::not_found("no tree head has been published yet"))?;
-        Ok(Response::new(pb::TreeHead {
-            size: head.size,
-            root: head.root,
-            timestamp_micros: head.timestamp_micros,
-            key_id: head.key_id,
-            signature: head.signature,
-        }))
+        Ok(Response::new(crate::proofs::tree_head_message(&head)))
     }
 
     #[tracing::instrument(name = "GetInclusionProof", skip_all, fields(position))]

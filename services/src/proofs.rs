@@ -21,13 +21,7 @@ impl Prover {
 
     /// The head as sent on the wire.
     pub fn head_message(&self) -> Option<pb::TreeHead> {
-        self.head.as_ref().map(|h| pb::TreeHead {
-            size: h.size,
-            root: h.root.clone(),
-            timestamp_micros: h.timestamp_micros,
-            key_id: h.key_id.clone(),
-            signature: h.signature.clone(),
-        })
+        self.head.as_ref().map(tree_head_message)
     }
 
     /// The audit path of `position` in the latest head's tree; empty when the position is
@@ -41,5 +35,17 @@ impl Prover {
             .inclusion(position, head.size)
             .map(|p| p.into_iter().map(|h| h.0.to_vec()).collect())
             .unwrap_or_default()
+    }
+}
+
+/// A signed head as sent on the wire.
+pub fn tree_head_message(head: &SignedTreeHead) -> pb::TreeHead {
+    pb::TreeHead {
+        size: head.size,
+        root: head.root.clone(),
+        timestamp_micros: head.timestamp_micros,
+        key_id: head.key_id.clone(),
+        signature: head.signature.clone(),
+        checkpoint: head.checkpoint.clone().unwrap_or_default(),
     }
 }

@@ -60,12 +60,47 @@ async fn the_verifier_passes_a_copy_of_the_data_and_catches_a_flipped_byte() {
 
     let copy = tmp.path().join("copy");
     copy_dir(&data, &copy);
-    let ok = cli(&["verify", "--data-dir", copy.to_str().unwrap(), "--public-key", &key]);
+    let pinned = tmp.path().join("pinned.checkpoint");
+    let ok = cli(&[
+        "verify",
+        "--data-dir",
+        copy.to_str().unwrap(),
+        "--public-key",
+        &key,
+        "--save-checkpoint",
+        pinned.to_str().unwrap(),
+    ]);
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{stdout}{}", String::from_utf8_lossy(&ok.stderr));
     assert!(stdout.starts_with("OK: ") && stdout.contains("signed tree heads verified"), "{stdout}");
     // 3 families of a member and 8 notes, all sealed, none shredded.
     assert!(stdout.contains("27 payloads encrypted, 0 of them shredded"), "{stdout}");
+
+    // The auditor's routine: the checkpoint kept from the last audit pins the next one.
+    let kept = std::fs::read_to_string(&pinned).unwrap();
+    assert!(kept.starts_with("gezinsdossier.example/local\n"), "{kept}");
+    let pinned_size: u64 = kept.lines().nth(1).unwrap().parse().unwrap();
+    let against = |dir: &Path| {
+        cli(&["verify", "--data-dir", dir.to_str().unwrap(), "--public-key", &key, "--checkpoint", pinned.to_str().unwrap()])
+    };
+    let again = against(&data);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(String::from_utf8_lossy(&again.stdout).contains(&format!("extends the pinned checkpoint of gezinsdossier.example/local at size {pinned_size}")));
+    // A copy cut back to its first signed head, everything after it deleted, passes on its
+    // own but not against the pinned checkpoint.
+    let cut = tmp.path().join("cut");
+    copy_dir(&data, &cut);
+    let heads = LogFile::open(&cut).unwrap().stream(&treehead::stream()).unwrap();
+    let first_head = heads[0].position;
+    rusqlite::Connection::open(cut.join("events.sqlite3"))
+        .unwrap()
+        .execute("DELETE FROM events WHERE position > ?1", [first_head as i64])
+        .unwrap();
+    assert!(cli(&["verify", "--data-dir", cut.to_str().unwrap(), "--public-key", &key]).status.success());
+    let rolled_back = against(&cut);
+    let stderr = String::from_utf8_lossy(&rolled_back.stderr);
+    assert!(!rolled_back.status.success());
+    assert!(stderr.contains(&format!("holds {} events, fewer than the {pinned_size}", first_head + 1)) && stderr.contains("rolled back"), "{stderr}");
 
     let conn = rusqlite::Connection::open(copy.join("events.sqlite3")).unwrap();
     let mut payload: Vec<u8> =
@@ -157,8 +192,11 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
         timestamp_micros: h.timestamp_micros,
         key_id: h.key_id.clone(),
         signature: h.signature.clone(),
+        checkpoint: Some(h.checkpoint.clone()),
     };
-    signed(&first).verify(key.public_key()).expect("head signed by the server's key");
+    signed(&first).verify(key.public_key()).expect("head and its checkpoint signed by the server's key");
+    let (checkpoint, _) = gezinsdossier_ledger::checkpoint::open(&first.checkpoint, key.public_key(), &[]).unwrap();
+    assert_eq!((checkpoint.size, checkpoint.root.to_hex()), (first.size, first.root.clone()));
 
     let proof = log
         .get_inclusion_proof(pb::GetInclusionProofRequest {
