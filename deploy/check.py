@@ -116,6 +116,9 @@ def main() -> None:
     )
 
     check_envoy(docs["compose/envoy.yaml"][0])
+    witness = base["services"].get("witness")
+    if not witness or "gezinsdossier witness" not in " ".join(witness.get("command", [])):
+        fail("compose: a witness service must run `gezinsdossier witness`")
 
     kinds = {d["kind"]: d for d in docs["k8s/gezinsdossier.yaml"]}
     for kind in ("Deployment", "PodDisruptionBudget", "Service", "ConfigMap", "Secret"):

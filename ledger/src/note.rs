@@ -130,7 +130,8 @@ impl Note {
         if note.chars().any(|c| c.is_ascii_control() && c != '\n') {
             return Err(NoteError::Malformed("holds a control character other than newline".into()));
         }
-        let split = note.rfind("\n\n").ok_or_else(|| NoteError::Malformed("no blank line before the signatures".into()))?;
+        let split =
+            note.rfind("\n\n").ok_or_else(|| NoteError::Malformed("no blank line before the signatures".into()))?;
         let (text, signatures) = (&note[..=split], &note[split + 2..]);
         check_text(text)?;
         if signatures.is_empty() {
@@ -139,10 +140,8 @@ impl Note {
         if !signatures.ends_with('\n') {
             return Err(NoteError::Malformed("does not end in a newline".into()));
         }
-        let signatures = signatures
-            .split_terminator('\n')
-            .map(NoteSignature::parse_line)
-            .collect::<Result<Vec<_>, _>>()?;
+        let signatures =
+            signatures.split_terminator('\n').map(NoteSignature::parse_line).collect::<Result<Vec<_>, _>>()?;
         if signatures.len() > MAX_SIGNATURES {
             return Err(NoteError::Malformed(format!("over {MAX_SIGNATURES} signatures")));
         }
@@ -359,12 +358,15 @@ mod tests {
         let key = Ed25519KeyPair::from_seed_unchecked(&seed[1..]).unwrap();
         let signer = NoteSigner::new("PeterNeumann", TYPE_ED25519, key).unwrap();
         assert_eq!(signer.verifier_key().key_id, 0xc74f20a3);
-        let text = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
+        let text =
+            "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
         let mut note = Note::new(text).unwrap();
         note.add_signature(signer.sign(text, 0));
         assert_eq!(
             note.to_string(),
-            format!("{text}\n\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n")
+            format!(
+                "{text}\n\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+            )
         );
     }
 

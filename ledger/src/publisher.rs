@@ -158,6 +158,7 @@ async fn run_once(
     status: &watch::Sender<PublisherStatus>,
 ) -> Result<(), StoreError> {
     let heads = treehead::stream();
+    let cosignatures = crate::cosignatures::stream();
     let mut latest = load_latest(store).await?;
     let start_target = latest.size;
     let mut log = store.subscribe_all(index.size());
@@ -176,7 +177,9 @@ async fn run_once(
                 let event = event?;
                 index.push(leaf_hash(&event.canonical_bytes()));
                 let size = index.size();
-                let is_head = event.stream == heads;
+                // Heads and their cosignatures alone never call for a new head: each would
+                // call for the next, forever.
+                let is_head = event.stream == heads || event.stream == cosignatures;
                 status.send_modify(|s| {
                     s.indexed = size;
                     s.caught_up = size >= start_target;

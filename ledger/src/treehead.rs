@@ -113,15 +113,9 @@ impl TreeHeadSigner {
     /// # Errors
     /// [`TreeHeadError::Key`] when it cannot be read, created or parsed.
     pub fn load_or_create(path: &Path) -> Result<Self, TreeHeadError> {
-        let problem = |p: String| TreeHeadError::Key { path: path.display().to_string(), problem: p };
-        if !path.exists() {
-            let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|e| problem(e.to_string()))?;
-            publish_new_key(path, doc.as_ref()).map_err(|e| problem(e.to_string()))?;
-        }
-        // Read back even after creating it: a replica starting at the same moment may have
-        // published its key first, and every replica must sign with the one that won.
-        let pkcs8 = std::fs::read(path).map_err(|e| problem(e.to_string()))?;
-        Self::from_pkcs8(&pkcs8).map_err(|e| problem(e.to_string()))
+        let pkcs8 = load_or_create_pkcs8(path)?;
+        Self::from_pkcs8(&pkcs8)
+            .map_err(|e| TreeHeadError::Key { path: path.display().to_string(), problem: e.to_string() })
     }
 
     /// # Errors
@@ -168,6 +162,22 @@ impl TreeHeadSigner {
             checkpoint: Some(checkpoint.to_string()),
         }
     }
+}
+
+/// The Ed25519 PKCS#8 key at `path`, created (readable by the owner only) when missing.
+/// Also the witness's key.
+///
+/// # Errors
+/// [`TreeHeadError::Key`] when it cannot be read or created.
+pub fn load_or_create_pkcs8(path: &Path) -> Result<Vec<u8>, TreeHeadError> {
+    let problem = |p: String| TreeHeadError::Key { path: path.display().to_string(), problem: p };
+    if !path.exists() {
+        let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|e| problem(e.to_string()))?;
+        publish_new_key(path, doc.as_ref()).map_err(|e| problem(e.to_string()))?;
+    }
+    // Read back even after creating it: a replica starting at the same moment may have
+    // published its key first, and every replica must sign with the one that won.
+    std::fs::read(path).map_err(|e| problem(e.to_string()))
 }
 
 /// Writes a new key to `path` unless a key is already there, never exposing a half-written

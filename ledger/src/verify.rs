@@ -110,7 +110,11 @@ where
         if let Some(pinned) = pinned.filter(|p| p.size == range.size()) {
             let actual = range.root();
             if actual != pinned.root {
-                return Err(Tampering::Forked { size: pinned.size, pinned: pinned.root.to_hex(), actual: actual.to_hex() });
+                return Err(Tampering::Forked {
+                    size: pinned.size,
+                    pinned: pinned.root.to_hex(),
+                    actual: actual.to_hex(),
+                });
             }
         }
         for (index, head) in heads.get(&range.size()).into_iter().flatten() {

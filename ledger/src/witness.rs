@@ -223,7 +223,8 @@ fn read_latest(conn: &rusqlite::Connection, origin: &str) -> Result<Option<(u64,
     .optional()
     .map_err(internal)?
     .map(|(size, root)| {
-        let root = TreeHash::try_from_slice(&root).map_err(|_| Refusal::Internal("a stored root is not 32 bytes".into()))?;
+        let root =
+            TreeHash::try_from_slice(&root).map_err(|_| Refusal::Internal("a stored root is not 32 bytes".into()))?;
         Ok((size as u64, root))
     })
     .transpose()

@@ -115,7 +115,8 @@ fn stale_rolled_back_unknown_and_unsigned_checkpoints_get_their_statuses() {
     bad.proof[0] = TreeHash([0; 32]);
     assert_eq!(witness.add_checkpoint(&bad.body(), NOW).unwrap_err().http_status(), 422);
     // Malformed bodies name the problem.
-    for (body, why) in [("old x\n\nc", "old <size>"), ("old 1\nnot-base64\n\nc", "proof line"), ("old 1", "empty line")] {
+    for (body, why) in [("old x\n\nc", "old <size>"), ("old 1\nnot-base64\n\nc", "proof line"), ("old 1", "empty line")]
+    {
         let err = witness.add_checkpoint(body, NOW).unwrap_err();
         assert!(err.http_status() == 400 && err.to_string().contains(why), "{body:?}: {err}");
     }

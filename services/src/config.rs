@@ -62,6 +62,11 @@ pub struct Config {
     /// by: one per deployment, e.g. `gezinsdossier.example/regio-utrecht`. Never change it
     /// once witnesses follow the log.
     pub log_origin: String,
+    /// Witnesses (c2sp.org/tlog-witness) asked to cosign each new head: a TOML array of
+    /// `{ url = "http://host:port", vkey = "<name>+<id>+<key>" }`.
+    pub witnesses: Vec<crate::cosigning::WitnessConfig>,
+    /// A head counts as published once this many of `witnesses` cosigned it (0: at once).
+    pub required_cosignatures: usize,
     /// Publish a signed tree head after this many new events…
     pub tree_head_every_events: u64,
     /// …or this many milliseconds, whichever comes first.
@@ -140,6 +145,8 @@ impl Default for Config {
             kurrentdb: None,
             signing_key: None,
             log_origin: gezinsdossier_ledger::checkpoint::DEFAULT_ORIGIN.to_owned(),
+            witnesses: Vec::new(),
+            required_cosignatures: 0,
             tree_head_every_events: 1000,
             tree_head_interval_ms: 10_000,
             tree_head_max_lag_events: 10_000,
@@ -409,10 +416,37 @@ impl Config {
         }
         gezinsdossier_ledger::checkpoint::check_origin(&self.log_origin)
             .map_err(|e| anyhow::anyhow!("log_origin: {e}"))?;
+        let witnesses = self.witnesses()?;
+        if self.required_cosignatures > witnesses.len() {
+            anyhow::bail!(
+                "required_cosignatures is {} but only {} witnesses are configured",
+                self.required_cosignatures,
+                witnesses.len()
+            );
+        }
         if self.max_events_per_request == 0 || self.max_message_bytes < 1024 {
             anyhow::bail!("max_events_per_request must be at least 1 and max_message_bytes at least 1024");
         }
         Ok(())
+    }
+
+    /// The configured witnesses with their parsed keys.
+    ///
+    /// # Errors
+    /// A vkey that is not a cosigner's key, or a URL that is not `http://`.
+    pub fn witnesses(
+        &self,
+    ) -> anyhow::Result<Vec<(crate::cosigning::WitnessConfig, gezinsdossier_ledger::note::VerifierKey)>> {
+        let vkeys: Vec<String> = self.witnesses.iter().map(|w| w.vkey.clone()).collect();
+        let keys =
+            gezinsdossier_ledger::cosignatures::witness_keys(&vkeys).map_err(|e| anyhow::anyhow!("witnesses: {e}"))?;
+        for w in &self.witnesses {
+            if !w.url.starts_with("http://") || w.url.len() > 256 {
+                let shown: String = w.url.chars().take(32).collect();
+                anyhow::bail!("witnesses: url {shown:?} is not http://host:port[/prefix]");
+            }
+        }
+        Ok(self.witnesses.iter().cloned().zip(keys).collect())
     }
 
     /// The configured KEKs, the current one first. In dev mode without one, a development
@@ -569,6 +603,34 @@ mod tests {
                 .map_err(|e| e.to_string())?;
             assert_eq!(c.listen.port(), 50051);
             assert!(c.tls.is_some() && c.organisations.is_some());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_compose_config_names_its_witness_and_bad_witness_settings_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GEZINSDOSSIER_KEK_FILE", "/etc/kek.hex");
+            let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/compose/gezinsdossier.toml");
+            let c = Config::load(&ConfigFlags { config: Some(file), ..ConfigFlags::default() })
+                .map_err(|e| e.to_string())?;
+            assert_eq!((c.log_origin.as_str(), c.required_cosignatures), ("gezinsdossier.example/compose", 1));
+            assert_eq!(c.witnesses().map_err(|e| e.to_string())?[0].1.name, "witness.compose.example/w1");
+
+            let load = |text: &str| {
+                std::fs::write("w.toml", format!("insecure_dev = true\n{text}")).map_err(|e| e.to_string())?;
+                Config::load(&ConfigFlags { config: Some("w.toml".into()), ..ConfigFlags::default() })
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            };
+            let err = load("required_cosignatures = 1").unwrap_err();
+            assert!(err.contains("only 0 witnesses"), "{err}");
+            // A log's own key (type 0x01) is not a cosigner's.
+            let vkey = "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k";
+            let err = load(&format!("[[witnesses]]\nurl = \"http://w:1\"\nvkey = \"{vkey}\"")).unwrap_err();
+            assert!(err.contains("not a cosignature/v1"), "{err}");
+            let err = load("log_origin = \"has space\"").unwrap_err();
+            assert!(err.contains("log_origin"), "{err}");
             Ok(())
         });
     }

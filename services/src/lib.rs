@@ -13,6 +13,9 @@
 //! - [`report_page`]: that report as a printable page in Dutch (B1) and English.
 //! - [`demo`]: the `demo` tour (one family through real gRPC, then verify and tamper).
 //! - [`log_service`]: the LogService (signed tree heads, inclusion and consistency proofs).
+//! - [`cosigning`]: asks the configured witnesses to cosign each new head.
+//! - [`witness_http`]: the tlog-witness protocol over HTTP (the `witness` subcommand's
+//!   server, and the client `cosigning` uses).
 //! - [`feed_service`]: the FeedService (a family's changes streamed, resume tokens).
 //! - [`feed_router`]: routes each commit once to the feed subscribers it may concern.
 //! - [`notice_service`]: the NoticeService (corrections told to earlier recipients).
@@ -29,6 +32,7 @@ pub mod audit_service;
 pub mod case_service;
 pub mod config;
 pub mod consent_service;
+pub mod cosigning;
 pub mod demo;
 pub mod dossier_service;
 pub mod error;
@@ -47,3 +51,4 @@ pub mod report_service;
 pub mod request_log;
 pub mod server;
 pub mod telemetry;
+pub mod witness_http;

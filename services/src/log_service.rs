@@ -4,6 +4,7 @@
 
 use crate::error::ServiceError;
 use crate::identity::interceptor::requester;
+use gezinsdossier_ledger::cosignatures::{WitnessPolicy, recent};
 use gezinsdossier_ledger::families::Families;
 use gezinsdossier_ledger::merkle::{TreeHash, leaf_hash};
 use gezinsdossier_ledger::publisher::{IndexError, LogIndex, latest_head};
@@ -15,11 +16,12 @@ use tonic::{Request, Response, Status};
 pub struct LogApi {
     families: Arc<Families>,
     index: LogIndex,
+    witnesses: WitnessPolicy,
 }
 
 impl LogApi {
-    pub fn new(families: Arc<Families>, index: LogIndex) -> Self {
-        Self { families, index }
+    pub fn new(families: Arc<Families>, index: LogIndex, witnesses: WitnessPolicy) -> Self {
+        Self { families, index, witnesses }
     }
 
     async fn authorise_proofs<T>(&self, request: &Request<T>) -> Result<(), Status> {
@@ -61,11 +63,29 @@ impl LogService for LogApi {
         request: Request<pb::GetLatestTreeHeadRequest>,
     ) -> Result<Response<pb::TreeHead>, Status> {
         self.authorise_proofs(&request).await?;
-        let head = latest_head(&**self.families.store())
-            .await
-            .map_err(ServiceError::from)?
-            .ok_or_else(|| Status::not_found("no tree head has been published yet"))?;
-        Ok(Response::new(crate::proofs::tree_head_message(&head)))
+        let store = &**self.families.store();
+        let recorded = if self.witnesses.witnesses.is_empty() {
+            Vec::new()
+        } else {
+            recent(store).await.map_err(ServiceError::from)?
+        };
+        let cosigned = if request.get_ref().published_only && self.witnesses.required > 0 {
+            self.witnesses
+                .latest_published(&recorded)
+                .ok_or_else(|| Status::not_found("no tree head has been cosigned by enough witnesses yet"))?
+        } else {
+            let head = latest_head(store)
+                .await
+                .map_err(ServiceError::from)?
+                .ok_or_else(|| Status::not_found("no tree head has been published yet"))?;
+            self.witnesses.cosign(&head, &recorded)
+        };
+        let mut message = crate::proofs::tree_head_message(&cosigned.head);
+        message.cosigned_checkpoint = cosigned.note;
+        message.cosignatures = u32::try_from(cosigned.cosignatures).unwrap_or(u32::MAX);
+        message.required_cosignatures = u32::try_from(self.witnesses.required).unwrap_or(u32::MAX);
+        message.published = cosigned.published;
+        Ok(Response::new(message))
     }
 
     #[tracing::instrument(name = "GetInclusionProof", skip_all, fields(position))]

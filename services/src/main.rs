@@ -2,6 +2,7 @@
 //! certificates.
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use gezinsdossier_ledger::checkpoint::Checkpoint;
 use gezinsdossier_ledger::family::FamilyState;
 use gezinsdossier_ledger::store::sqlite::LogFile;
 use gezinsdossier_ledger::treehead::{self, TreeHeadSigner};
@@ -47,6 +48,32 @@ enum Command {
         /// The signing key file [default: ./data/treehead.key].
         #[arg(long, value_name = "FILE", default_value = "data/treehead.key")]
         signing_key: PathBuf,
+        /// Print the log's checkpoint vkey under this origin instead (what a witness's
+        /// --log takes).
+        #[arg(long, value_name = "ORIGIN")]
+        vkey_for_origin: Option<String>,
+    },
+    /// Run a witness (c2sp.org/tlog-witness) for other organisations' logs: it keeps the
+    /// latest checkpoint of each log it follows, refuses one that is not consistent with it,
+    /// and cosigns the ones that are. Serves POST <listen>/add-checkpoint over HTTP and
+    /// prints its own vkey.
+    Witness {
+        /// Address to listen on (port 0 picks one; the chosen address is printed).
+        #[arg(long, default_value = "127.0.0.1:7380")]
+        listen: std::net::SocketAddr,
+        /// This witness's name, e.g. `witness.regio-utrecht.example/w1`.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Its Ed25519 key (PKCS#8), created on first start.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Its state: the latest size and root per log (SQLite), created on first start.
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+        /// A log to follow, as its vkey (`gezinsdossier public-key --vkey-for-origin`);
+        /// repeat for several.
+        #[arg(long = "log", value_name = "VKEY", required = true)]
+        logs: Vec<String>,
     },
     /// Verify a copy of a data directory offline, trusting only the public key: every
     /// position, every stream's hash chain, the Merkle root at every signed tree head, and
@@ -135,6 +162,34 @@ enum KeysAction {
         /// The file to create.
         file: PathBuf,
     },
+}
+
+async fn run_witness(
+    listen: std::net::SocketAddr,
+    name: &str,
+    key: &std::path::Path,
+    state: &std::path::Path,
+    logs: &[String],
+) -> anyhow::Result<()> {
+    use gezinsdossier_ledger::note::{NoteSigner, TYPE_COSIGNATURE_V1, VerifierKey};
+    use gezinsdossier_ledger::witness::Witness;
+    let _telemetry = telemetry::init(gezinsdossier_services::config::LogFormat::Json, None)?;
+    let logs = logs
+        .iter()
+        .map(|v| VerifierKey::parse(v).map_err(|e| anyhow::anyhow!("--log: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let pkcs8 = treehead::load_or_create_pkcs8(key)?;
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&pkcs8)
+        .map_err(|e| anyhow::anyhow!("--key {}: {e}", key.display()))?;
+    let signer = NoteSigner::new(name, TYPE_COSIGNATURE_V1, pair).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let witness = std::sync::Arc::new(
+        Witness::open(state, signer, logs).map_err(|e| anyhow::anyhow!("--state {}: {e}", state.display()))?,
+    );
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!("witness vkey {}", witness.verifier_key());
+    println!("witness listening on {}", listener.local_addr()?);
+    gezinsdossier_services::witness_http::serve(witness, listener, server::shutdown_signal()).await;
+    Ok(())
 }
 
 /// Reads and opens a pinned checkpoint: signed by the log's key, cosigned by each witness.
@@ -335,11 +390,21 @@ fn main() -> anyhow::Result<()> {
             };
             tokio::runtime::Runtime::new()?.block_on(gezinsdossier_services::demo::run(&dir))
         }
-        Command::PublicKey { signing_key } => {
+        Command::PublicKey { signing_key, vkey_for_origin } => {
             let pkcs8 = std::fs::read(&signing_key)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", signing_key.display()))?;
-            println!("{}", hex::encode(TreeHeadSigner::from_pkcs8(&pkcs8)?.public_key()));
+            let signer = TreeHeadSigner::from_pkcs8(&pkcs8)?;
+            match vkey_for_origin {
+                Some(origin) => {
+                    let signer = signer.with_origin(&origin)?;
+                    println!("{}", Checkpoint::log_key(signer.origin(), signer.public_key())?);
+                }
+                None => println!("{}", hex::encode(signer.public_key())),
+            }
             Ok(())
+        }
+        Command::Witness { listen, name, key, state, logs } => {
+            tokio::runtime::Runtime::new()?.block_on(run_witness(listen, &name, &key, &state, &logs))
         }
         Command::Verify { data_dir, public_key, checkpoint, witness_key, save_checkpoint } => {
             let key = hex::decode(public_key.trim()).map_err(|e| anyhow::anyhow!("--public-key is not hex: {e}"))?;

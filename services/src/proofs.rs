@@ -38,7 +38,7 @@ impl Prover {
     }
 }
 
-/// A signed head as sent on the wire.
+/// A signed head as sent on the wire, without its cosignatures (GetLatestTreeHead adds them).
 pub fn tree_head_message(head: &SignedTreeHead) -> pb::TreeHead {
     pb::TreeHead {
         size: head.size,
@@ -47,5 +47,6 @@ pub fn tree_head_message(head: &SignedTreeHead) -> pb::TreeHead {
         key_id: head.key_id.clone(),
         signature: head.signature.clone(),
         checkpoint: head.checkpoint.clone().unwrap_or_default(),
+        ..Default::default()
     }
 }

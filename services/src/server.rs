@@ -17,6 +17,7 @@ use crate::readiness::{LagBound, Readiness};
 use crate::report_service::ReportApi;
 use crate::request_log::RequestLog;
 use gezinsdossier_ledger::clock::{Clock, SystemClock};
+use gezinsdossier_ledger::cosignatures::WitnessPolicy;
 use gezinsdossier_ledger::families::Families;
 use gezinsdossier_ledger::publisher::{self, LogIndex, PublishPolicy, PublisherStatus};
 use gezinsdossier_ledger::retention::RetentionPeriods;
@@ -144,6 +145,13 @@ pub async fn serve_on(
     let (publisher_status, publisher_watch) = watch::channel(PublisherStatus::default());
     let publisher =
         tokio::spawn(publisher::run(store.clone(), signer, clock.clone(), policy, index.clone(), publisher_status));
+    let witnesses = config.witnesses()?;
+    let witness_policy = WitnessPolicy {
+        witnesses: witnesses.iter().map(|(_, key)| key.clone()).collect(),
+        required: config.required_cosignatures,
+    };
+    let cosigning =
+        tokio::spawn(crate::cosigning::run(store.clone(), index.clone(), witnesses, publisher_watch.clone()));
     let review_within = chrono::Duration::days(i64::from(config.review_deadline_days.max(1)));
     let keys = keyring(&config, key_store)?;
     let cache_bytes = usize::try_from(config.family_cache_mib.max(1).saturating_mul(1 << 20)).unwrap_or(usize::MAX);
@@ -154,7 +162,7 @@ pub async fn serve_on(
         let every = Duration::from_secs(config.retention_every_secs);
         tokio::spawn(run_retention_every(families.clone(), config.retention, every))
     });
-    let log = LogServiceServer::new(LogApi::new(families.clone(), index.clone()));
+    let log = LogServiceServer::new(LogApi::new(families.clone(), index.clone(), witness_policy));
     let auth = Authenticator::new(registry.clone(), mode);
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -262,6 +270,7 @@ pub async fn serve_on(
         task.abort();
     }
     publisher.abort();
+    cosigning.abort();
     result.map_err(Into::into)
 }
 

@@ -254,7 +254,7 @@ impl<'a> Fixture<'a> {
         let metadata = self.server.professional(VGGZ, "ggz-1", "regiebehandelaar");
         let mut log = LogServiceClient::with_interceptor(self.server.channel(Some(VGGZ)).await, metadata);
         for _ in 0..200 {
-            if let Ok(head) = log.get_latest_tree_head(pb::GetLatestTreeHeadRequest {}).await {
+            if let Ok(head) = log.get_latest_tree_head(pb::GetLatestTreeHeadRequest::default()).await {
                 let size = head.into_inner().size;
                 if size > self.vggz_event {
                     return size;
@@ -385,7 +385,9 @@ impl<'a> Fixture<'a> {
                     .await
                     .map(drop)
             }
-            Call::GetLatestTreeHead => log().get_latest_tree_head(pb::GetLatestTreeHeadRequest {}).await.map(drop),
+            Call::GetLatestTreeHead => {
+                log().get_latest_tree_head(pb::GetLatestTreeHeadRequest::default()).await.map(drop)
+            }
             Call::GetInclusionProof | Call::GetEventBytes => {
                 let tree_size = self.signed_size().await;
                 let include_event_bytes = matches!(call, Call::GetEventBytes);

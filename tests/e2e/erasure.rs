@@ -313,7 +313,7 @@ async fn after_an_erasure_earlier_proofs_still_verify_and_verify_counts_the_shre
     );
     let mut head = None;
     for _ in 0..200 {
-        let h = log.get_latest_tree_head(pb::GetLatestTreeHeadRequest {}).await.unwrap().into_inner();
+        let h = log.get_latest_tree_head(pb::GetLatestTreeHeadRequest::default()).await.unwrap().into_inner();
         if h.size > positions[5] {
             head = Some(h);
             break;

@@ -72,7 +72,7 @@ async fn a_failed_subscription_restarts_the_publisher_and_the_next_head_covers_e
     let mut log = LogServiceClient::with_interceptor(server.channel(Some(VGGZ)).await, metadata);
     let mut head = None;
     for _ in 0..200 {
-        if let Ok(h) = log.get_latest_tree_head(pb::GetLatestTreeHeadRequest {}).await
+        if let Ok(h) = log.get_latest_tree_head(pb::GetLatestTreeHeadRequest::default()).await
             && h.get_ref().size > last_case_event
         {
             head = Some(h.into_inner());

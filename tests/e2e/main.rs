@@ -19,3 +19,4 @@ mod operations;
 mod replicas;
 mod report;
 mod verifier;
+mod witness;

@@ -446,6 +446,29 @@ impl Binary {
         (Self(child), format!("http://{addr}"))
     }
 
+    /// Starts `gezinsdossier witness` with `args` on a free port; returns it with its vkey
+    /// and its `http://` address.
+    pub fn witness(args: &[&str], log: &Path) -> (Self, String, String) {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gezinsdossier"))
+            .args(["witness", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("start witness");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut next = |prefix: &str| {
+            let line = lines.next().and_then(Result::ok).unwrap_or_default();
+            line.strip_prefix(prefix).map(str::to_owned).unwrap_or_else(|| {
+                panic!("witness said {line:?}; its log:\n{}", std::fs::read_to_string(log).unwrap_or_default())
+            })
+        };
+        let vkey = next("witness vkey ");
+        let addr = next("witness listening on ");
+        (Self(child), vkey, format!("http://{addr}"))
+    }
+
     /// SIGKILL: no chance to flush or shut down.
     pub fn kill(&mut self) {
         self.0.kill().expect("kill");

@@ -81,11 +81,22 @@ async fn the_verifier_passes_a_copy_of_the_data_and_catches_a_flipped_byte() {
     assert!(kept.starts_with("gezinsdossier.example/local\n"), "{kept}");
     let pinned_size: u64 = kept.lines().nth(1).unwrap().parse().unwrap();
     let against = |dir: &Path| {
-        cli(&["verify", "--data-dir", dir.to_str().unwrap(), "--public-key", &key, "--checkpoint", pinned.to_str().unwrap()])
+        cli(&[
+            "verify",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--public-key",
+            &key,
+            "--checkpoint",
+            pinned.to_str().unwrap(),
+        ])
     };
     let again = against(&data);
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
-    assert!(String::from_utf8_lossy(&again.stdout).contains(&format!("extends the pinned checkpoint of gezinsdossier.example/local at size {pinned_size}")));
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains(&format!("extends the pinned checkpoint of gezinsdossier.example/local at size {pinned_size}"))
+    );
     // A copy cut back to its first signed head, everything after it deleted, passes on its
     // own but not against the pinned checkpoint.
     let cut = tmp.path().join("cut");
@@ -100,7 +111,11 @@ async fn the_verifier_passes_a_copy_of_the_data_and_catches_a_flipped_byte() {
     let rolled_back = against(&cut);
     let stderr = String::from_utf8_lossy(&rolled_back.stderr);
     assert!(!rolled_back.status.success());
-    assert!(stderr.contains(&format!("holds {} events, fewer than the {pinned_size}", first_head + 1)) && stderr.contains("rolled back"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("holds {} events, fewer than the {pinned_size}", first_head + 1))
+            && stderr.contains("rolled back"),
+        "{stderr}"
+    );
 
     let conn = rusqlite::Connection::open(copy.join("events.sqlite3")).unwrap();
     let mut payload: Vec<u8> =
@@ -165,7 +180,7 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
     );
     let head_of_at_least = async |log: &mut LogServiceClient<_>, size: u64| -> pb::TreeHead {
         for _ in 0..200 {
-            if let Ok(h) = log.get_latest_tree_head(pb::GetLatestTreeHeadRequest {}).await {
+            if let Ok(h) = log.get_latest_tree_head(pb::GetLatestTreeHeadRequest::default()).await {
                 let h = h.into_inner();
                 if h.size >= size {
                     return h;
@@ -342,7 +357,7 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
     assert_eq!(err.code(), tonic::Code::OutOfRange);
     // Hashes are for every registered organisation; the bytes of VGGZ's event are not
     // youth care's to read.
-    youth_log.get_latest_tree_head(pb::GetLatestTreeHeadRequest {}).await.unwrap();
+    youth_log.get_latest_tree_head(pb::GetLatestTreeHeadRequest::default()).await.unwrap();
     let hashes_only =
         pb::GetInclusionProofRequest { position: vggz_note, tree_size: first.size, include_event_bytes: false };
     let proof = youth_log.get_inclusion_proof(hashes_only).await.unwrap().into_inner();
