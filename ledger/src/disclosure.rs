@@ -5,7 +5,7 @@
 //! Lines are sealed under their year's key (see [`crate::sealing`]): read them with
 //! [`open_line`], after the keyring has prefetched the page they are on.
 
-use crate::actor::Actor;
+use crate::actor::{Actor, ProfessionalRole};
 use crate::authorisation::{Function, MemberAuthentication};
 use crate::case::{InformationCategory, MemberId};
 use crate::consent::{Basis, DenialReason, Purpose};
@@ -29,6 +29,69 @@ pub fn key_owner(stream: &StreamId) -> &str {
 pub fn line_group(recorded_at_micros: i64) -> KeyGroup {
     use chrono::Datelike;
     KeyGroup::access_log(DateTime::from_timestamp_micros(recorded_at_micros).unwrap_or_default().year())
+}
+
+/// What one line of a parents' report shows, as the line's own bytes
+/// ([`ReportLineFacts::bytes`]): who (organisation and role, never the professional's
+/// name), when, for what, whose data, which categories on which basis. An access-log event
+/// commits to each of its lines in its sealed header (see [`crate::sealing`]), so a parent
+/// given one line's bytes and salt can check it against the signed log without learning
+/// the event's other lines (another member's, say).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportLineFacts {
+    pub at: DateTime<Utc>,
+    pub organisation_id: String,
+    pub role: ProfessionalRole,
+    pub purpose: Purpose,
+    /// Whose data; absent for a refusal, which showed nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<MemberId>,
+    /// Per category shown, the basis that allowed it; empty for a refusal.
+    pub shown: BTreeMap<InformationCategory, Basis>,
+    pub refused: bool,
+    pub break_the_glass: Option<String>,
+    pub via_feed: bool,
+}
+
+impl ReportLineFacts {
+    /// The line's bytes: its JSON, fields in declaration order, maps in key order.
+    pub fn bytes(&self) -> Vec<u8> {
+        crate::codec::to_json(self)
+    }
+}
+
+/// The report lines an access-log event makes, in commitment order: a disclosure one per
+/// subject shown, a refusal one; other events none.
+pub fn lines(event: &AccessLogEvent) -> Vec<ReportLineFacts> {
+    match event {
+        AccessLogEvent::Disclosed(d) => d
+            .shown
+            .iter()
+            .map(|(subject, shown)| ReportLineFacts {
+                at: d.at,
+                organisation_id: d.requester.organisation_id.clone(),
+                role: d.requester.role,
+                purpose: d.purpose,
+                subject: Some(subject.clone()),
+                shown: shown.clone(),
+                refused: false,
+                break_the_glass: d.break_the_glass.clone(),
+                via_feed: d.via_feed,
+            })
+            .collect(),
+        AccessLogEvent::Refused(r) => vec![ReportLineFacts {
+            at: r.at,
+            organisation_id: r.requester.organisation_id.clone(),
+            role: r.requester.role,
+            purpose: r.purpose,
+            subject: None,
+            shown: BTreeMap::new(),
+            refused: true,
+            break_the_glass: None,
+            via_feed: false,
+        }],
+        _ => Vec::new(),
+    }
 }
 
 /// One access-log line, opened; `None` when its year's key was destroyed (the retention

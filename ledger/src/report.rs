@@ -94,6 +94,9 @@ pub enum ReportEntry {
         emergency: Option<String>,
         /// Received through the change feed, not asked for by a professional.
         via_feed: bool,
+        /// The line's own bytes, to check against the signed log; `None` when part of the
+        /// line is withheld from this reader, or the event predates line commitments.
+        line: Option<CheckableLine>,
     },
     /// Someone asked and was refused; nothing was shown.
     Refused {
@@ -104,7 +107,40 @@ pub enum ReportEntry {
         organisation_id: String,
         role: ProfessionalRole,
         purpose: Purpose,
+        line: Option<CheckableLine>,
     },
+}
+
+/// What a reader needs to check one report line without our code: the line's bytes
+/// ([`crate::disclosure::ReportLineFacts`]), its salt and index among the event's line
+/// commitments, and the access-log event's canonical bytes, whose leaf the inclusion proof
+/// places under a signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckableLine {
+    pub index: usize,
+    pub bytes: Vec<u8>,
+    pub salt: [u8; 32],
+    pub canonical_event: Vec<u8>,
+}
+
+/// The checkable form of the line of `event` that `pick` chooses, when the event commits to
+/// its lines and its key is live.
+fn checkable(
+    event: &RecordedEvent,
+    opener: &dyn crate::sealing::Opener,
+    pick: impl Fn(&crate::disclosure::ReportLineFacts) -> bool,
+) -> Option<CheckableLine> {
+    let commitments = crate::sealing::line_commitments(&event.payload).ok()?;
+    let lines = crate::disclosure::lines(&crate::disclosure::open_line(event, opener)?);
+    let index = lines.iter().position(pick)?;
+    let bytes = lines[index].bytes();
+    let salt = opener.line_salt(event, index)?;
+    (commitments.get(index) == Some(&crate::sealing::line_commitment(&salt, &bytes))).then(|| CheckableLine {
+        index,
+        bytes,
+        salt,
+        canonical_event: event.canonical_bytes(),
+    })
 }
 
 /// A consent in force over the subject's data, and who may withdraw it.
@@ -190,6 +226,10 @@ pub fn build(
     let hides = |c: &InformationCategory| shield.as_ref().is_some_and(|s| s.is_empty() || s.contains(c));
     let mut withheld = false;
     let filter = AuditFilter { include_refusals: true, ..Default::default() };
+    let events: std::collections::HashMap<u64, &RecordedEvent> = access_log.iter().map(|e| (e.position, e)).collect();
+    let checkable_line = |position: u64, pick: &dyn Fn(&crate::disclosure::ReportLineFacts) -> bool| {
+        events.get(&position).and_then(|event| checkable(event, opener, pick))
+    };
     let entries = rows(access_log, opener, &filter)
         .into_iter()
         .filter_map(|row| match &row.shown {
@@ -197,7 +237,8 @@ pub fn build(
                 let all_of_subject = shown.get(subject)?;
                 let of_subject: BTreeMap<_, _> =
                     all_of_subject.iter().filter(|(c, _)| !hides(c)).map(|(c, b)| (*c, b.clone())).collect();
-                if of_subject.len() < all_of_subject.len() {
+                let whole = of_subject.len() == all_of_subject.len();
+                if !whole {
                     withheld = true;
                 }
                 if of_subject.is_empty() {
@@ -230,6 +271,9 @@ pub fn build(
                     legal_grounds: legal_grounds.into_iter().collect(),
                     emergency: row.break_the_glass.clone(),
                     via_feed: row.via_feed,
+                    line: whole
+                        .then(|| checkable_line(row.position, &|l| l.subject.as_deref() == Some(subject)))
+                        .flatten(),
                 })
             }
             // Refusals of a dossier request; refused functions (audit, reports) name no
@@ -246,6 +290,7 @@ pub fn build(
                 organisation_id: row.requester.organisation_id.clone(),
                 role: row.requester.role,
                 purpose: row.purpose?,
+                line: checkable_line(row.position, &|l| l.refused),
             }),
         })
         .collect();
@@ -319,6 +364,13 @@ fn corrections_about(
 }
 
 impl ReportEntry {
+    /// The line's checkable form, when it has one.
+    pub fn checkable(&self) -> Option<&CheckableLine> {
+        match self {
+            Self::Seen { line, .. } | Self::Refused { line, .. } => line.as_ref(),
+        }
+    }
+
     /// The access-log event's global position and leaf hash.
     pub fn leaf(&self) -> (u64, TreeHash) {
         match self {

@@ -111,6 +111,12 @@ impl AccessReportService for ReportApi {
                 let mut line = self.line(e);
                 (line.position, line.leaf_hash, line.inclusion_proof) =
                     (position, leaf.to_hex(), prover.path(position));
+                if let Some(checkable) = e.checkable() {
+                    line.line = checkable.bytes.clone();
+                    line.line_salt = checkable.salt.to_vec();
+                    line.line_index = u32::try_from(checkable.index).unwrap_or(u32::MAX);
+                    line.canonical_event = checkable.canonical_event.clone();
+                }
                 line
             })
             .collect();

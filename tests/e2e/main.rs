@@ -18,5 +18,6 @@ mod law;
 mod operations;
 mod replicas;
 mod report;
+mod report_lines;
 mod verifier;
 mod witness;

@@ -302,7 +302,13 @@ impl Families {
             recorded_at_micros,
             payload: crate::codec::to_json(event),
         };
-        self.seal(disclosure::key_owner(stream), &disclosure::line_group(recorded_at_micros), &plain).await
+        let lines: Vec<Vec<u8>> = disclosure::lines(event).iter().map(disclosure::ReportLineFacts::bytes).collect();
+        let payload = self
+            .keys
+            .seal_with_lines(disclosure::key_owner(stream), &disclosure::line_group(recorded_at_micros), &plain, &lines)
+            .await
+            .map_err(ApplyError::from)?;
+        Ok(ProposedEvent { payload, ..plain })
     }
 
     /// Seals one plaintext event under `group`'s key among `owner`'s (a family's id, or a

@@ -41,6 +41,11 @@ pub trait Opener: Sync {
     /// An erasure destroyed these keys (perhaps on another replica): their payloads read as
     /// shredded from now on.
     fn erased(&self, _key_ids: &[KeyId], _at_micros: i64) {}
+
+    /// The salt of line `index` of `event`'s line commitments, while its key is live here.
+    fn line_salt(&self, _event: &RecordedEvent, _index: usize) -> Option<[u8; 32]> {
+        None
+    }
 }
 
 /// For tools that hold no KEK: old plaintext payloads open, sealed ones read as content
@@ -154,6 +159,23 @@ impl Keyring {
         let label = group.label();
         let (id, key) = self.sealing_key(family, &label, now_micros).await?;
         super::seal(id, &key, event_id, event_type, plaintext)
+    }
+
+    /// Seals `event`'s plaintext payload as [`Keyring::seal`] does, committing to each of
+    /// `lines` in the payload's header (see the module doc of [`crate::sealing`]).
+    ///
+    /// # Errors
+    /// As [`Keyring::seal`].
+    pub async fn seal_with_lines(
+        &self,
+        family: &str,
+        group: &KeyGroup,
+        event: &crate::envelope::ProposedEvent,
+        lines: &[Vec<u8>],
+    ) -> Result<Vec<u8>, SealError> {
+        let label = group.label();
+        let (id, key) = self.sealing_key(family, &label, event.recorded_at_micros).await?;
+        super::seal_with_lines(id, &key, &event.event_id, &event.event_type, &event.payload, lines)
     }
 
     async fn sealing_key(&self, family: &str, label: &str, now_micros: i64) -> Result<(KeyId, SubjectKey), SealError> {
@@ -295,6 +317,14 @@ impl Keyring {
 impl Opener for Keyring {
     fn erased(&self, key_ids: &[KeyId], at_micros: i64) {
         self.forget(key_ids, at_micros);
+    }
+
+    fn line_salt(&self, event: &RecordedEvent, index: usize) -> Option<[u8; 32]> {
+        let id = sealed_with(&event.payload).ok()??;
+        match self.cache().get(&id) {
+            Some(Cached::Live { key, .. }) => super::line_salt_of(key, &event.event_id, index).ok(),
+            _ => None,
+        }
     }
 
     fn open<'a>(&self, event: &'a RecordedEvent) -> Result<Opened<'a>, SealError> {

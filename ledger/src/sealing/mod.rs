@@ -41,6 +41,16 @@
 //! ## The sealed payload
 //! `00 'G' 'Z' 'S'`, a version byte (1), the 16-byte key id, then the ciphertext with its
 //! 16-byte tag. JSON never starts with a NUL byte, so old payloads are told apart.
+//!
+//! Access-log events that make lines of the parents' report use version 2: after the key id
+//! come a u16 (big-endian) count and that many 32-byte *line commitments*, one per report
+//! line the event makes ([`crate::disclosure::lines`]), then the ciphertext and tag. The
+//! whole header is the cipher's associated data. A commitment is
+//! `SHA-256("gezinsdossier line v1\n" ‖ salt ‖ line)`, its salt derived from the event's
+//! key: given one line's bytes and salt, a reader checks that line against the event's
+//! canonical bytes, and so against a signed checkpoint, without the key and without
+//! learning the event's other lines. Destroying the key leaves the salts unknowable, and the
+//! commitments say nothing.
 
 pub mod groups;
 pub mod keyring;
@@ -58,7 +68,13 @@ pub use keyring::{Content, Keyring, Opened, Opener, Plaintext};
 pub const MAGIC: [u8; 4] = [0, b'G', b'Z', b'S'];
 /// The sealed layout's version.
 pub const VERSION: u8 = 1;
+/// The layout's version with line commitments.
+pub const VERSION_WITH_LINES: u8 = 2;
 const HEADER_LEN: usize = MAGIC.len() + 1 + KeyId::LEN;
+/// Most line commitments one payload carries.
+pub const MAX_LINES: usize = 4096;
+/// What a line commitment's hash starts with.
+pub const LINE_COMMITMENT_PREFIX: &[u8] = b"gezinsdossier line v1\n";
 const TAG_LEN: usize = 16;
 
 /// Why a payload could not be sealed or opened.
@@ -325,6 +341,34 @@ fn event_cipher(key: &SubjectKey, event_id: &uuid::Uuid, event_type: &str) -> Re
     Ok((aead_key(&k)?, nonce))
 }
 
+/// The salt of line `index` of event `event_id`: from the event's key, so it is gone when
+/// the key is.
+///
+/// # Errors
+/// [`SealError::BadKek`] when the derivation fails.
+fn line_salt_of(key: &SubjectKey, event_id: &uuid::Uuid, index: usize) -> Result<[u8; 32], SealError> {
+    let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"gezinsdossier line salt v1");
+    let index = u32::try_from(index).unwrap_or(u32::MAX).to_be_bytes();
+    let info = [event_id.as_bytes().as_slice(), &index];
+    let mut out = [0u8; 32];
+    salt.extract(&key.0)
+        .expand(&info, Okm(out.len()))
+        .and_then(|o| o.fill(&mut out))
+        .map_err(|_| SealError::BadKek("key derivation failed".into()))?;
+    Ok(out)
+}
+
+/// `SHA-256(LINE_COMMITMENT_PREFIX ‖ salt ‖ line)`.
+pub fn line_commitment(salt: &[u8; 32], line: &[u8]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(LINE_COMMITMENT_PREFIX);
+    ctx.update(salt);
+    ctx.update(line);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
 /// Seals `plaintext` as the payload of event `event_id` of `event_type`.
 ///
 /// # Errors
@@ -336,11 +380,37 @@ pub fn seal(
     event_type: &str,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, SealError> {
+    seal_with_lines(key_id, key, event_id, event_type, plaintext, &[])
+}
+
+/// [`seal`], with a commitment to each of `lines` in the clear header (layout version 2)
+/// when there are any.
+///
+/// # Errors
+/// [`SealError::BadKek`] when the cipher fails; [`SealError::Malformed`] for more than
+/// [`MAX_LINES`] lines.
+pub fn seal_with_lines(
+    key_id: KeyId,
+    key: &SubjectKey,
+    event_id: &uuid::Uuid,
+    event_type: &str,
+    plaintext: &[u8],
+    lines: &[Vec<u8>],
+) -> Result<Vec<u8>, SealError> {
+    if lines.len() > MAX_LINES {
+        return Err(SealError::Malformed("more lines than one payload carries"));
+    }
     let (cipher, nonce) = event_cipher(key, event_id, event_type)?;
-    let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
+    let mut out = Vec::with_capacity(HEADER_LEN + 2 + 32 * lines.len() + plaintext.len() + TAG_LEN);
     out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
+    out.push(if lines.is_empty() { VERSION } else { VERSION_WITH_LINES });
     out.extend_from_slice(&key_id.0);
+    if !lines.is_empty() {
+        out.extend_from_slice(&(lines.len() as u16).to_be_bytes());
+        for (index, line) in lines.iter().enumerate() {
+            out.extend_from_slice(&line_commitment(&line_salt_of(key, event_id, index)?, line));
+        }
+    }
     let header_len = out.len();
     out.extend_from_slice(plaintext);
     let (header, body) = out.split_at_mut(header_len);
@@ -360,15 +430,43 @@ pub fn sealed_with(payload: &[u8]) -> Result<Option<KeyId>, SealError> {
     if !payload.starts_with(&MAGIC) {
         return Ok(None);
     }
-    if payload.len() < HEADER_LEN + TAG_LEN {
-        return Err(SealError::Malformed("shorter than its header and tag"));
-    }
-    if payload[MAGIC.len()] != VERSION {
-        return Err(SealError::Malformed("unknown version"));
-    }
+    header_len(payload)?;
     let mut id = [0u8; KeyId::LEN];
     id.copy_from_slice(&payload[MAGIC.len() + 1..HEADER_LEN]);
     Ok(Some(KeyId(id)))
+}
+
+/// The length of a sealed payload's header (the associated data), checked against its size.
+fn header_len(payload: &[u8]) -> Result<usize, SealError> {
+    if payload.len() < HEADER_LEN + TAG_LEN {
+        return Err(SealError::Malformed("shorter than its header and tag"));
+    }
+    let len = match payload[MAGIC.len()] {
+        VERSION => HEADER_LEN,
+        VERSION_WITH_LINES => {
+            let count = u16::from_be_bytes([payload[HEADER_LEN], payload[HEADER_LEN + 1]]) as usize;
+            HEADER_LEN + 2 + 32 * count
+        }
+        _ => return Err(SealError::Malformed("unknown version")),
+    };
+    if payload.len() < len + TAG_LEN {
+        return Err(SealError::Malformed("shorter than its header and tag"));
+    }
+    Ok(len)
+}
+
+/// The line commitments in a sealed payload's header (empty for layout version 1 and for
+/// plaintext payloads).
+///
+/// # Errors
+/// [`SealError::Malformed`] as for [`sealed_with`].
+pub fn line_commitments(payload: &[u8]) -> Result<Vec<[u8; 32]>, SealError> {
+    if !payload.starts_with(&MAGIC) {
+        return Ok(Vec::new());
+    }
+    let end = header_len(payload)?;
+    let start = (HEADER_LEN + 2).min(end);
+    Ok(payload[start..end].chunks_exact(32).filter_map(|c| c.try_into().ok()).collect())
 }
 
 /// Opens a sealed payload with the subject key it names.
@@ -383,7 +481,7 @@ pub fn open(
     payload: &[u8],
 ) -> Result<Vec<u8>, SealError> {
     let (cipher, nonce) = event_cipher(key, event_id, event_type)?;
-    let (header, body) = payload.split_at(HEADER_LEN.min(payload.len()));
+    let (header, body) = payload.split_at(header_len(payload)?);
     let mut buf = body.to_vec();
     let plain = cipher.open_in_place(nonce, Aad::from(header), &mut buf).map_err(|_| SealError::DoesNotOpen(key_id))?;
     let len = plain.len();
@@ -413,6 +511,34 @@ mod tests {
         *flipped.last_mut().unwrap() ^= 1;
         assert!(open(id, &key, &event, "case.note", &flipped).is_err());
         assert!(!a.windows(3).any(|w| w == b"\"x\""), "the plaintext is not in the sealed bytes");
+    }
+
+    #[test]
+    fn line_commitments_are_in_the_clear_header_bound_to_the_ciphertext_and_salted_by_the_key() {
+        let key = SubjectKey::generate().unwrap();
+        let id = KeyId::random().unwrap();
+        let event = uuid::Uuid::new_v4();
+        let lines = vec![b"{\"subject\":\"mother\"}".to_vec(), b"{\"subject\":\"father\"}".to_vec()];
+        let sealed = seal_with_lines(id, &key, &event, "access.disclosed", b"{}", &lines).unwrap();
+        assert_eq!(sealed[MAGIC.len()], VERSION_WITH_LINES);
+        assert_eq!(sealed_with(&sealed).unwrap(), Some(id));
+        assert_eq!(open(id, &key, &event, "access.disclosed", &sealed).unwrap(), b"{}");
+        let commitments = line_commitments(&sealed).unwrap();
+        for (index, line) in lines.iter().enumerate() {
+            let salt = line_salt_of(&key, &event, index).unwrap();
+            assert_eq!(commitments[index], line_commitment(&salt, line));
+        }
+        // Without the key's salt a line cannot be matched; another event's salts differ.
+        assert_ne!(line_salt_of(&key, &uuid::Uuid::new_v4(), 0).unwrap(), line_salt_of(&key, &event, 0).unwrap());
+        // The header is the associated data: an edited commitment no longer opens.
+        let mut edited = sealed.clone();
+        edited[HEADER_LEN + 2] ^= 1;
+        assert!(open(id, &key, &event, "access.disclosed", &edited).is_err());
+        // A count that claims more commitments than the payload holds is malformed.
+        let mut cut = sealed.clone();
+        cut[HEADER_LEN] = 0xff;
+        assert!(matches!(sealed_with(&cut), Err(SealError::Malformed(_))));
+        assert!(line_commitments(&seal(id, &key, &event, "access.disclosed", b"{}").unwrap()).unwrap().is_empty());
     }
 
     #[test]
