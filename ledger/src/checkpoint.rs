@@ -137,6 +137,28 @@ mod tests {
         assert_eq!(checkpoint.text(), text);
     }
 
+    /// The worked example in log.proto (TreeHead.checkpoint), so that it cannot rot.
+    #[test]
+    fn the_worked_example_in_the_proto_verifies() {
+        use crate::merkle::{leaf_hash, node_hash};
+        let seed: Vec<u8> = (0..32).collect();
+        let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+        let public_key = ring::signature::KeyPair::public_key(&key).as_ref().to_vec();
+        assert_eq!(hex::encode(&public_key), "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8");
+        let root = node_hash(&leaf_hash(b"a"), &leaf_hash(b"b"));
+        let text = Checkpoint { origin: DEFAULT_ORIGIN.into(), size: 2, root }.text();
+        assert_eq!(text, "gezinsdossier.example/local\n2\nsTeYX/SE+2ANuTEHx3sDZcgNePW0Kd7Q/Zc2HQd5mes=\n");
+        let note = format!(
+            "{text}\n\u{2014} gezinsdossier.example/local wo7PrWEE4HlKWIgW2MWN0k5wTHUJoiFhXcXZxrLZRRO0+yUXCxzDIiAISZzxwLQ18VLlNVuYRM3xpSth8Xj0QPw3EAA=\n"
+        );
+        let (opened, _) = open(&note, &public_key, &[]).unwrap();
+        assert_eq!((opened.size, opened.root), (2, root));
+        assert_eq!(
+            Checkpoint::log_key(DEFAULT_ORIGIN, &public_key).unwrap().to_string(),
+            "gezinsdossier.example/local+c28ecfad+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
+        );
+    }
+
     #[test]
     fn bad_lines_are_named() {
         for (text, why) in [

@@ -34,6 +34,8 @@
 //! - [`families`]: the checked write path of family streams over a store.
 //! - [`merkle`]: the RFC 6962 Merkle log: hashing, compact ranges, proofs, verification.
 //! - [`publisher`]: signs and publishes tree heads while the service runs.
+//! - [`proof_index`]: the tree as persisted tiles; proofs with start-up and memory flat in
+//!   the log's size.
 //! - [`treehead`]: Ed25519-signed tree heads, published as events.
 //! - [`note`], [`checkpoint`]: C2SP signed notes and checkpoints (tree heads in the format
 //!   standard tlog tools and witnesses read), witness cosignatures.
@@ -68,6 +70,7 @@ pub mod fhir;
 pub mod merkle;
 pub mod nen7513;
 pub mod note;
+pub mod proof_index;
 pub mod publisher;
 pub mod report;
 pub mod restriction;

@@ -1,6 +1,6 @@
-//! Publishes signed tree heads while the service runs: it follows the global log, keeps the
-//! Merkle root in a compact range, and every N events or T seconds signs the current size
-//! and appends it to the tree-head stream.
+//! Publishes signed tree heads while the service runs: it follows the global log into the
+//! proof index ([`crate::proof_index`], whose full tiles it persists), and every N events or
+//! T seconds signs the current size and appends it to the tree-head stream.
 //!
 //! Several replicas may publish over one shared store. Each append expects the tree-head
 //! stream's exact revision, so the heads form one linear chain: a replica that loses the
@@ -9,7 +9,8 @@
 
 use crate::clock::Clock;
 use crate::envelope::{ExpectedRevision, ProposedEvent};
-use crate::merkle::{MemoryNodes, ProofError, TreeHash, consistency_proof, inclusion_proof, leaf_hash, root};
+use crate::merkle::leaf_hash;
+use crate::proof_index::LogIndex;
 use crate::store::{EventStore, StoreError};
 use crate::treehead::{self, SignedTreeHead, TreeHeadSigner};
 use futures::StreamExt;
@@ -25,65 +26,6 @@ pub struct PublishPolicy {
     pub every_events: u64,
     /// Publish at least this often while new events arrive.
     pub every: Duration,
-}
-
-/// Proofs over the log as far as the publisher has read it: every complete-subtree hash is
-/// kept in memory (2 hashes per event), so any proof costs O(log n) lookups.
-#[derive(Clone, Default)]
-pub struct LogIndex {
-    nodes: Arc<std::sync::RwLock<MemoryNodes>>,
-}
-
-/// Why a proof cannot be given.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IndexError {
-    #[error("the log is indexed up to {indexed} events; {wanted} asked for (retry shortly)")]
-    NotYetIndexed { indexed: u64, wanted: u64 },
-    #[error(transparent)]
-    Proof(#[from] ProofError),
-}
-
-impl LogIndex {
-    fn push(&self, leaf: TreeHash) {
-        self.nodes.write().unwrap_or_else(|e| e.into_inner()).push(leaf);
-    }
-
-    /// How many events are indexed.
-    pub fn size(&self) -> u64 {
-        self.nodes.read().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    fn with_size<T>(&self, size: u64, f: impl FnOnce(&MemoryNodes) -> Result<T, ProofError>) -> Result<T, IndexError> {
-        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        if nodes.len() < size {
-            return Err(IndexError::NotYetIndexed { indexed: nodes.len(), wanted: size });
-        }
-        Ok(f(&nodes)?)
-    }
-
-    /// The root of the first `size` events.
-    ///
-    /// # Errors
-    /// [`IndexError::NotYetIndexed`] while the publisher is catching up.
-    pub fn root(&self, size: u64) -> Result<TreeHash, IndexError> {
-        self.with_size(size, |n| root(n, size))
-    }
-
-    /// The inclusion proof of event `position` in the tree of `size` events.
-    ///
-    /// # Errors
-    /// [`IndexError`] for an index out of range or a size not yet indexed.
-    pub fn inclusion(&self, position: u64, size: u64) -> Result<Vec<TreeHash>, IndexError> {
-        self.with_size(size, |n| inclusion_proof(n, position, size))
-    }
-
-    /// The consistency proof between trees of `old` and `new` events.
-    ///
-    /// # Errors
-    /// [`IndexError`] for bad sizes or a size not yet indexed.
-    pub fn consistency(&self, old: u64, new: u64) -> Result<Vec<TreeHash>, IndexError> {
-        self.with_size(new, |n| consistency_proof(n, old, new))
-    }
 }
 
 /// The latest head as published, to chain the next one onto.
@@ -159,6 +101,8 @@ async fn run_once(
 ) -> Result<(), StoreError> {
     let heads = treehead::stream();
     let cosignatures = crate::cosignatures::stream();
+    let restored = index.restore().await?;
+    tracing::info!(size = restored.size, tiles_read = restored.tiles_read, "proof index restored from its tiles");
     let mut latest = load_latest(store).await?;
     let start_target = latest.size;
     let mut log = store.subscribe_all(index.size());
@@ -175,11 +119,16 @@ async fn run_once(
             next = log.next() => {
                 let Some(event) = next else { return Ok(()) };
                 let event = event?;
-                index.push(leaf_hash(&event.canonical_bytes()));
+                let full = index.push(leaf_hash(&event.canonical_bytes()));
+                if !full.is_empty() {
+                    index.persist(&full).await?;
+                }
                 let size = index.size();
-                // Heads and their cosignatures alone never call for a new head: each would
-                // call for the next, forever.
-                let is_head = event.stream == heads || event.stream == cosignatures;
+                // Heads, their cosignatures and tiles alone never call for a new head: each
+                // would call for the next, forever.
+                let is_head = event.stream == heads
+                    || event.stream == cosignatures
+                    || event.stream.as_str().starts_with("log-tiles-");
                 status.send_modify(|s| {
                     s.indexed = size;
                     s.caught_up = size >= start_target;
@@ -198,7 +147,7 @@ async fn run_once(
             continue;
         }
         let timestamp_micros = clock.now().timestamp_micros().max(latest.timestamp_micros);
-        let Ok(root) = index.root(size) else { continue };
+        let Ok(root) = index.root(size).await else { continue };
         let head = signer.sign(size, &root, timestamp_micros);
         let expected = latest.revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
         match store.append(&heads, expected, vec![published(&head)]).await {

@@ -12,7 +12,7 @@ use gezinsdossier_ledger::consent::LegalBasisKind;
 use gezinsdossier_ledger::disclosure::ReviewOutcome;
 use gezinsdossier_ledger::erasure::{ErasureGround, RequestedBy};
 use gezinsdossier_ledger::families::{ErasureRequest, Families, Restricted, RestrictionStep};
-use gezinsdossier_ledger::publisher::LogIndex;
+use gezinsdossier_ledger::proof_index::LogIndex;
 use gezinsdossier_proto::convert::consent::{optional_timestamp, purpose};
 use gezinsdossier_proto::convert::views::access_log_entry;
 use gezinsdossier_proto::convert::{self, FieldError};
@@ -77,19 +77,15 @@ impl AuditService for AuditApi {
         } else {
             None
         };
-        let page: Vec<_> = rows
-            .iter()
-            .filter(|row| r.after_position.is_none_or(|after| row.position > after))
-            .take(limit)
-            .map(|row| {
-                let mut e = access_log_entry(row, now);
-                if let Some(p) = &prover {
-                    e.inclusion_proof = p.path(row.position);
-                    e.tree_head = p.head_message();
-                }
-                e
-            })
-            .collect();
+        let mut page = Vec::new();
+        for row in rows.iter().filter(|row| r.after_position.is_none_or(|after| row.position > after)).take(limit) {
+            let mut e = access_log_entry(row, now);
+            if let Some(p) = &prover {
+                e.inclusion_proof = p.path(row.position).await;
+                e.tree_head = p.head_message();
+            }
+            page.push(e);
+        }
         Ok(Response::new(Box::pin(tokio_stream::iter(page.into_iter().map(Ok)))))
     }
 

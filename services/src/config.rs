@@ -24,6 +24,10 @@ pub struct Config {
     /// Serve Prometheus metrics over plain HTTP at `http://<this>/metrics`; off when unset.
     /// Bind it to an address only the scraper reaches: it needs no client certificate.
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the log read-only as c2sp.org/tlog-tiles resources (`/checkpoint`,
+    /// `/tile/...`) over plain HTTP at this address; off when unset. It reveals hashes,
+    /// counts and timing, never content (README, "Checking the log").
+    pub tiles_listen: Option<SocketAddr>,
     /// Export the spans as OpenTelemetry traces to this OTLP/gRPC collector (e.g.
     /// `http://otel-collector:4317`); off when unset.
     pub otlp_endpoint: Option<String>,
@@ -131,6 +135,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             metrics_listen: None,
+            tiles_listen: None,
             otlp_endpoint: None,
             data_dir: PathBuf::from("./data"),
             sqlite_wal_limit_mib: 64,
@@ -179,6 +184,11 @@ pub struct ConfigFlags {
     #[arg(long, value_name = "ADDR:PORT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the log's checkpoint and tiles (c2sp.org/tlog-tiles) at http://ADDR:PORT/
+    /// [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tiles_listen: Option<SocketAddr>,
     /// Export traces over OTLP/gRPC to this collector, e.g. http://otel-collector:4317
     /// [default: off].
     #[arg(long, value_name = "URL")]

@@ -9,7 +9,8 @@
 use crate::witness_http::{SubmitError, submit};
 use gezinsdossier_ledger::cosignatures::{self, Cosignature, WitnessPolicy};
 use gezinsdossier_ledger::note::VerifierKey;
-use gezinsdossier_ledger::publisher::{LogIndex, PublisherStatus, latest_head};
+use gezinsdossier_ledger::proof_index::LogIndex;
+use gezinsdossier_ledger::publisher::{PublisherStatus, latest_head};
 use gezinsdossier_ledger::store::EventStore;
 use gezinsdossier_ledger::treehead::SignedTreeHead;
 use gezinsdossier_ledger::witness::AddCheckpoint;
@@ -86,7 +87,7 @@ async fn ask(store: &dyn EventStore, index: &LogIndex, target: &mut Target, head
         let proof = match target.known_size {
             0 => Vec::new(),
             old if old == head.size => Vec::new(),
-            old => match index.consistency(old, head.size) {
+            old => match index.consistency(old, head.size).await {
                 Ok(proof) => proof,
                 Err(e) => {
                     tracing::debug!(error = %e, "cosigning: no consistency proof yet");

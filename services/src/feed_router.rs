@@ -10,7 +10,7 @@ use futures::StreamExt;
 use gezinsdossier_ledger::authorisation::Caller;
 use gezinsdossier_ledger::envelope::RecordedEvent;
 use gezinsdossier_ledger::families::{Families, family_of, notice_in};
-use gezinsdossier_ledger::publisher::LogIndex;
+use gezinsdossier_ledger::proof_index::LogIndex;
 use gezinsdossier_ledger::store::StoreError;
 use gezinsdossier_ledger::store::fanout::Fanout;
 use std::sync::{Arc, Mutex};

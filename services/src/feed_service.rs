@@ -16,7 +16,7 @@ use gezinsdossier_ledger::families::{
     Families, FamilyError, FeedAsk, FeedBatch, FeedPosition, FeedScope, family_of, notice_for,
 };
 use gezinsdossier_ledger::family::FamilyId;
-use gezinsdossier_ledger::publisher::LogIndex;
+use gezinsdossier_ledger::proof_index::LogIndex;
 use gezinsdossier_ledger::store::StoreError;
 use gezinsdossier_ledger::store::fanout::Fanout;
 use gezinsdossier_proto::convert::FieldError;

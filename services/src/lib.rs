@@ -14,6 +14,8 @@
 //! - [`demo`]: the `demo` tour (one family through real gRPC, then verify and tamper).
 //! - [`log_service`]: the LogService (signed tree heads, inclusion and consistency proofs).
 //! - [`cosigning`]: asks the configured witnesses to cosign each new head.
+//! - [`tiles_http`]: the log as tlog-tiles resources (checkpoint, tiles) over HTTP.
+//! - [`http1`]: the HTTP/1.1 server loop the witness and the tiles share.
 //! - [`witness_http`]: the tlog-witness protocol over HTTP (the `witness` subcommand's
 //!   server, and the client `cosigning` uses).
 //! - [`feed_service`]: the FeedService (a family's changes streamed, resume tokens).
@@ -39,6 +41,7 @@ pub mod error;
 pub mod feed_router;
 pub mod feed_service;
 pub mod health;
+pub mod http1;
 pub mod identity;
 pub mod limits;
 pub mod log_service;
@@ -51,4 +54,5 @@ pub mod report_service;
 pub mod request_log;
 pub mod server;
 pub mod telemetry;
+pub mod tiles_http;
 pub mod witness_http;

@@ -1,5 +1,5 @@
 //! `LogService`: signed tree heads and Merkle proofs for auditors. The proofs come from the
-//! publisher's in-memory index (`gezinsdossier_ledger::publisher::LogIndex`); who may have
+//! proof index (`gezinsdossier_ledger::proof_index::LogIndex`, tiles); who may have
 //! an event's bytes is the authorisation policy's answer (`Families::event_bytes`).
 
 use crate::error::ServiceError;
@@ -7,7 +7,8 @@ use crate::identity::interceptor::requester;
 use gezinsdossier_ledger::cosignatures::{WitnessPolicy, recent};
 use gezinsdossier_ledger::families::Families;
 use gezinsdossier_ledger::merkle::{TreeHash, leaf_hash};
-use gezinsdossier_ledger::publisher::{IndexError, LogIndex, latest_head};
+use gezinsdossier_ledger::proof_index::{IndexError, LogIndex};
+use gezinsdossier_ledger::publisher::latest_head;
 use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_proto::v1::log_service_server::LogService;
 use std::sync::Arc;
@@ -47,6 +48,7 @@ impl LogApi {
                 }
             }
             IndexError::Proof(p) => Status::invalid_argument(p.to_string()),
+            IndexError::Tiles(e) => Status::unavailable(format!("the proof index cannot read its tiles: {e}")),
         }
     }
 }
@@ -96,11 +98,11 @@ impl LogService for LogApi {
         let caller = requester(&request)?.caller();
         let r = request.into_inner();
         tracing::Span::current().record("position", r.position);
-        let proof = match self.index.inclusion(r.position, r.tree_size) {
+        let proof = match self.index.inclusion(r.position, r.tree_size).await {
             Ok(proof) => proof,
             Err(e) => return Err(self.index_status(e).await),
         };
-        let root = match self.index.root(r.tree_size) {
+        let root = match self.index.root(r.tree_size).await {
             Ok(root) => root,
             Err(e) => return Err(self.index_status(e).await),
         };
@@ -129,7 +131,7 @@ impl LogService for LogApi {
     ) -> Result<Response<pb::ConsistencyProof>, Status> {
         self.authorise_proofs(&request).await?;
         let r = request.into_inner();
-        let proof = match self.index.consistency(r.first_size, r.second_size) {
+        let proof = match self.index.consistency(r.first_size, r.second_size).await {
             Ok(proof) => proof,
             Err(e) => return Err(self.index_status(e).await),
         };

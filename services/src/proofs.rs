@@ -1,7 +1,8 @@
 //! Attaching inclusion proofs to what the services return (audit rows, report lines), so
 //! that a reader can check each against a signed tree head without trusting the server.
 
-use gezinsdossier_ledger::publisher::{LogIndex, latest_head};
+use gezinsdossier_ledger::proof_index::LogIndex;
+use gezinsdossier_ledger::publisher::latest_head;
 use gezinsdossier_ledger::store::{EventStore, StoreError};
 use gezinsdossier_ledger::treehead::SignedTreeHead;
 use gezinsdossier_proto::v1 as pb;
@@ -26,15 +27,18 @@ impl Prover {
 
     /// The audit path of `position` in the latest head's tree; empty when the position is
     /// not yet covered by a signed head (ask again after the next one).
-    pub fn path(&self, position: u64) -> Vec<Vec<u8>> {
+    pub async fn path(&self, position: u64) -> Vec<Vec<u8>> {
         let Some(head) = &self.head else { return Vec::new() };
         if position >= head.size {
             return Vec::new();
         }
-        self.index
-            .inclusion(position, head.size)
-            .map(|p| p.into_iter().map(|h| h.0.to_vec()).collect())
-            .unwrap_or_default()
+        match self.index.inclusion(position, head.size).await {
+            Ok(path) => path.into_iter().map(|h| h.0.to_vec()).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "no inclusion proof for an audit row or report line");
+                Vec::new()
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use crate::proofs::Prover;
 use crate::report_page::{self, Language};
 use gezinsdossier_ledger::consent::authority::guardian_organisation;
 use gezinsdossier_ledger::families::{Families, MemberReport, ReportRequest};
-use gezinsdossier_ledger::publisher::LogIndex;
+use gezinsdossier_ledger::proof_index::LogIndex;
 use gezinsdossier_ledger::report::{RecipientName, ReportEntry};
 use gezinsdossier_proto::convert::{identifier, outbound};
 use gezinsdossier_proto::v1 as pb;
@@ -103,23 +103,20 @@ impl AccessReportService for ReportApi {
         let html = report_page::render(&report, &member_name(&subject), language, &organisation_name, &member_name)
             .map_err(|e| ServiceError::Internal(format!("report template: {e}")))?;
         let prover = Prover::latest(&**self.families.store(), self.index.clone()).await.map_err(ServiceError::from)?;
-        let entries = report
-            .entries
-            .iter()
-            .map(|e| {
-                let (position, leaf) = e.leaf();
-                let mut line = self.line(e);
-                (line.position, line.leaf_hash, line.inclusion_proof) =
-                    (position, leaf.to_hex(), prover.path(position));
-                if let Some(checkable) = e.checkable() {
-                    line.line = checkable.bytes.clone();
-                    line.line_salt = checkable.salt.to_vec();
-                    line.line_index = u32::try_from(checkable.index).unwrap_or(u32::MAX);
-                    line.canonical_event = checkable.canonical_event.clone();
-                }
-                line
-            })
-            .collect();
+        let mut entries = Vec::with_capacity(report.entries.len());
+        for e in &report.entries {
+            let (position, leaf) = e.leaf();
+            let mut line = self.line(e);
+            (line.position, line.leaf_hash, line.inclusion_proof) =
+                (position, leaf.to_hex(), prover.path(position).await);
+            if let Some(checkable) = e.checkable() {
+                line.line = checkable.bytes.clone();
+                line.line_salt = checkable.salt.to_vec();
+                line.line_index = u32::try_from(checkable.index).unwrap_or(u32::MAX);
+                line.canonical_event = checkable.canonical_event.clone();
+            }
+            entries.push(line);
+        }
         let consents = report
             .consents
             .iter()

@@ -19,7 +19,8 @@ use crate::request_log::RequestLog;
 use gezinsdossier_ledger::clock::{Clock, SystemClock};
 use gezinsdossier_ledger::cosignatures::WitnessPolicy;
 use gezinsdossier_ledger::families::Families;
-use gezinsdossier_ledger::publisher::{self, LogIndex, PublishPolicy, PublisherStatus};
+use gezinsdossier_ledger::proof_index::LogIndex;
+use gezinsdossier_ledger::publisher::{self, PublishPolicy, PublisherStatus};
 use gezinsdossier_ledger::retention::RetentionPeriods;
 use gezinsdossier_ledger::sealing::Keyring;
 use gezinsdossier_ledger::store::EventStore;
@@ -139,9 +140,9 @@ pub async fn serve_on(
         every_events: config.tree_head_every_events.max(1),
         every: std::time::Duration::from_millis(config.tree_head_interval_ms.max(10)),
     };
-    let index = LogIndex::default();
     let watched = Arc::new(CommitWatch::new(store));
     let store: Arc<dyn EventStore> = watched.clone();
+    let index = LogIndex::new(store.clone());
     let (publisher_status, publisher_watch) = watch::channel(PublisherStatus::default());
     let publisher =
         tokio::spawn(publisher::run(store.clone(), signer, clock.clone(), policy, index.clone(), publisher_status));
@@ -152,6 +153,20 @@ pub async fn serve_on(
     };
     let cosigning =
         tokio::spawn(crate::cosigning::run(store.clone(), index.clone(), witnesses, publisher_watch.clone()));
+    let tiles = match config.tiles_listen {
+        Some(addr) => {
+            let listener =
+                TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            let source = crate::tiles_http::TilesSource {
+                store: store.clone(),
+                index: index.clone(),
+                witnesses: witness_policy.clone(),
+            };
+            tracing::info!(addr = %listener.local_addr()?, "the log's checkpoint and tiles served over HTTP");
+            Some(tokio::spawn(crate::tiles_http::serve(source, listener, std::future::pending())))
+        }
+        None => None,
+    };
     let review_within = chrono::Duration::days(i64::from(config.review_deadline_days.max(1)));
     let keys = keyring(&config, key_store)?;
     let cache_bytes = usize::try_from(config.family_cache_mib.max(1).saturating_mul(1 << 20)).unwrap_or(usize::MAX);
@@ -271,6 +286,9 @@ pub async fn serve_on(
     }
     publisher.abort();
     cosigning.abort();
+    if let Some(task) = tiles {
+        task.abort();
+    }
     result.map_err(Into::into)
 }
 

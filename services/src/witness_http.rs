@@ -7,12 +7,13 @@
 //! (which are public) and nothing to their integrity. Put a TLS proxy in front if policy
 //! asks for it.
 
+use crate::http1::{plain, response};
 use bytes::Bytes;
 use gezinsdossier_ledger::witness::{AddCheckpoint, MAX_REQUEST_BYTES, Refusal, Witness};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -24,71 +25,37 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Serves `witness` on `listener` until `shutdown` resolves.
 pub async fn serve(witness: Arc<Witness>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "witness: accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => return,
-        };
-        let witness = witness.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| answer(witness.clone(), request));
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, %peer, "witness: connection ended");
-            }
-        });
-    }
+    crate::http1::serve(listener, shutdown, move |request| answer(witness.clone(), request)).await;
 }
 
-fn text(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    if let Ok(value) = content_type.parse() {
-        response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
-    }
-    response
-}
-
-async fn answer(witness: Arc<Witness>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    let plain = "text/plain; charset=utf-8";
+async fn answer(witness: Arc<Witness>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     if request.uri().path() != "/add-checkpoint" {
-        return Ok(text(StatusCode::NOT_FOUND, plain, "only POST /add-checkpoint is served\n".into()));
+        return plain(StatusCode::NOT_FOUND, "only POST /add-checkpoint is served\n");
     }
     if request.method() != Method::POST {
-        return Ok(text(StatusCode::METHOD_NOT_ALLOWED, plain, "add-checkpoint takes POST\n".into()));
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "add-checkpoint takes POST\n");
     }
     let body = match Limited::new(request.into_body(), MAX_REQUEST_BYTES).collect().await {
         Ok(body) => body.to_bytes(),
-        Err(_) => return Ok(text(StatusCode::PAYLOAD_TOO_LARGE, plain, "the request is too large\n".into())),
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "the request is too large\n"),
     };
     let Ok(body) = String::from_utf8(body.to_vec()) else {
-        return Ok(text(StatusCode::BAD_REQUEST, plain, "the request is not UTF-8\n".into()));
+        return plain(StatusCode::BAD_REQUEST, "the request is not UTF-8\n");
     };
     let now = chrono::Utc::now().timestamp().max(0) as u64;
     // The state's fsync blocks; keep it off the runtime's workers.
     let outcome = tokio::task::spawn_blocking(move || witness.add_checkpoint(&body, now))
         .await
         .unwrap_or_else(|e| Err(Refusal::Internal(e.to_string())));
-    Ok(match outcome {
-        Ok(lines) => text(StatusCode::OK, plain, lines),
-        Err(Refusal::Conflict(size)) => text(StatusCode::CONFLICT, SIZE_CONTENT_TYPE, format!("{size}\n")),
+    match outcome {
+        Ok(lines) => plain(StatusCode::OK, lines),
+        Err(Refusal::Conflict(size)) => response(StatusCode::CONFLICT, SIZE_CONTENT_TYPE, format!("{size}\n")),
         Err(refusal) => {
             let status = StatusCode::from_u16(refusal.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             tracing::info!(status = status.as_u16(), "witness: checkpoint refused");
-            text(status, plain, format!("{refusal}\n"))
+            plain(status, format!("{refusal}\n"))
         }
-    })
+    }
 }
 
 /// Why a witness gave no cosignature.

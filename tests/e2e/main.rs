@@ -19,5 +19,6 @@ mod operations;
 mod replicas;
 mod report;
 mod report_lines;
+mod tiles;
 mod verifier;
 mod witness;

@@ -6,6 +6,8 @@
 //!   while leaves stream past; what a verifier needs.
 //! - [`proof`]: inclusion and consistency proofs for any tree size, from a [`NodeSource`] of
 //!   complete-subtree hashes. Pure maths: no I/O, no async.
+//! - [`tiles`]: the tree as `c2sp.org/tlog-tiles` tiles: full tiles persisted, the right
+//!   edge in memory; proofs from any tile set.
 //! - [`verify`]: proof verification through the `ct-merkle` crate, an implementation that
 //!   shares no code with our prover, so each checks the other.
 //!
@@ -15,6 +17,7 @@
 pub mod hashing;
 pub mod proof;
 pub mod range;
+pub mod tiles;
 pub mod verify;
 
 pub use hashing::{TreeHash, leaf_hash, node_hash};
