@@ -91,7 +91,7 @@ pub fn tile_bytes(hashes: &[TreeHash]) -> Vec<u8> {
 /// # Errors
 /// When `bytes` are not a whole number of hashes.
 pub fn tile_from_bytes(bytes: &[u8]) -> Result<Vec<TreeHash>, String> {
-    if bytes.len() % 32 != 0 || bytes.len() > TILE_WIDTH * 32 {
+    if !bytes.len().is_multiple_of(32) || bytes.len() > TILE_WIDTH * 32 {
         return Err(format!("a tile of {} bytes", bytes.len()));
     }
     Ok(bytes.chunks_exact(32).filter_map(|c| TreeHash::try_from_slice(c).ok()).collect())
@@ -133,7 +133,7 @@ impl Tiles {
     /// # Errors
     /// When an edge's width does not fit `size`.
     pub fn restored(size: u64, upper_edge: Vec<Vec<TreeHash>>) -> Result<Self, String> {
-        if size % TILE_WIDTH as u64 != 0 {
+        if !size.is_multiple_of(TILE_WIDTH as u64) {
             return Err(format!("a restored tree's size is a whole number of tiles, not {size}"));
         }
         let mut edge = vec![Vec::new()];
