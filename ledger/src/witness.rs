@@ -12,6 +12,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::merkle::TreeHash;
+use crate::merkle::hashing::empty_root;
 use crate::merkle::verify::verify_consistency;
 use crate::note::{Note, NoteError, NoteSigner, VerifierKey};
 use base64::Engine as _;
@@ -25,12 +26,6 @@ use std::sync::Mutex;
 pub const MAX_PROOF_LINES: usize = 63;
 /// Largest request body accepted.
 pub const MAX_REQUEST_BYTES: usize = crate::note::MAX_NOTE_BYTES + MAX_PROOF_LINES * 46 + 32;
-
-/// The root of the empty tree: SHA-256 of nothing.
-fn empty_root() -> TreeHash {
-    let digest = ring::digest::digest(&ring::digest::SHA256, b"");
-    TreeHash(digest.as_ref().try_into().unwrap_or_else(|_| unreachable!("SHA-256 is 32 bytes")))
-}
 
 /// Why a checkpoint is not cosigned, with the HTTP status the protocol gives it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
