@@ -284,17 +284,12 @@ mod tests {
                 other => return other.unwrap(),
             }
         };
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |below: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % below
-        };
-        for _ in 0..300 {
-            let size = 1 + next(n);
-            let index = next(size);
-            let old = 1 + next(size);
+        // Spread over the whole range by multiplying with large primes (no dependency).
+        let spread = |k: u64, prime: u64, below: u64| k.wrapping_mul(prime) % below;
+        for k in 1..=300u64 {
+            let size = 1 + spread(k, 2_654_435_761, n);
+            let index = spread(k, 40_503, size);
+            let old = 1 + spread(k, 97_531, size);
             assert_eq!(
                 with_loading(&mut tiles, &|t| inclusion_proof(t, index, size)),
                 inclusion_proof(&all, index, size).unwrap()
