@@ -93,6 +93,15 @@ impl ChainVerifier {
     /// # Errors
     /// The [`ChainBreak`] this event causes.
     pub fn push(&mut self, event: &RecordedEvent) -> Result<(), ChainBreak> {
+        self.push_canonical(event, &event.canonical_bytes())
+    }
+
+    /// [`ChainVerifier::push`] with the event's canonical bytes already made (the verifier
+    /// also hashes them into the Merkle tree, and makes them once).
+    ///
+    /// # Errors
+    /// The [`ChainBreak`] this event causes.
+    pub fn push_canonical(&mut self, event: &RecordedEvent, canonical: &[u8]) -> Result<(), ChainBreak> {
         let stream = || event.stream.to_string();
         if event.revision != self.next_revision {
             return Err(ChainBreak::RevisionGap {
@@ -104,7 +113,7 @@ impl ChainVerifier {
         if event.prev_hash != self.prev.unwrap_or(EventHash::GENESIS) {
             return Err(ChainBreak::BrokenLink { stream: stream(), revision: event.revision });
         }
-        if hash_canonical(&event.canonical_bytes()) != event.hash {
+        if hash_canonical(canonical) != event.hash {
             return Err(ChainBreak::HashMismatch { stream: stream(), revision: event.revision });
         }
         self.prev = Some(event.hash);

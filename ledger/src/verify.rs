@@ -136,12 +136,15 @@ where
         if event.position != range.size() {
             return Err(Tampering::PositionGap { expected: range.size(), found: event.position });
         }
-        chains
-            .entry(event.stream.clone())
-            .or_default()
-            .push(&event)
+        let canonical = event.canonical_bytes();
+        let chain = match chains.get_mut(&event.stream) {
+            Some(chain) => chain,
+            None => chains.entry(event.stream.clone()).or_default(),
+        };
+        chain
+            .push_canonical(&event, &canonical)
             .map_err(|source| Tampering::Chain { position: event.position, source })?;
-        range.push(leaf_hash(&event.canonical_bytes()));
+        range.push(leaf_hash(&canonical));
         check_heads_at(&range)?;
     }
     if let Some((&size, list)) = heads.range(range.size() + 1..).next() {
