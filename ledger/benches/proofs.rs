@@ -57,7 +57,7 @@ async fn build(dir: &std::path::Path, events: u64) {
                 payload: tile_bytes(&tile.hashes),
             });
         }
-        if i % 1_000_000 == 999_999 || i == events - 1 {
+        if i % 250_000 == 249_999 || i == events - 1 {
             tiles.forget(|_, _| false);
             for (level, batch) in pending.iter_mut().enumerate() {
                 if batch.is_empty() {

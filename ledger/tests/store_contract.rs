@@ -110,7 +110,7 @@ mod cases {
         StreamId::new(name).unwrap()
     }
 
-    async fn all_events<S: EventStore>(store: &S) -> Vec<gezinsdossier_ledger::envelope::RecordedEvent> {
+    async fn all_events<S: EventStore + ?Sized>(store: &S) -> Vec<gezinsdossier_ledger::envelope::RecordedEvent> {
         let mut out = Vec::new();
         loop {
             let page = store.read_all(out.len() as u64, 100).await.unwrap();
@@ -135,6 +135,52 @@ mod cases {
             verify_stream(events).unwrap();
         }
         all.len()
+    }
+
+    /// The proof index keeps its tiles as events of this store: they persist, a second
+    /// writer of the same tile is fine, a different one is refused, and a fresh index
+    /// restores from them and proves what the events prove.
+    pub async fn tiles_persist_and_a_fresh_index_restores_from_them<S: EventStore + 'static>(
+        Fixture { store, _guard, .. }: Fixture<S>,
+    ) {
+        use gezinsdossier_ledger::merkle::tiles::FullTile;
+        use gezinsdossier_ledger::merkle::{MemoryNodes, TreeHash, inclusion_proof, leaf_hash};
+        use gezinsdossier_ledger::proof_index::LogIndex;
+        let store: Arc<dyn EventStore> = Arc::new(store);
+        for i in 0..7 {
+            let batch = (0..100).map(|j| event(&format!("{i}-{j}"))).collect();
+            store.append(&stream(&format!("family-t{}", i % 3)), ExpectedRevision::Any, batch).await.unwrap();
+        }
+        let index = LogIndex::new(store.clone());
+        let mut all = MemoryNodes::new();
+        // Index until the tile events it writes are indexed too.
+        loop {
+            let page = all_events(&*store).await.split_off(index.size() as usize);
+            if page.is_empty() {
+                break;
+            }
+            for e in page {
+                let leaf = leaf_hash(&e.canonical_bytes());
+                all.push(leaf);
+                let full = index.push(leaf);
+                index.persist(&full).await.unwrap();
+                // Another replica persisting the same tile: accepted as already there.
+                index.persist(&full).await.unwrap();
+            }
+        }
+        let size = index.size();
+        let fresh = LogIndex::new(store.clone()).with_tiles_at_hand(16);
+        let restored = fresh.restore().await.unwrap();
+        assert_eq!(restored.size, size - size % 256);
+        assert!(restored.size >= 512, "two full tiles at least: {size}");
+        for e in all_events(&*store).await.split_off(restored.size as usize) {
+            fresh.push(leaf_hash(&e.canonical_bytes()));
+        }
+        for (position, tree) in [(0, size), (255, 256), (256, size), (size - 1, size), (300, 513)] {
+            assert_eq!(fresh.inclusion(position, tree).await.unwrap(), inclusion_proof(&all, position, tree).unwrap());
+        }
+        let forged = FullTile { level: 0, index: 0, hashes: vec![TreeHash([0; 32]); 256].into() };
+        assert!(matches!(fresh.persist(&[forged]).await, Err(StoreError::Corrupt(_))));
     }
 
     pub async fn append_and_read<S: EventStore>(Fixture { store, .. }: Fixture<S>) {
@@ -434,6 +480,7 @@ macro_rules! contract_suite {
             case!(fanout_followers_see_every_event_once_in_order);
             case!(keys_are_kept_destroyed_and_rewrapped);
             case!(sealed_payloads_shred_and_the_chain_still_verifies);
+            case!(tiles_persist_and_a_fresh_index_restores_from_them);
         }
     };
 }
