@@ -15,9 +15,9 @@ use std::sync::{Arc, RwLock};
 
 /// Event type of a persisted tile.
 pub const TILE_EVENT_TYPE: &str = "log.tile";
-/// Full tiles kept at hand before the set is dropped and loaded again on demand (8 KiB
-/// each: 32 MiB).
-pub const DEFAULT_TILES_AT_HAND: usize = 4096;
+/// Full tiles kept at hand before the set is dropped and loaded again on demand (16 KiB
+/// each with their inner nodes: 32 MiB).
+pub const DEFAULT_TILES_AT_HAND: usize = 2048;
 /// A proof touches a few tiles per level; more loads than this for one answer is a bug.
 const MAX_LOADS_PER_ANSWER: usize = 128;
 
