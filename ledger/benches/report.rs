@@ -95,6 +95,7 @@ fn main() {
             requested_by: "ma",
             subject: "ma",
             member_authentication: Some(MemberAuthentication::DigidSubstantieel),
+            checkable_lines: false,
         };
         let mut latencies = Vec::new();
         let mut lines = 0;

@@ -64,33 +64,51 @@ impl ReportLineFacts {
 /// subject shown, a refusal one; other events none.
 pub fn lines(event: &AccessLogEvent) -> Vec<ReportLineFacts> {
     match event {
-        AccessLogEvent::Disclosed(d) => d
-            .shown
-            .iter()
-            .map(|(subject, shown)| ReportLineFacts {
-                at: d.at,
-                organisation_id: d.requester.organisation_id.clone(),
-                role: d.requester.role,
-                purpose: d.purpose,
-                subject: Some(subject.clone()),
-                shown: shown.clone(),
-                refused: false,
-                break_the_glass: d.break_the_glass.clone(),
-                via_feed: d.via_feed,
-            })
-            .collect(),
-        AccessLogEvent::Refused(r) => vec![ReportLineFacts {
-            at: r.at,
-            organisation_id: r.requester.organisation_id.clone(),
-            role: r.requester.role,
-            purpose: r.purpose,
-            subject: None,
-            shown: BTreeMap::new(),
-            refused: true,
-            break_the_glass: None,
-            via_feed: false,
-        }],
+        AccessLogEvent::Disclosed(d) => {
+            disclosure_lines(d.at, &d.requester, d.purpose, &d.shown, &d.break_the_glass, d.via_feed)
+        }
+        AccessLogEvent::Refused(r) => vec![refusal_line(r.at, &r.requester, r.purpose)],
         _ => Vec::new(),
+    }
+}
+
+/// The lines of a disclosure, from its parts (as an audit row also holds them).
+pub fn disclosure_lines(
+    at: DateTime<Utc>,
+    requester: &Actor,
+    purpose: Purpose,
+    shown: &BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>>,
+    break_the_glass: &Option<String>,
+    via_feed: bool,
+) -> Vec<ReportLineFacts> {
+    shown
+        .iter()
+        .map(|(subject, shown)| ReportLineFacts {
+            at,
+            organisation_id: requester.organisation_id.clone(),
+            role: requester.role,
+            purpose,
+            subject: Some(subject.clone()),
+            shown: shown.clone(),
+            refused: false,
+            break_the_glass: break_the_glass.clone(),
+            via_feed,
+        })
+        .collect()
+}
+
+/// The one line of a refusal: nothing was shown.
+pub fn refusal_line(at: DateTime<Utc>, requester: &Actor, purpose: Purpose) -> ReportLineFacts {
+    ReportLineFacts {
+        at,
+        organisation_id: requester.organisation_id.clone(),
+        role: requester.role,
+        purpose,
+        subject: None,
+        shown: BTreeMap::new(),
+        refused: true,
+        break_the_glass: None,
+        via_feed: false,
     }
 }
 

@@ -123,15 +123,16 @@ pub struct CheckableLine {
     pub canonical_event: Vec<u8>,
 }
 
-/// The checkable form of the line of `event` that `pick` chooses, when the event commits to
-/// its lines and its key is live.
+/// The checkable form of the line of `event` that `pick` chooses among `lines` (the lines
+/// the event made, rebuilt from its audit row), when the event commits to them and its key
+/// is live.
 fn checkable(
     event: &RecordedEvent,
     opener: &dyn crate::sealing::Opener,
+    lines: &[crate::disclosure::ReportLineFacts],
     pick: impl Fn(&crate::disclosure::ReportLineFacts) -> bool,
 ) -> Option<CheckableLine> {
     let commitments = crate::sealing::line_commitments(&event.payload).ok()?;
-    let lines = crate::disclosure::lines(&crate::disclosure::open_line(event, opener)?);
     let index = lines.iter().position(pick)?;
     let bytes = lines[index].bytes();
     let salt = opener.line_salt(event, index)?;
@@ -218,17 +219,33 @@ pub fn build(
     family: &FamilyState,
     access_log: &[RecordedEvent],
     opener: &dyn crate::sealing::Opener,
-    subject: &str,
-    requested_by: &str,
+    request: &crate::families::ReportRequest<'_>,
     at: DateTime<Utc>,
 ) -> AccessReport {
+    let (subject, requested_by) = (request.subject, request.requested_by);
     let shield = if requested_by == subject { None } else { shielded(family, subject, requested_by, at) };
     let hides = |c: &InformationCategory| shield.as_ref().is_some_and(|s| s.is_empty() || s.contains(c));
     let mut withheld = false;
     let filter = AuditFilter { include_refusals: true, ..Default::default() };
     let events: std::collections::HashMap<u64, &RecordedEvent> = access_log.iter().map(|e| (e.position, e)).collect();
-    let checkable_line = |position: u64, pick: &dyn Fn(&crate::disclosure::ReportLineFacts) -> bool| {
-        events.get(&position).and_then(|event| checkable(event, opener, pick))
+    // The row already holds what the event's lines were made of: no second opening.
+    let checkable_line = |row: &crate::audit::AuditRow, pick: &dyn Fn(&crate::disclosure::ReportLineFacts) -> bool| {
+        if !request.checkable_lines {
+            return None;
+        }
+        let purpose = row.purpose?;
+        let lines = match &row.shown {
+            Some(shown) => crate::disclosure::disclosure_lines(
+                row.at,
+                &row.requester,
+                purpose,
+                shown,
+                &row.break_the_glass,
+                row.via_feed,
+            ),
+            None => vec![crate::disclosure::refusal_line(row.at, &row.requester, purpose)],
+        };
+        events.get(&row.position).and_then(|event| checkable(event, opener, &lines, pick))
     };
     let entries = rows(access_log, opener, &filter)
         .into_iter()
@@ -271,9 +288,7 @@ pub fn build(
                     legal_grounds: legal_grounds.into_iter().collect(),
                     emergency: row.break_the_glass.clone(),
                     via_feed: row.via_feed,
-                    line: whole
-                        .then(|| checkable_line(row.position, &|l| l.subject.as_deref() == Some(subject)))
-                        .flatten(),
+                    line: whole.then(|| checkable_line(&row, &|l| l.subject.as_deref() == Some(subject))).flatten(),
                 })
             }
             // Refusals of a dossier request; refused functions (audit, reports) name no
@@ -290,7 +305,7 @@ pub fn build(
                 organisation_id: row.requester.organisation_id.clone(),
                 role: row.requester.role,
                 purpose: row.purpose?,
-                line: checkable_line(row.position, &|l| l.refused),
+                line: checkable_line(&row, &|l| l.refused),
             }),
         })
         .collect();

@@ -241,6 +241,7 @@ pub async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
             subject_member_id: "mama".into(),
             requested_by_member_id: "mama".into(),
             language: pb::ReportLanguage::Dutch as i32,
+            include_line_bytes: false,
         })
         .await?
         .into_inner();

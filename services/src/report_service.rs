@@ -91,7 +91,12 @@ impl AccessReportService for ReportApi {
             Ok(pb::ReportLanguage::English) => Language::English,
             _ => Language::Dutch,
         };
-        let request = ReportRequest { requested_by: &asker, subject: &subject, member_authentication };
+        let request = ReportRequest {
+            requested_by: &asker,
+            subject: &subject,
+            member_authentication,
+            checkable_lines: r.include_line_bytes,
+        };
         let MemberReport { report, names } =
             self.families.report(&family, &who.caller(), request).await.map_err(ServiceError::from)?;
         // A guardian organisation (voogdij) consents as a party of its own.

@@ -379,6 +379,7 @@ impl<'a> Fixture<'a> {
                     subject_member_id: "mother".into(),
                     requested_by_member_id: "mother".into(),
                     language: pb::ReportLanguage::Dutch as i32,
+                    include_line_bytes: false,
                 };
                 AccessReportServiceClient::with_interceptor(channel.clone(), who.clone())
                     .get_access_report(request)

@@ -525,6 +525,7 @@ async fn a_contact_ban_never_changes_who_consents_but_withholds_the_childs_repor
         subject_member_id: "c2".into(),
         requested_by_member_id: by.into(),
         language: pb::ReportLanguage::Dutch as i32,
+        include_line_bytes: false,
     };
     let err = reports.get_access_report(ask("ex")).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -581,6 +582,7 @@ async fn a_shielded_parent_sees_a_report_without_the_shielded_lines_wgbo_7_457()
         subject_member_id: "teen".into(),
         requested_by_member_id: by.into(),
         language: pb::ReportLanguage::Dutch as i32,
+        include_line_bytes: false,
     };
     let father = reports.get_access_report(ask("father")).await.unwrap().into_inner();
     assert!(father.information_withheld);

@@ -19,6 +19,7 @@ fn ask(subject: &str, by: &str, language: pb::ReportLanguage) -> pb::GetAccessRe
         subject_member_id: subject.into(),
         requested_by_member_id: by.into(),
         language: language as i32,
+        include_line_bytes: false,
     }
 }
 

@@ -76,6 +76,7 @@ async fn a_parent_checks_a_report_line_offline_and_sees_only_their_own_part() {
         subject_member_id: "mother".into(),
         requested_by_member_id: "mother".into(),
         language: 0,
+        include_line_bytes: true,
     };
     // Wait (bounded) until a signed head covers the disclosure, so the line has a proof.
     let mut report = None;
@@ -88,6 +89,10 @@ async fn a_parent_checks_a_report_line_offline_and_sees_only_their_own_part() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let report = report.expect("a signed head covers the disclosure");
+    // Only asked for: a plain report carries no line bytes.
+    let plain = pb::GetAccessReportRequest { include_line_bytes: false, ..ask.clone() };
+    let plain = portal.get_access_report(plain).await.unwrap().into_inner();
+    assert!(plain.entries.iter().all(|e| e.line.is_empty() && e.canonical_event.is_empty()), "{plain:?}");
     let entry = &report.entries[0];
     assert!(!entry.line.is_empty() && entry.line_salt.len() == 32, "{entry:?}");
     let line: serde_json::Value = serde_json::from_slice(&entry.line).unwrap();

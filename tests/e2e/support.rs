@@ -167,6 +167,7 @@ impl TestServer {
             subject_member_id: subject.into(),
             requested_by_member_id: requested_by.into(),
             language: pb::ReportLanguage::Dutch as i32,
+            include_line_bytes: false,
         };
         reports.get_access_report(request).await.expect("report").into_inner()
     }

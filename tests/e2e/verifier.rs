@@ -337,6 +337,7 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
         subject_member_id: "mother".into(),
         requested_by_member_id: "mother".into(),
         language: 0,
+        include_line_bytes: false,
     };
     let report = portal.get_access_report(ask).await.unwrap().into_inner();
     let head = report.tree_head.clone().expect("the report carries the signed head");

@@ -23,6 +23,8 @@ pub struct ReportRequest<'a> {
     pub requested_by: &'a str,
     pub subject: &'a str,
     pub member_authentication: Option<MemberAuthentication>,
+    /// Give each line's checkable form ([`report::CheckableLine`]).
+    pub checkable_lines: bool,
 }
 
 impl Families {
@@ -52,7 +54,7 @@ impl Families {
                     )
                 });
                 let built = decision.is_ok().then(|| MemberReport {
-                    report: report::build(state, &log, &*self.keys, request.subject, request.requested_by, at),
+                    report: report::build(state, &log, &*self.keys, &request, at),
                     names: state
                         .members
                         .values()
