@@ -97,27 +97,54 @@ pub fn tile_from_bytes(bytes: &[u8]) -> Result<Vec<TreeHash>, String> {
     Ok(bytes.chunks_exact(32).filter_map(|c| TreeHash::try_from_slice(c).ok()).collect())
 }
 
-/// A full tile at hand with every node inside it: its 256 hashes and the 255 above them
-/// (heights 1 to 7 within the tile, up to its root), so that any subtree it holds is one
-/// lookup instead of up to 255 hashes per proof step. Built once, when the tile comes to
-/// hand; 16 KiB.
-#[derive(Debug)]
-struct TileNodes {
-    /// `rows[0]` are the tile's hashes; `rows[j]` the 256 >> j nodes of height j above them.
+/// Every node inside one tile, full or partial: `rows[0]` its hashes, `rows[j]` the complete
+/// nodes of height j above them (up to the tile's root at height 8 once full). Grown one
+/// hash at a time (one node hash per hash, amortised), so that any subtree a tile holds is
+/// one lookup instead of up to 255 hashes per proof step. 16 KiB when full.
+#[derive(Debug, Clone, Default)]
+struct TileRows {
     rows: Vec<Vec<TreeHash>>,
-    hashes: TileHashes,
 }
 
-impl TileNodes {
-    fn new(hashes: TileHashes) -> Self {
-        let mut rows = vec![hashes.to_vec()];
-        while rows.last().is_some_and(|r| r.len() > 1) {
-            let below = rows.last().map(Vec::as_slice).unwrap_or_default();
-            let row = below.chunks_exact(2).map(|pair| node_hash(&pair[0], &pair[1])).collect();
-            rows.push(row);
-        }
-        Self { rows, hashes }
+impl TileRows {
+    fn of(hashes: &[TreeHash]) -> Self {
+        let mut rows = Self::default();
+        hashes.iter().for_each(|h| rows.push(*h));
+        rows
     }
+
+    fn push(&mut self, hash: TreeHash) {
+        let mut hash = hash;
+        let mut height = 0;
+        loop {
+            if self.rows.len() == height {
+                self.rows.push(Vec::new());
+            }
+            self.rows[height].push(hash);
+            let row = &self.rows[height];
+            if row.len() % 2 == 1 {
+                return;
+            }
+            hash = node_hash(&row[row.len() - 2], &row[row.len() - 1]);
+            height += 1;
+        }
+    }
+
+    fn hashes(&self) -> &[TreeHash] {
+        self.rows.first().map_or(&[], Vec::as_slice)
+    }
+
+    /// The node of `height` (0..=8) at `index` within the tile, if complete.
+    fn node(&self, height: usize, index: usize) -> Option<TreeHash> {
+        self.rows.get(height)?.get(index).copied()
+    }
+}
+
+/// A full tile at hand: its hashes (to serve and persist) and every node inside it.
+#[derive(Debug)]
+struct TileNodes {
+    rows: TileRows,
+    hashes: TileHashes,
 }
 
 /// A full tile that a pushed leaf completed, to persist.
@@ -133,8 +160,8 @@ pub struct FullTile {
 #[derive(Debug, Clone, Default)]
 pub struct Tiles {
     size: u64,
-    /// Per tile level, the hashes after the last full tile (0..=255 of them).
-    edge: Vec<Vec<TreeHash>>,
+    /// Per tile level, the partial tile after the last full one (0..=255 hashes).
+    edge: Vec<TileRows>,
     /// Full tiles at hand, by (level, index).
     full: HashMap<(u32, u64), Arc<TileNodes>>,
 }
@@ -169,6 +196,7 @@ impl Tiles {
                 return Err(format!("tile level {level} edge holds {} hashes; the size wants {wanted}", hashes.len()));
             }
         }
+        let edge = edge.iter().map(|hashes| TileRows::of(hashes)).collect();
         Ok(Self { size, edge, full: HashMap::new() })
     }
 
@@ -180,17 +208,17 @@ impl Tiles {
         let mut level = 0usize;
         loop {
             if self.edge.len() == level {
-                self.edge.push(Vec::new());
+                self.edge.push(TileRows::default());
             }
             self.edge[level].push(hash);
-            if self.edge[level].len() < TILE_WIDTH {
+            if self.edge[level].hashes().len() < TILE_WIDTH {
                 break;
             }
-            let hashes: TileHashes = std::mem::take(&mut self.edge[level]).into();
+            let rows = std::mem::take(&mut self.edge[level]);
+            let hashes: TileHashes = rows.hashes().into();
             let index = Self::full_tiles(self.size + 1, level as u32) - 1;
-            let nodes = TileNodes::new(hashes.clone());
-            hash = nodes.rows[nodes.rows.len() - 1][0];
-            self.full.insert((level as u32, index), Arc::new(nodes));
+            hash = rows.node(TILE_HEIGHT as usize, 0).unwrap_or_else(|| tile_root(&hashes));
+            self.full.insert((level as u32, index), Arc::new(TileNodes { rows, hashes: hashes.clone() }));
             done.push(FullTile { level: level as u32, index, hashes });
             level += 1;
         }
@@ -200,7 +228,7 @@ impl Tiles {
 
     /// Puts a persisted full tile at hand.
     pub fn insert(&mut self, level: u32, index: u64, hashes: TileHashes) {
-        self.full.insert((level, index), Arc::new(TileNodes::new(hashes)));
+        self.full.insert((level, index), Arc::new(TileNodes { rows: TileRows::of(&hashes), hashes }));
     }
 
     /// Drops full tiles from hand, keeping those `keep` says to.
@@ -222,7 +250,7 @@ impl Tiles {
 
     /// The right edge at tile `level`: the partial tile of the current size.
     pub fn partial(&self, level: u32) -> &[TreeHash] {
-        self.edge.get(level as usize).map_or(&[], Vec::as_slice)
+        self.edge.get(level as usize).map_or(&[], TileRows::hashes)
     }
 
     /// A full tile, if at hand.
@@ -240,14 +268,13 @@ impl NodeSource for Tiles {
         }
         let (tile_level, tile_index) = Self::tile_of(level, index);
         let first = (index << (level % TILE_HEIGHT)) as usize % TILE_WIDTH;
-        let count = 1usize << (level % TILE_HEIGHT);
-        if tile_index < Self::full_tiles(self.size, tile_level) {
-            let tile = self.full.get(&(tile_level, tile_index)).ok_or(missing.clone())?;
-            let height = (level % TILE_HEIGHT) as usize;
-            return tile.rows.get(height).and_then(|row| row.get(first >> height)).copied().ok_or(missing);
-        }
-        // The right edge changes with every leaf: hash it up as asked (at most 255 hashes).
-        self.partial(tile_level).get(first..first + count).map(run_root).ok_or(missing)
+        let height = (level % TILE_HEIGHT) as usize;
+        let rows = if tile_index < Self::full_tiles(self.size, tile_level) {
+            &self.full.get(&(tile_level, tile_index)).ok_or(missing.clone())?.rows
+        } else {
+            self.edge.get(tile_level as usize).ok_or(missing.clone())?
+        };
+        rows.node(height, first >> height).ok_or(missing)
     }
 }
 
