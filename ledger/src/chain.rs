@@ -102,22 +102,47 @@ impl ChainVerifier {
     /// # Errors
     /// The [`ChainBreak`] this event causes.
     pub fn push_canonical(&mut self, event: &RecordedEvent, canonical: &[u8]) -> Result<(), ChainBreak> {
-        let stream = || event.stream.to_string();
-        if event.revision != self.next_revision {
+        self.check_link(event.stream.as_str(), event.revision, &event.prev_hash)?;
+        if hash_canonical(canonical) != event.hash {
+            return Err(ChainBreak::HashMismatch { stream: event.stream.to_string(), revision: event.revision });
+        }
+        self.advance(event.hash);
+        Ok(())
+    }
+
+    /// Checks the next event of an export of canonical bytes, which holds no stored hash:
+    /// `hash` is the one computed from its bytes, and the next event must link to it.
+    ///
+    /// # Errors
+    /// The [`ChainBreak`] this event causes.
+    pub fn push_computed(
+        &mut self,
+        stream: &str,
+        revision: u64,
+        prev_hash: &EventHash,
+        hash: EventHash,
+    ) -> Result<(), ChainBreak> {
+        self.check_link(stream, revision, prev_hash)?;
+        self.advance(hash);
+        Ok(())
+    }
+
+    fn check_link(&self, stream: &str, revision: u64, prev_hash: &EventHash) -> Result<(), ChainBreak> {
+        if revision != self.next_revision {
             return Err(ChainBreak::RevisionGap {
-                stream: stream(),
+                stream: stream.to_owned(),
                 expected: self.next_revision,
-                found: event.revision,
+                found: revision,
             });
         }
-        if event.prev_hash != self.prev.unwrap_or(EventHash::GENESIS) {
-            return Err(ChainBreak::BrokenLink { stream: stream(), revision: event.revision });
+        if *prev_hash != self.prev.unwrap_or(EventHash::GENESIS) {
+            return Err(ChainBreak::BrokenLink { stream: stream.to_owned(), revision });
         }
-        if hash_canonical(canonical) != event.hash {
-            return Err(ChainBreak::HashMismatch { stream: stream(), revision: event.revision });
-        }
-        self.prev = Some(event.hash);
-        self.next_revision += 1;
         Ok(())
+    }
+
+    fn advance(&mut self, hash: EventHash) {
+        self.prev = Some(hash);
+        self.next_revision += 1;
     }
 }

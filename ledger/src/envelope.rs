@@ -152,6 +152,64 @@ pub fn canonical_bytes(f: &CanonicalFields<'_>) -> Vec<u8> {
     out
 }
 
+/// The fields of canonical bytes, borrowed from them ([`parse_canonical`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CanonicalView<'a> {
+    pub stream: &'a str,
+    pub revision: u64,
+    pub event_id: Uuid,
+    pub event_type: &'a str,
+    pub recorded_at_micros: i64,
+    pub payload: &'a [u8],
+    pub prev_hash: EventHash,
+}
+
+/// Reads canonical bytes back into their fields, the inverse of [`canonical_bytes`] (for
+/// verifying an export of them).
+///
+/// # Errors
+/// A sentence naming what does not fit the layout.
+pub fn parse_canonical(bytes: &[u8]) -> Result<CanonicalView<'_>, String> {
+    struct Cursor<'a>(&'a [u8]);
+    impl<'a> Cursor<'a> {
+        fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
+            if self.0.len() < n {
+                return Err(format!("canonical bytes end inside the {what}"));
+            }
+            let (head, rest) = self.0.split_at(n);
+            self.0 = rest;
+            Ok(head)
+        }
+        fn fixed<const N: usize>(&mut self, what: &str) -> Result<[u8; N], String> {
+            self.take(N, what)?.try_into().map_err(|_| format!("canonical bytes: bad {what}"))
+        }
+        fn prefixed(&mut self, what: &str) -> Result<&'a [u8], String> {
+            let len = u32::from_be_bytes(self.fixed(what)?) as usize;
+            self.take(len, what)
+        }
+        fn text(&mut self, what: &str) -> Result<&'a str, String> {
+            std::str::from_utf8(self.prefixed(what)?).map_err(|_| format!("canonical bytes: the {what} is not UTF-8"))
+        }
+    }
+    let mut c = Cursor(bytes);
+    if c.fixed::<1>("format version")? != [CANONICAL_FORMAT_V1] {
+        return Err("canonical bytes of an unknown format version".into());
+    }
+    let view = CanonicalView {
+        stream: c.text("stream name")?,
+        revision: u64::from_be_bytes(c.fixed("revision")?),
+        event_id: Uuid::from_bytes(c.fixed("event id")?),
+        event_type: c.text("event type")?,
+        recorded_at_micros: i64::from_be_bytes(c.fixed("recorded-at time")?),
+        payload: c.prefixed("payload")?,
+        prev_hash: EventHash::from_bytes(c.fixed("previous hash")?),
+    };
+    if !c.0.is_empty() {
+        return Err("canonical bytes go on past the previous hash".into());
+    }
+    Ok(view)
+}
+
 fn put_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
     // Lengths above u32::MAX cannot occur: request limits cap payloads far below that.
     let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
@@ -162,6 +220,40 @@ fn put_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_bytes_parse_back_into_their_fields_and_nothing_else_does() {
+        let stream = StreamId::new("family-abc").unwrap();
+        let id = Uuid::new_v4();
+        let prev = EventHash::from_bytes([7; 32]);
+        let fields = CanonicalFields {
+            stream: &stream,
+            revision: 9,
+            event_id: &id,
+            event_type: "case.note_added",
+            recorded_at_micros: -5,
+            payload: b"\x00GZS...",
+            prev_hash: &prev,
+        };
+        let bytes = canonical_bytes(&fields);
+        let view = parse_canonical(&bytes).unwrap();
+        assert_eq!(
+            (
+                view.stream,
+                view.revision,
+                view.event_id,
+                view.event_type,
+                view.recorded_at_micros,
+                view.payload,
+                view.prev_hash
+            ),
+            ("family-abc", 9, id, "case.note_added", -5, &b"\x00GZS..."[..], prev)
+        );
+        for cut in [0, 1, 5, bytes.len() - 1] {
+            assert!(parse_canonical(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(parse_canonical(&[bytes.as_slice(), b"x"].concat()).unwrap_err().contains("past the previous hash"));
+    }
 
     #[test]
     fn stream_ids_are_checked() {

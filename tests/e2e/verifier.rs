@@ -97,6 +97,25 @@ async fn the_verifier_passes_a_copy_of_the_data_and_catches_a_flipped_byte() {
         String::from_utf8_lossy(&again.stdout)
             .contains(&format!("extends the pinned checkpoint of gezinsdossier.example/local at size {pinned_size}"))
     );
+    // The same checks from a flat export of the log (faster than the SQLite file).
+    let export = tmp.path().join("log.export");
+    let exported = cli(&["export-log", "--data-dir", data.to_str().unwrap(), "--out", export.to_str().unwrap()]);
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    let args = [
+        "verify",
+        "--export",
+        export.to_str().unwrap(),
+        "--public-key",
+        &key,
+        "--checkpoint",
+        pinned.to_str().unwrap(),
+    ];
+    let flat = cli(&args);
+    let flat_out = String::from_utf8_lossy(&flat.stdout);
+    assert!(flat.status.success(), "{}", String::from_utf8_lossy(&flat.stderr));
+    let data_out = String::from_utf8_lossy(&again.stdout);
+    let root = |out: &str| out.split("root ").nth(1).and_then(|r| r.split(' ').next()).map(str::to_owned);
+    assert!(flat_out.starts_with("OK: ") && root(&flat_out) == root(&data_out), "{flat_out} vs {data_out}");
     // A copy cut back to its first signed head, everything after it deleted, passes on its
     // own but not against the pinned checkpoint.
     let cut = tmp.path().join("cut");
