@@ -142,6 +142,11 @@ impl MemoryNodes {
         self.len() == 0
     }
 
+    /// The leaf hashes, in order.
+    pub fn leaves(&self) -> &[TreeHash] {
+        self.levels.first().map_or(&[], Vec::as_slice)
+    }
+
     /// Appends a leaf (by its leaf hash) and every subtree it completes.
     pub fn push(&mut self, leaf: TreeHash) {
         let mut hash = leaf;

@@ -97,47 +97,16 @@ pub fn tile_from_bytes(bytes: &[u8]) -> Result<Vec<TreeHash>, String> {
     Ok(bytes.chunks_exact(32).filter_map(|c| TreeHash::try_from_slice(c).ok()).collect())
 }
 
-/// Every node inside one tile, full or partial: `rows[0]` its hashes, `rows[j]` the complete
-/// nodes of height j above them (up to the tile's root at height 8 once full). Grown one
-/// hash at a time (one node hash per hash, amortised), so that any subtree a tile holds is
-/// one lookup instead of up to 255 hashes per proof step. 16 KiB when full.
-#[derive(Debug, Clone, Default)]
-struct TileRows {
-    rows: Vec<Vec<TreeHash>>,
-}
+/// Every node inside one tile, full or partial: its hashes and the complete nodes above
+/// them (up to the tile's root once full), grown one hash at a time, so that any subtree a
+/// tile holds is one lookup instead of up to 255 hashes per proof step. 16 KiB when full.
+/// The same structure as the in-memory tree, over one tile's hashes.
+type TileRows = super::proof::MemoryNodes;
 
-impl TileRows {
-    fn of(hashes: &[TreeHash]) -> Self {
-        let mut rows = Self::default();
-        hashes.iter().for_each(|h| rows.push(*h));
-        rows
-    }
-
-    fn push(&mut self, hash: TreeHash) {
-        let mut hash = hash;
-        let mut height = 0;
-        loop {
-            if self.rows.len() == height {
-                self.rows.push(Vec::new());
-            }
-            self.rows[height].push(hash);
-            let row = &self.rows[height];
-            if row.len() % 2 == 1 {
-                return;
-            }
-            hash = node_hash(&row[row.len() - 2], &row[row.len() - 1]);
-            height += 1;
-        }
-    }
-
-    fn hashes(&self) -> &[TreeHash] {
-        self.rows.first().map_or(&[], Vec::as_slice)
-    }
-
-    /// The node of `height` (0..=8) at `index` within the tile, if complete.
-    fn node(&self, height: usize, index: usize) -> Option<TreeHash> {
-        self.rows.get(height)?.get(index).copied()
-    }
+fn tile_rows(hashes: &[TreeHash]) -> TileRows {
+    let mut rows = TileRows::new();
+    hashes.iter().for_each(|h| rows.push(*h));
+    rows
 }
 
 /// A full tile at hand: its hashes (to serve and persist) and every node inside it.
@@ -196,7 +165,7 @@ impl Tiles {
                 return Err(format!("tile level {level} edge holds {} hashes; the size wants {wanted}", hashes.len()));
             }
         }
-        let edge = edge.iter().map(|hashes| TileRows::of(hashes)).collect();
+        let edge = edge.iter().map(|hashes| tile_rows(hashes)).collect();
         Ok(Self { size, edge, full: HashMap::new() })
     }
 
@@ -211,13 +180,13 @@ impl Tiles {
                 self.edge.push(TileRows::default());
             }
             self.edge[level].push(hash);
-            if self.edge[level].hashes().len() < TILE_WIDTH {
+            if self.edge[level].leaves().len() < TILE_WIDTH {
                 break;
             }
             let rows = std::mem::take(&mut self.edge[level]);
-            let hashes: TileHashes = rows.hashes().into();
+            let hashes: TileHashes = rows.leaves().into();
             let index = Self::full_tiles(self.size + 1, level as u32) - 1;
-            hash = rows.node(TILE_HEIGHT as usize, 0).unwrap_or_else(|| tile_root(&hashes));
+            hash = rows.subtree(TILE_HEIGHT, 0).unwrap_or_else(|_| tile_root(&hashes));
             self.full.insert((level as u32, index), Arc::new(TileNodes { rows, hashes: hashes.clone() }));
             done.push(FullTile { level: level as u32, index, hashes });
             level += 1;
@@ -228,7 +197,7 @@ impl Tiles {
 
     /// Puts a persisted full tile at hand.
     pub fn insert(&mut self, level: u32, index: u64, hashes: TileHashes) {
-        self.full.insert((level, index), Arc::new(TileNodes { rows: TileRows::of(&hashes), hashes }));
+        self.full.insert((level, index), Arc::new(TileNodes { rows: tile_rows(&hashes), hashes }));
     }
 
     /// Drops full tiles from hand, keeping those `keep` says to.
@@ -250,7 +219,7 @@ impl Tiles {
 
     /// The right edge at tile `level`: the partial tile of the current size.
     pub fn partial(&self, level: u32) -> &[TreeHash] {
-        self.edge.get(level as usize).map_or(&[], TileRows::hashes)
+        self.edge.get(level as usize).map_or(&[], TileRows::leaves)
     }
 
     /// A full tile, if at hand.
@@ -274,7 +243,7 @@ impl NodeSource for Tiles {
         } else {
             self.edge.get(tile_level as usize).ok_or(missing.clone())?
         };
-        rows.node(height, first >> height).ok_or(missing)
+        rows.subtree(height as u32, (first >> height) as u64).map_err(|_| missing)
     }
 }
 
