@@ -26,6 +26,11 @@ pub fn tile_stream(level: u32) -> StreamId {
     StreamId::new(format!("log-tiles-{level}")).unwrap_or_else(|_| unreachable!("a valid stream id"))
 }
 
+/// Whether `stream` holds tiles (of any level).
+pub fn is_tile_stream(stream: &StreamId) -> bool {
+    stream.as_str().strip_prefix("log-tiles-").is_some_and(|level| level.parse::<u32>().is_ok())
+}
+
 /// Why a proof cannot be given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IndexError {

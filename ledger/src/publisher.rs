@@ -128,7 +128,7 @@ async fn run_once(
                 // would call for the next, forever.
                 let is_head = event.stream == heads
                     || event.stream == cosignatures
-                    || event.stream.as_str().starts_with("log-tiles-");
+                    || crate::proof_index::is_tile_stream(&event.stream);
                 status.send_modify(|s| {
                     s.indexed = size;
                     s.caught_up = size >= start_target;
