@@ -50,12 +50,18 @@ impl WitnessPolicy {
     /// The witness key that made `line` over `head`'s checkpoint, if it is configured and
     /// the line verifies.
     pub fn check(&self, head: &SignedTreeHead, line: &str) -> Option<&VerifierKey> {
+        self.checked(head, line).map(|(key, _)| key)
+    }
+
+    /// [`WitnessPolicy::check`], with the parsed signature line.
+    fn checked(&self, head: &SignedTreeHead, line: &str) -> Option<(&VerifierKey, NoteSignature)> {
         let text = head.checkpoint.as_deref()?;
         let with_line = format!("{text}{}\n", line.trim_end_matches('\n'));
-        let note = Note::parse(&with_line).ok()?;
+        let mut note = Note::parse(&with_line).ok()?;
         let signature = note.signatures.last()?;
         let key = self.witnesses.iter().find(|k| k.name == signature.name && k.key_id == signature.key_id)?;
-        note.verify(std::slice::from_ref(key)).ok().map(|_| key)
+        note.verify(std::slice::from_ref(key)).ok()?;
+        Some((key, note.signatures.pop()?))
     }
 
     /// `head` with those of `recorded` that are its verified cosignatures.
@@ -63,12 +69,12 @@ impl WitnessPolicy {
         let mut note = head.checkpoint.as_deref().and_then(|c| Note::parse(c).ok());
         let mut counted: Vec<&VerifierKey> = Vec::new();
         for c in recorded.iter().filter(|c| c.head.size == head.size && c.head.root == head.root) {
-            let Some(key) = self.check(head, &c.line) else { continue };
+            let Some((key, signature)) = self.checked(head, &c.line) else { continue };
             if counted.contains(&key) {
                 continue;
             }
             counted.push(key);
-            if let (Some(note), Some(signature)) = (note.as_mut(), parse_line(&c.line)) {
+            if let Some(note) = note.as_mut() {
                 note.add_signature(signature);
             }
         }
@@ -87,11 +93,6 @@ impl WitnessPolicy {
         sizes.dedup_by_key(|h| h.size);
         sizes.into_iter().map(|h| self.cosign(h, recorded)).find(|c| c.published)
     }
-}
-
-fn parse_line(line: &str) -> Option<NoteSignature> {
-    let note = Note::parse(&format!("x\n\n{}\n", line.trim_end_matches('\n'))).ok()?;
-    note.signatures.into_iter().next()
 }
 
 /// Records a cosignature (already checked by the caller).
