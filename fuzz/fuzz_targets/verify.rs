@@ -2,7 +2,8 @@
 //! signed tree head after every four events) is changed by arbitrary edits (a flipped byte
 //! in any field, events swapped, dropped or repeated). The verifier must never panic, must
 //! pass the log exactly when it is unchanged or only cut short, and must refuse every other
-//! change: nothing here recomputes a hash, so every edit is tampering it has to see.
+//! change: nothing here recomputes a hash, so every edit is tampering it has to see. The
+//! same log as a flat export must pass exactly when its canonical bytes are untouched.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -10,7 +11,7 @@ use gezinsdossier_ledger::chain::{EventHash, hash_event};
 use gezinsdossier_ledger::envelope::{CanonicalFields, RecordedEvent, StreamId};
 use gezinsdossier_ledger::merkle::{CompactRange, leaf_hash};
 use gezinsdossier_ledger::treehead::{self, TreeHeadSigner};
-use gezinsdossier_ledger::verify::{tree_head_events, verify_log};
+use gezinsdossier_ledger::verify::{tree_head_events, verify_export, verify_log, write_export};
 use libfuzzer_sys::fuzz_target;
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -177,4 +178,13 @@ fuzz_target!(|edits: Vec<Edit>| {
         // A prefix of a valid log is a valid log.
         Err(tampering) => assert!(!cut_short, "an untouched log (or a prefix of one) was refused: {tampering}"),
     }
+    // The same log as a flat export, which holds canonical bytes only (positions are the
+    // order, hashes are recomputed): it must pass exactly when those bytes are a prefix of
+    // the untouched log's.
+    let mut export = Vec::new();
+    write_export(&heads, events.iter().cloned().map(Ok::<_, String>), &mut export).expect("export to memory");
+    let result = verify_export(&fixture.public_key, || Ok::<_, std::io::Error>(export.as_slice()), None);
+    let canonical = |events: &[RecordedEvent]| events.iter().map(RecordedEvent::canonical_bytes).collect::<Vec<_>>();
+    let bytes_cut_short = canonical(&fixture.events).starts_with(&canonical(&events));
+    assert_eq!(result.is_ok(), bytes_cut_short, "export verification disagrees: {result:?} after {edits:?}");
 });

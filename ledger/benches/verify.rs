@@ -91,7 +91,8 @@ fn main() {
     let started = Instant::now();
     let mut out = std::io::BufWriter::new(std::fs::File::create(&export).expect("export file"));
     let file = LogFile::open(dir.path()).expect("log file");
-    write_export(file.events(), &mut out).expect("export");
+    let heads = file.stream(&treehead::stream()).expect("heads");
+    write_export(&heads, file.events(), &mut out).expect("export");
     std::io::Write::flush(&mut out).expect("flush");
     println!("export written in {:.2} s", started.elapsed().as_secs_f64());
     let mut rates = Vec::new();

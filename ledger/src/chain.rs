@@ -93,17 +93,17 @@ impl ChainVerifier {
     /// # Errors
     /// The [`ChainBreak`] this event causes.
     pub fn push(&mut self, event: &RecordedEvent) -> Result<(), ChainBreak> {
-        self.push_canonical(event, &event.canonical_bytes())
+        self.push_hashed(event, hash_canonical(&event.canonical_bytes()))
     }
 
-    /// [`ChainVerifier::push`] with the event's canonical bytes already made (the verifier
-    /// also hashes them into the Merkle tree, and makes them once).
+    /// [`ChainVerifier::push`] with the hash of the event's canonical bytes already computed
+    /// (the verifier hashes those bytes into the Merkle tree too, in the same pass).
     ///
     /// # Errors
     /// The [`ChainBreak`] this event causes.
-    pub fn push_canonical(&mut self, event: &RecordedEvent, canonical: &[u8]) -> Result<(), ChainBreak> {
+    pub fn push_hashed(&mut self, event: &RecordedEvent, computed: EventHash) -> Result<(), ChainBreak> {
         self.check_link(event.stream.as_str(), event.revision, &event.prev_hash)?;
-        if hash_canonical(canonical) != event.hash {
+        if computed != event.hash {
             return Err(ChainBreak::HashMismatch { stream: event.stream.to_string(), revision: event.revision });
         }
         self.advance(event.hash);

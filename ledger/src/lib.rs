@@ -78,5 +78,6 @@ pub mod retention;
 pub mod sealing;
 pub mod store;
 pub mod treehead;
+pub mod twin_sha256;
 pub mod verify;
 pub mod witness;

@@ -13,8 +13,9 @@
 use crate::chain::{ChainBreak, ChainVerifier, hash_canonical};
 use crate::checkpoint::Checkpoint;
 use crate::envelope::{RecordedEvent, parse_canonical};
-use crate::merkle::{CompactRange, leaf_hash};
+use crate::merkle::{CompactRange, TreeHash};
 use crate::treehead::{self, SignedTreeHead};
+use crate::twin_sha256::chain_and_leaf;
 use std::collections::{BTreeMap, HashMap};
 
 /// What was checked.
@@ -54,6 +55,11 @@ pub enum Tampering {
     RolledBack { pinned: u64, events: u64 },
     #[error("at size {size} the log's root is {actual}, not the pinned checkpoint's {pinned}: the log forked")]
     Forked { size: u64, pinned: String, actual: String },
+    #[error(
+        "the export's list of tree heads differs from the tree-head events in its log{}",
+        position.map(|p| format!(" at position {p}")).unwrap_or_default()
+    )]
+    HeadListDiffers { position: Option<u64> },
     #[error("the event source failed: {0}")]
     Source(String),
 }
@@ -94,106 +100,189 @@ where
     for event in events {
         let event = event.map_err(|e| Tampering::Source(e.to_string()))?;
         checker.at(event.position)?;
-        let canonical = event.canonical_bytes();
+        let (hash, leaf) = chain_and_leaf(&event.canonical_bytes());
         checker
             .chain(event.stream.as_str())
-            .push_canonical(&event, &canonical)
+            .push_hashed(&event, hash)
             .map_err(|source| Tampering::Chain { position: event.position, source })?;
-        checker.push_leaf(&canonical)?;
+        checker.push_leaf(leaf)?;
     }
     checker.finish()
 }
 
-/// An export of the log for [`verify_export`]: each event's canonical bytes, in global
-/// order, each preceded by its length (u32, big-endian). Nothing else: the hashes are
-/// recomputed from the bytes, and positions are the order.
+/// First bytes of an export in the current format. An export without them is the first
+/// format: records only, read twice to find the tree heads.
+const EXPORT_MAGIC: &[u8; 8] = b"GZDEXP2\n";
+
+/// An export of the log for [`verify_export`], in one pass of the reader:
+/// - the 8 bytes `GZDEXP2\n`;
+/// - the number of tree-head events (u32, big-endian), then each one's canonical bytes,
+///   so every signed size is known before the events reach it;
+/// - every event's canonical bytes in global order, tree heads included.
+///
+/// Each record is preceded by its length (u32, big-endian). Nothing else: hashes are
+/// recomputed from the bytes, and positions are the order. `tree_heads` are the events of
+/// the tree-head stream, as for [`verify_log`].
+///
+/// # Errors
+/// A failing source or writer, as text.
 pub fn write_export<E: std::fmt::Display>(
+    tree_heads: &[RecordedEvent],
     events: impl IntoIterator<Item = Result<RecordedEvent, E>>,
     out: &mut impl std::io::Write,
 ) -> Result<u64, String> {
+    let mut put = |bytes: &[u8]| {
+        let len = u32::try_from(bytes.len()).map_err(|_| "an event over 4 GiB".to_owned())?;
+        out.write_all(&len.to_be_bytes()).and_then(|()| out.write_all(bytes)).map_err(|e| e.to_string())
+    };
+    let heads = u32::try_from(tree_heads.len()).map_err(|_| "over 4 billion tree heads".to_owned())?;
+    put(EXPORT_MAGIC)?;
+    put(&heads.to_be_bytes())?;
+    for head in tree_heads {
+        put(&head.canonical_bytes())?;
+    }
     let mut n = 0;
     for event in events {
-        let bytes = event.map_err(|e| e.to_string())?.canonical_bytes();
-        let len = u32::try_from(bytes.len()).map_err(|_| "an event over 4 GiB".to_owned())?;
-        out.write_all(&len.to_be_bytes()).and_then(|()| out.write_all(&bytes)).map_err(|e| e.to_string())?;
+        put(&event.map_err(|e| e.to_string())?.canonical_bytes())?;
         n += 1;
     }
     Ok(n)
 }
 
-/// Reads an export record by record into a reused buffer.
+/// Reads an export record by record, handing out each record where it lies in a large
+/// buffer: the export is read once and copied no further.
 struct ExportReader<R> {
     input: R,
     buf: Vec<u8>,
+    start: usize,
+    end: usize,
 }
 
 impl<R: std::io::Read> ExportReader<R> {
+    fn new(input: R) -> Self {
+        Self::with_buffer(input, 1 << 20)
+    }
+
+    fn with_buffer(input: R, bytes: usize) -> Self {
+        Self { input, buf: vec![0; bytes], start: 0, end: 0 }
+    }
+
+    /// Whether `n` bytes are at hand, reading more as needed; `false` at the end of input.
+    fn fill(&mut self, n: usize) -> Result<bool, Tampering> {
+        while self.end - self.start < n {
+            if self.buf.len() - self.start < n {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+                if self.buf.len() < n {
+                    self.buf.resize(n, 0);
+                }
+            }
+            match self.input.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Ok(false),
+                Ok(read) => self.end += read,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Tampering::Source(e.to_string())),
+            }
+        }
+        Ok(true)
+    }
+
     /// The next record's bytes, `None` at a clean end.
     fn next_record(&mut self) -> Result<Option<&[u8]>, Tampering> {
-        let mut len = [0u8; 4];
-        match self.input.read_exact(&mut len) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(Tampering::Source(e.to_string())),
+        if !self.fill(4)? {
+            return match self.end - self.start {
+                0 => Ok(None),
+                _ => Err(Tampering::Source("the export ends inside a record's length".into())),
+            };
         }
-        let len = u32::from_be_bytes(len) as usize;
+        let len = u32::from_be_bytes(self.buf[self.start..self.start + 4].try_into().unwrap_or_default()) as usize;
         if len > MAX_EXPORT_RECORD {
             return Err(Tampering::Source(format!("a record of {len} bytes in the export")));
         }
-        self.buf.resize(len, 0);
-        self.input
-            .read_exact(&mut self.buf)
-            .map_err(|e| Tampering::Source(format!("the export ends inside a record: {e}")))?;
-        Ok(Some(&self.buf))
+        if !self.fill(4 + len)? {
+            return Err(Tampering::Source("the export ends inside a record".into()));
+        }
+        let record = self.start + 4..self.start + 4 + len;
+        self.start = record.end;
+        Ok(Some(&self.buf[record]))
     }
 }
 
 /// Largest record an export may hold (requests are far smaller).
 const MAX_EXPORT_RECORD: usize = 64 << 20;
 
-/// Verifies an export (see [`write_export`]) read twice from `open`: once for the tree
-/// heads, then every check of [`verify_log_against`], computing each event's hash once.
+/// A tree-head event from its canonical bytes at `position` (`None` for another stream's).
+fn head_event(bytes: &[u8], position: u64) -> Result<Option<RecordedEvent>, Tampering> {
+    let view = parse_canonical(bytes).map_err(|e| Tampering::Source(format!("at position {position}: {e}")))?;
+    let stream = treehead::stream();
+    Ok((view.stream == stream.as_str()).then(|| RecordedEvent {
+        stream,
+        revision: view.revision,
+        position,
+        event_id: view.event_id,
+        event_type: view.event_type.to_owned(),
+        recorded_at_micros: view.recorded_at_micros,
+        payload: view.payload.to_vec(),
+        prev_hash: view.prev_hash,
+        hash: hash_canonical(bytes),
+    }))
+}
+
+/// Verifies an export (see [`write_export`]): every check of [`verify_log_against`],
+/// computing each event's hash once. The current format is read once from `open`; the first
+/// format (no header) twice, first for its tree heads.
 ///
 /// # Errors
-/// The first [`Tampering`] found.
+/// The first [`Tampering`] found; [`Tampering::HeadListDiffers`] when the header's tree
+/// heads are not those in the log.
 pub fn verify_export<R: std::io::Read>(
     public_key: &[u8],
     open: impl Fn() -> std::io::Result<R>,
     pinned: Option<&Checkpoint>,
 ) -> Result<VerifyReport, Tampering> {
     let source = |e: std::io::Error| Tampering::Source(e.to_string());
-    let heads_stream = treehead::stream();
+    let mut reader = ExportReader::new(open().map_err(source)?);
     let mut heads = Vec::new();
-    let mut reader = ExportReader { input: open().map_err(source)?, buf: Vec::new() };
-    let mut position = 0;
-    while let Some(bytes) = reader.next_record()? {
-        let view = parse_canonical(bytes).map_err(|e| Tampering::Source(format!("at position {position}: {e}")))?;
-        if view.stream == heads_stream.as_str() {
-            heads.push(RecordedEvent {
-                stream: heads_stream.clone(),
-                revision: view.revision,
-                position,
-                event_id: view.event_id,
-                event_type: view.event_type.to_owned(),
-                recorded_at_micros: view.recorded_at_micros,
-                payload: view.payload.to_vec(),
-                prev_hash: view.prev_hash,
-                hash: hash_canonical(bytes),
-            });
+    let listed = reader.fill(EXPORT_MAGIC.len() + 4)?
+        && reader.buf[reader.start + 4..reader.start + 4 + EXPORT_MAGIC.len()] == *EXPORT_MAGIC;
+    if listed {
+        reader.next_record()?;
+        let count = reader.next_record()?.and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_be_bytes);
+        let count = count.ok_or_else(|| Tampering::Source("the export's header has no tree-head count".into()))?;
+        for index in 0..count {
+            let bytes =
+                reader.next_record()?.ok_or_else(|| Tampering::Source("the export ends in its header".into()))?;
+            let head = head_event(bytes, u64::from(index))?.ok_or(Tampering::HeadListDiffers { position: None })?;
+            heads.push(head);
         }
-        position += 1;
+    } else {
+        let mut position = 0;
+        while let Some(bytes) = reader.next_record()? {
+            heads.extend(head_event(bytes, position)?);
+            position += 1;
+        }
+        reader = ExportReader::new(open().map_err(source)?);
     }
     let mut checker = Checker::new(public_key, &heads, pinned)?;
-    let mut reader = ExportReader { input: open().map_err(source)?, buf: Vec::new() };
+    let heads_stream = treehead::stream();
+    let mut next_head = heads.iter();
     let mut position = 0;
     while let Some(bytes) = reader.next_record()? {
         let view = parse_canonical(bytes).map_err(|e| Tampering::Source(format!("at position {position}: {e}")))?;
+        let (hash, leaf) = chain_and_leaf(bytes);
+        if view.stream == heads_stream.as_str() && next_head.next().is_none_or(|head| head.hash != hash) {
+            return Err(Tampering::HeadListDiffers { position: Some(position) });
+        }
         checker
             .chain(view.stream)
-            .push_computed(view.stream, view.revision, &view.prev_hash, hash_canonical(bytes))
+            .push_computed(view.stream, view.revision, &view.prev_hash, hash)
             .map_err(|source| Tampering::Chain { position, source })?;
-        checker.push_leaf(bytes)?;
+        checker.push_leaf(leaf)?;
         position += 1;
+    }
+    if next_head.next().is_some() {
+        return Err(Tampering::HeadListDiffers { position: None });
     }
     checker.finish()
 }
@@ -244,8 +333,8 @@ impl<'p> Checker<'p> {
         self.chains.get_mut(stream).unwrap_or_else(|| unreachable!("inserted above"))
     }
 
-    fn push_leaf(&mut self, canonical: &[u8]) -> Result<(), Tampering> {
-        self.range.push(leaf_hash(canonical));
+    fn push_leaf(&mut self, leaf: TreeHash) -> Result<(), Tampering> {
+        self.range.push(leaf);
         self.check_heads_at()
     }
 
@@ -297,4 +386,48 @@ impl<'p> Checker<'p> {
 pub fn tree_head_events(events: &[RecordedEvent]) -> Vec<RecordedEvent> {
     let stream = treehead::stream();
     events.iter().filter(|e| e.stream == stream).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out at most 5 bytes per read, so records straddle every refill.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = out.len().min(5).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_export_reader_hands_back_records_that_straddle_and_outgrow_its_buffer() {
+        let records: Vec<Vec<u8>> =
+            [0usize, 3, 16, 40, 1, 17].iter().map(|&n| (0..n).map(|i| i as u8).collect()).collect();
+        let mut bytes = Vec::new();
+        for r in &records {
+            bytes.extend_from_slice(&(r.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(r);
+        }
+        let mut reader = ExportReader::with_buffer(Trickle(&bytes), 16);
+        for r in &records {
+            assert_eq!(reader.next_record().unwrap(), Some(r.as_slice()));
+        }
+        assert_eq!(reader.next_record().unwrap(), None);
+        // Cut inside a length, then inside a record.
+        for (cut, problem) in [(bytes.len() - 19, "record's length"), (bytes.len() - 1, "inside a record")] {
+            let mut reader = ExportReader::with_buffer(Trickle(&bytes[..cut]), 16);
+            let outcome = loop {
+                match reader.next_record() {
+                    Ok(Some(_)) => {}
+                    other => break other.map(|_| ()),
+                }
+            };
+            assert!(matches!(&outcome, Err(Tampering::Source(m)) if m.contains(problem)), "{outcome:?}");
+        }
+    }
 }

@@ -206,15 +206,24 @@ async fn a_log_whose_root_differs_at_the_pinned_size_is_a_fork() {
 
 /// The same checks over an export of canonical bytes (`export-log`, `verify --export`):
 /// an untouched export gives the same report as the data; a flipped byte, a dropped record
-/// and a cut-back export are each caught.
+/// and a cut-back export are each caught; so is a header whose tree heads are not the
+/// log's. An export of the first format (no header) still verifies.
 #[tokio::test]
 async fn an_export_verifies_like_the_data_and_catches_the_same_tampering() {
     use gezinsdossier_ledger::checkpoint;
     use gezinsdossier_ledger::verify::{verify_export, write_export};
     let (dir, signer) = fixture().await;
     let file = LogFile::open(dir.path()).unwrap();
-    let mut export = Vec::new();
-    assert_eq!(write_export(file.events(), &mut export).unwrap(), 33);
+    let heads = file.stream(&treehead::stream()).unwrap();
+    let events: Vec<_> = file.events().map(Result::unwrap).collect();
+    // An export of the first `n` events, listing `listed` of the tree heads among them.
+    let export_of = |n: usize, listed: usize| {
+        let mut out = Vec::new();
+        let written = write_export(&heads[..listed], events[..n].iter().cloned().map(Ok::<_, String>), &mut out);
+        assert_eq!(written.unwrap(), n as u64);
+        out
+    };
+    let export = export_of(33, 3);
     let check = |bytes: &[u8], pinned: Option<&checkpoint::Checkpoint>| {
         let bytes = bytes.to_vec();
         verify_export(signer.public_key(), move || Ok::<_, std::io::Error>(std::io::Cursor::new(bytes.clone())), pinned)
@@ -222,13 +231,18 @@ async fn an_export_verifies_like_the_data_and_catches_the_same_tampering() {
     let from_data = verify(dir.path(), signer.public_key()).unwrap();
     assert_eq!(check(&export, None).unwrap(), from_data);
 
-    // Where each record starts.
+    // Where each record starts: the magic, the head count and the three heads come first.
     let mut starts = Vec::new();
     let mut at = 0;
     while at < export.len() {
         starts.push(at);
         at += 4 + u32::from_be_bytes(export[at..at + 4].try_into().unwrap()) as usize;
     }
+    let header = starts.drain(..5).count();
+    assert_eq!((header, starts.len()), (5, 33));
+    // The same records without the header are the first format, read twice.
+    assert_eq!(check(&export[starts[0]..], None).unwrap(), from_data);
+
     // The last payload byte of position 5 (stream family-f2, revision 1): its hash changes,
     // so the stream's next event (position 8) no longer links to it.
     let mut flipped = export.clone();
@@ -247,9 +261,12 @@ async fn an_export_verifies_like_the_data_and_catches_the_same_tampering() {
     // Cut back to the second head: consistent alone, a rollback against the newest checkpoint.
     let (pinned, _) =
         checkpoint::open(from_data.latest_checkpoint.as_deref().unwrap(), signer.public_key(), &[]).unwrap();
-    let cut = &export[..starts[22]];
-    assert_eq!(check(cut, None).unwrap().events, 22);
-    assert_eq!(check(cut, Some(&pinned)).unwrap_err(), Tampering::RolledBack { pinned: 32, events: 22 });
+    let cut = export_of(22, 2);
+    assert_eq!(check(&cut, None).unwrap().events, 22);
+    assert_eq!(check(&cut, Some(&pinned)).unwrap_err(), Tampering::RolledBack { pinned: 32, events: 22 });
+    // The header must list exactly the log's tree heads: one left out, one too many.
+    assert_eq!(check(&export_of(33, 2), None).unwrap_err(), Tampering::HeadListDiffers { position: Some(32) });
+    assert_eq!(check(&export_of(22, 3), None).unwrap_err(), Tampering::HeadListDiffers { position: None });
     // A record cut short is named, not read past.
     let short = &export[..export.len() - 1];
     assert!(matches!(check(short, None).unwrap_err(), Tampering::Source(m) if m.contains("ends inside a record")));

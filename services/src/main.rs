@@ -432,7 +432,8 @@ fn main() -> anyhow::Result<()> {
             let mut writer = std::io::BufWriter::new(
                 std::fs::File::create(&out).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?,
             );
-            let n = gezinsdossier_ledger::verify::write_export(file.events(), &mut writer)
+            let heads = file.stream(&treehead::stream())?;
+            let n = gezinsdossier_ledger::verify::write_export(&heads, file.events(), &mut writer)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             std::io::Write::flush(&mut writer)?;
             println!("{n} events written to {}", out.display());
