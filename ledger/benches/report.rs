@@ -3,6 +3,8 @@
 //! family's access log costs, not what the ledger costs.
 //!
 //! `cargo bench -p gezinsdossier-ledger --bench report [-- --disclosures 100000 --reports 20]`
+//!
+//! The first report is timed apart: it fills the report index from the whole log.
 
 use chrono::{DateTime, Utc};
 use gezinsdossier_ledger::actor::{Actor, OrganisationType, ProfessionalRole};
@@ -97,8 +99,13 @@ fn main() {
             member_authentication: Some(MemberAuthentication::DigidSubstantieel),
             checkable_lines: false,
         };
+        // The first report reads and opens the family's whole access log into the report
+        // index; the others read only what was logged since (their own report events).
+        let t = Instant::now();
+        let first = families.report(&family, &portal, ask).await.expect("report");
+        let cold = t.elapsed().as_secs_f64() * 1e3;
         let mut latencies = Vec::new();
-        let mut lines = 0;
+        let mut lines = first.report.entries.len();
         for _ in 0..reports {
             let t = Instant::now();
             let report = families.report(&family, &portal, ask).await.expect("report");
@@ -108,7 +115,8 @@ fn main() {
         latencies.sort_by(f64::total_cmp);
         let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
         println!("\n### Report for a member with {disclosures} disclosures ({lines} lines), SQLite\n");
-        println!("{reports} reports: p50 {:.1} ms, p99 {:.1} ms", pct(0.5), pct(0.99));
+        println!("first report (the index is read from the log): {cold:.1} ms");
+        println!("{reports} reports after it: p50 {:.1} ms, p99 {:.1} ms", pct(0.5), pct(0.99));
         store.shutdown().await;
     });
 }

@@ -180,8 +180,8 @@ pub struct CorrectionLine {
 pub struct AccessReport {
     pub subject: MemberId,
     pub at: DateTime<Utc>,
-    /// Oldest first.
-    pub entries: Vec<ReportEntry>,
+    /// Oldest first; shared with the report index, which keeps them.
+    pub entries: std::sync::Arc<Vec<ReportEntry>>,
     pub consents: Vec<ConsentInForce>,
     /// Oldest first.
     pub corrections: Vec<CorrectionLine>,
@@ -250,46 +250,13 @@ pub fn build(
     let entries = rows(access_log, opener, &filter)
         .into_iter()
         .filter_map(|row| match &row.shown {
-            Some(shown) => {
-                let all_of_subject = shown.get(subject)?;
-                let of_subject: BTreeMap<_, _> =
-                    all_of_subject.iter().filter(|(c, _)| !hides(c)).map(|(c, b)| (*c, b.clone())).collect();
-                let whole = of_subject.len() == all_of_subject.len();
-                if !whole {
-                    withheld = true;
+            Some(_) => {
+                let (mut entry, whole) = seen_entry(&row, subject, &hides)?;
+                withheld |= !whole;
+                if whole && let Some(ReportEntry::Seen { line, .. }) = &mut entry {
+                    *line = checkable_line(&row, &|l| l.subject.as_deref() == Some(subject));
                 }
-                if of_subject.is_empty() {
-                    return None;
-                }
-                let consents = of_subject
-                    .values()
-                    .filter_map(|b| match b {
-                        Basis::Consent { consent_id, .. } => Some(consent_id.clone()),
-                        Basis::LegalBasis { .. } => None,
-                    })
-                    .collect::<std::collections::BTreeSet<_>>();
-                let legal_grounds = of_subject
-                    .values()
-                    .filter_map(|b| match b {
-                        Basis::LegalBasis { kind, .. } => Some(*kind),
-                        Basis::Consent { .. } => None,
-                    })
-                    .collect::<std::collections::BTreeSet<_>>();
-                Some(ReportEntry::Seen {
-                    event_id: row.event_id,
-                    position: row.position,
-                    leaf_hash: row.leaf_hash,
-                    at: row.at,
-                    organisation_id: row.requester.organisation_id.clone(),
-                    role: row.requester.role,
-                    categories: of_subject.keys().copied().collect(),
-                    purpose: row.purpose?,
-                    consents: consents.into_iter().collect(),
-                    legal_grounds: legal_grounds.into_iter().collect(),
-                    emergency: row.break_the_glass.clone(),
-                    via_feed: row.via_feed,
-                    line: whole.then(|| checkable_line(&row, &|l| l.subject.as_deref() == Some(subject))).flatten(),
-                })
+                entry
             }
             // Refusals of a dossier request; refused functions (audit, reports) name no
             // purpose and are the privacy officer's to see.
@@ -297,18 +264,38 @@ pub fn build(
                 withheld = true;
                 None
             }
-            None => Some(ReportEntry::Refused {
-                event_id: row.event_id,
-                position: row.position,
-                leaf_hash: row.leaf_hash,
-                at: row.at,
-                organisation_id: row.requester.organisation_id.clone(),
-                role: row.requester.role,
-                purpose: row.purpose?,
-                line: checkable_line(&row, &|l| l.refused),
-            }),
+            None => {
+                let mut entry = refused_entry(&row)?;
+                if let ReportEntry::Refused { line, .. } = &mut entry {
+                    *line = checkable_line(&row, &|l| l.refused);
+                }
+                Some(entry)
+            }
         })
         .collect();
+    let hides_all = shield.as_ref().is_some_and(|s| s.is_empty());
+    complete(
+        family,
+        subject,
+        at,
+        std::sync::Arc::new(entries),
+        &told_by_notices(access_log, opener),
+        hides_all,
+        withheld,
+    )
+}
+
+/// The report's other parts (consents in force, corrections with whom their notices told)
+/// around its `entries`.
+fn complete(
+    family: &FamilyState,
+    subject: &str,
+    at: DateTime<Utc>,
+    entries: std::sync::Arc<Vec<ReportEntry>>,
+    told: &std::collections::HashMap<EventId, Vec<String>>,
+    hides_all: bool,
+    mut withheld: bool,
+) -> AccessReport {
     let consents = family
         .consents
         .values()
@@ -336,8 +323,8 @@ pub fn build(
             may_withdraw: c.agreements.keys().cloned().collect(),
         })
         .collect();
-    let mut corrections = corrections_about(family, access_log, opener, subject, at);
-    if shield.as_ref().is_some_and(|s| s.is_empty()) && !corrections.is_empty() {
+    let mut corrections = corrections_about(family, told, subject, at);
+    if hides_all && !corrections.is_empty() {
         corrections.clear();
         withheld = true;
     }
@@ -348,17 +335,10 @@ pub fn build(
 /// organisations their notices went to.
 fn corrections_about(
     family: &FamilyState,
-    access_log: &[RecordedEvent],
-    opener: &dyn crate::sealing::Opener,
+    told: &std::collections::HashMap<EventId, Vec<String>>,
     subject: &str,
     at: DateTime<Utc>,
 ) -> Vec<CorrectionLine> {
-    let mut told: std::collections::HashMap<EventId, Vec<String>> = std::collections::HashMap::new();
-    for event in access_log {
-        if let Some(crate::disclosure::AccessLogEvent::Notified(n)) = crate::disclosure::open_line(event, opener) {
-            told.entry(n.cause_event_id).or_default().push(n.recipient_organisation_id);
-        }
-    }
     family
         .items
         .iter()
@@ -372,10 +352,178 @@ fn corrections_about(
                 at: item.recorded_at,
                 organisation_id: item.author.organisation_id.clone(),
                 retraction: c.replacement.is_none(),
-                told: told.remove(&item.event_id).unwrap_or_default(),
+                told: told.get(&item.event_id).cloned().unwrap_or_default(),
             })
         })
         .collect()
+}
+
+/// The organisations each correction's notices went to, by the correction's event id.
+fn told_by_notices(
+    access_log: &[RecordedEvent],
+    opener: &dyn crate::sealing::Opener,
+) -> std::collections::HashMap<EventId, Vec<String>> {
+    let mut told = ReportLines::default();
+    told.add_notices(access_log, opener);
+    told.told
+}
+
+/// A family's report lines, per subject, as its access log gave them so far: kept by
+/// [`crate::families::Families`] and extended with each new part of the log, so that a
+/// report costs what it lists, not what the family's log holds. Lines are kept whole (no
+/// parent's shield applied) and without their checkable form; a report that needs either
+/// is built from the log itself.
+#[derive(Debug, Default)]
+pub struct ReportLines {
+    /// Each member's report lines: what was seen of them, and every refusal.
+    by_subject: std::collections::HashMap<MemberId, std::sync::Arc<Vec<ReportEntry>>>,
+    /// Every refusal: a member's list starts with those before its first line.
+    refused: Vec<ReportEntry>,
+    told: std::collections::HashMap<EventId, Vec<String>>,
+    /// The access-log revision to read from next.
+    pub next_revision: u64,
+    /// Estimated heap bytes.
+    pub approx_bytes: usize,
+}
+
+impl ReportLines {
+    /// Takes in the next part of the family's access log (from `next_revision` on).
+    pub fn add(&mut self, access_log: &[RecordedEvent], opener: &dyn crate::sealing::Opener) {
+        let filter = AuditFilter { include_refusals: true, ..Default::default() };
+        for row in rows(access_log, opener, &filter) {
+            match &row.shown {
+                Some(shown) => {
+                    for subject in shown.keys() {
+                        if let Some((Some(entry), _)) = seen_entry(&row, subject, &|_| false) {
+                            self.approx_bytes += entry_bytes(&entry);
+                            let list = self
+                                .by_subject
+                                .entry(subject.clone())
+                                .or_insert_with(|| std::sync::Arc::new(self.refused.clone()));
+                            // Copies the list only while a report still holds it.
+                            std::sync::Arc::make_mut(list).push(entry);
+                        }
+                    }
+                }
+                None => {
+                    if let Some(entry) = refused_entry(&row) {
+                        self.approx_bytes += entry_bytes(&entry) * (1 + self.by_subject.len());
+                        for list in self.by_subject.values_mut() {
+                            std::sync::Arc::make_mut(list).push(entry.clone());
+                        }
+                        self.refused.push(entry);
+                    }
+                }
+            }
+        }
+        self.add_notices(access_log, opener);
+        self.next_revision += access_log.len() as u64;
+    }
+
+    fn add_notices(&mut self, access_log: &[RecordedEvent], opener: &dyn crate::sealing::Opener) {
+        for event in access_log {
+            if let Some(crate::disclosure::AccessLogEvent::Notified(n)) = crate::disclosure::open_line(event, opener) {
+                self.approx_bytes += 48 + n.recipient_organisation_id.len();
+                self.told.entry(n.cause_event_id).or_default().push(n.recipient_organisation_id);
+            }
+        }
+    }
+
+    /// The report from these lines, or `None` when it needs the log itself: a parent's
+    /// shield applies, or the lines' checkable form was asked for.
+    pub fn report(
+        &self,
+        family: &FamilyState,
+        request: &crate::families::ReportRequest<'_>,
+        at: DateTime<Utc>,
+    ) -> Option<AccessReport> {
+        let subject = request.subject;
+        let shielded = request.requested_by != subject && shielded(family, subject, request.requested_by, at).is_some();
+        if shielded || request.checkable_lines {
+            return None;
+        }
+        let entries = match self.by_subject.get(subject) {
+            Some(list) => list.clone(),
+            None => std::sync::Arc::new(self.refused.clone()),
+        };
+        Some(complete(family, subject, at, entries, &self.told, false, false))
+    }
+}
+
+/// A line's estimated heap bytes, for the bound on kept lines.
+fn entry_bytes(entry: &ReportEntry) -> usize {
+    let size = std::mem::size_of::<ReportEntry>();
+    match entry {
+        ReportEntry::Seen { organisation_id, categories, consents, emergency, .. } => {
+            size + organisation_id.len()
+                + categories.len()
+                + consents.iter().map(|c| c.len() + 24).sum::<usize>()
+                + emergency.as_ref().map_or(0, String::len)
+                + 64
+        }
+        ReportEntry::Refused { organisation_id, .. } => size + organisation_id.len(),
+    }
+}
+
+/// The line of a disclosure `row` about `subject`, without the categories `hides` leaves
+/// out: `None` when the row showed nothing of the subject; else the line (`None` when every
+/// category was hidden) and whether it is whole. No checkable form yet.
+pub(crate) fn seen_entry(
+    row: &crate::audit::AuditRow,
+    subject: &str,
+    hides: &dyn Fn(&InformationCategory) -> bool,
+) -> Option<(Option<ReportEntry>, bool)> {
+    let all_of_subject = row.shown.as_ref()?.get(subject)?;
+    let of_subject: BTreeMap<_, _> = all_of_subject.iter().filter(|(c, _)| !hides(c)).collect();
+    let whole = of_subject.len() == all_of_subject.len();
+    if of_subject.is_empty() {
+        return Some((None, whole));
+    }
+    let consents = of_subject
+        .values()
+        .filter_map(|b| match b {
+            Basis::Consent { consent_id, .. } => Some(consent_id.clone()),
+            Basis::LegalBasis { .. } => None,
+        })
+        .collect::<std::collections::BTreeSet<_>>();
+    let legal_grounds = of_subject
+        .values()
+        .filter_map(|b| match b {
+            Basis::LegalBasis { kind, .. } => Some(*kind),
+            Basis::Consent { .. } => None,
+        })
+        .collect::<std::collections::BTreeSet<_>>();
+    let entry = ReportEntry::Seen {
+        event_id: row.event_id,
+        position: row.position,
+        leaf_hash: row.leaf_hash,
+        at: row.at,
+        organisation_id: row.requester.organisation_id.clone(),
+        role: row.requester.role,
+        categories: of_subject.keys().map(|c| **c).collect(),
+        purpose: row.purpose?,
+        consents: consents.into_iter().collect(),
+        legal_grounds: legal_grounds.into_iter().collect(),
+        emergency: row.break_the_glass.clone(),
+        via_feed: row.via_feed,
+        line: None,
+    };
+    Some((Some(entry), whole))
+}
+
+/// The line of a refused dossier request; `None` for a refused function (audit, reports),
+/// which names no purpose and is the privacy officer's to see. No checkable form yet.
+pub(crate) fn refused_entry(row: &crate::audit::AuditRow) -> Option<ReportEntry> {
+    Some(ReportEntry::Refused {
+        event_id: row.event_id,
+        position: row.position,
+        leaf_hash: row.leaf_hash,
+        at: row.at,
+        organisation_id: row.requester.organisation_id.clone(),
+        role: row.requester.role,
+        purpose: row.purpose?,
+        line: None,
+    })
 }
 
 impl ReportEntry {

@@ -253,7 +253,7 @@ pub async fn run(dir: &std::path::Path) -> anyhow::Result<()> {
         report.consents.len(),
         page.display()
     );
-    for e in &report.entries {
+    for e in report.entries.iter() {
         let what = if e.refused { "refused".to_owned() } else { format!("{} categories", e.categories.len()) };
         let why = if e.emergency_reason.is_empty() {
             e.consent_ids.join(",")

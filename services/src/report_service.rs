@@ -109,7 +109,7 @@ impl AccessReportService for ReportApi {
             .map_err(|e| ServiceError::Internal(format!("report template: {e}")))?;
         let prover = Prover::latest(&**self.families.store(), self.index.clone()).await.map_err(ServiceError::from)?;
         let mut entries = Vec::with_capacity(report.entries.len());
-        for e in &report.entries {
+        for e in report.entries.iter() {
             let (position, leaf) = e.leaf();
             let mut line = self.line(e);
             (line.position, line.leaf_hash, line.inclusion_proof) =

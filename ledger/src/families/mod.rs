@@ -14,7 +14,8 @@
 //!   acknowledging notices;
 //! - [`restriction`]: restricting an organisation's records about a member (AVG art. 18);
 //! - [`retention`]: the retention run (shreds what its clocks let go, records it);
-//! - [`cache`]: the cached family states.
+//! - [`cache`]: the cached family states;
+//! - [`report_index`]: each family's report lines per member, kept as its access log grows.
 //!
 //! Every use case asks [`crate::authorisation::authorise`] first, and every refusal is
 //! committed to the access log before the caller hears of it.
@@ -29,6 +30,7 @@ mod event_bytes;
 mod feed;
 mod notices;
 mod report;
+mod report_index;
 mod restriction;
 mod retention;
 
@@ -139,6 +141,7 @@ pub struct Families {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
     cache: FamilyCache,
+    report_index: report_index::ReportIndex,
     keys: Arc<Keyring>,
     /// How long a privacy officer has to review a use of a legal basis.
     review_within: chrono::Duration,
@@ -146,7 +149,14 @@ pub struct Families {
 
 impl Families {
     pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>, keys: Arc<Keyring>) -> Self {
-        Self { store, clock, cache: FamilyCache::default(), keys, review_within: disclosure::DEFAULT_REVIEW_WITHIN }
+        Self {
+            store,
+            clock,
+            cache: FamilyCache::default(),
+            report_index: report_index::ReportIndex::with_bound(report_index::DEFAULT_BOUND_BYTES),
+            keys,
+            review_within: disclosure::DEFAULT_REVIEW_WITHIN,
+        }
     }
 
     /// The subject keys payloads are sealed under.
@@ -163,6 +173,17 @@ impl Families {
     /// Families in the cache, and their estimated bytes.
     pub fn cache_size(&self) -> (usize, usize) {
         self.cache.size()
+    }
+
+    /// Bounds the report index at about `bytes` (estimated); see [`report_index`].
+    pub fn with_report_index_bound(mut self, bytes: usize) -> Self {
+        self.report_index = report_index::ReportIndex::with_bound(bytes);
+        self
+    }
+
+    /// Families in the report index, and their estimated bytes.
+    pub fn report_index_size(&self) -> (usize, usize) {
+        self.report_index.size()
     }
 
     /// Sets the review deadline of disclosures under a legal basis (break-the-glass

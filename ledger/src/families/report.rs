@@ -42,31 +42,16 @@ impl Families {
         request: ReportRequest<'_>,
     ) -> Result<MemberReport, FamilyError> {
         let at = self.clock.now();
-        let log = self.access_log(family).await?;
-        let (exists, decision, built) = self
-            .with_state_or_empty(family, |state| {
-                let action =
-                    Action::GetAccessReport { family: state, member_authentication: request.member_authentication };
-                let decision = authorise(portal, &action).and_then(|grant| {
-                    // Which member may see whose report is the report's own rule.
-                    report::may_request(state, request.requested_by, request.subject, at).map(|()| grant).map_err(
-                        |denied| Refused { function: Function::GetAccessReport, reasons: vec![denied.to_string()] },
-                    )
-                });
-                let built = decision.is_ok().then(|| MemberReport {
-                    report: report::build(state, &log, &*self.keys, &request, at),
-                    names: state
-                        .members
-                        .values()
-                        .map(|m| {
-                            let name = if m.display_name.is_empty() { &m.id } else { &m.display_name };
-                            (m.id.clone(), name.clone())
-                        })
-                        .collect(),
-                });
-                (state.revision.is_some(), decision, built)
-            })
-            .await?;
+        // The index's lines make most reports; one they cannot make (a parent's shield, the
+        // lines' checkable form) is built from the whole log.
+        let lines = self.report_lines(family).await?;
+        let (mut exists, mut decision, mut built) =
+            self.decide_report(family, portal, &request, at, Source::Lines(&lines)).await?;
+        drop(lines);
+        if decision.is_ok() && built.is_none() {
+            let log = self.access_log(family).await?;
+            (exists, decision, built) = self.decide_report(family, portal, &request, at, Source::Log(&log)).await?;
+        }
         let target = Target::family(family, exists).with(format!(
             "report on {:?} for {:?}",
             prefix(request.subject),
@@ -84,6 +69,51 @@ impl Families {
         self.commit_access_log_event(family, AccessLogEvent::Reported(access)).await?;
         Ok(built)
     }
+    /// Whether the portal may have this report, and the report when it may and `source`
+    /// can make it; also whether the family exists.
+    async fn decide_report(
+        &self,
+        family: &FamilyId,
+        portal: &Caller,
+        request: &ReportRequest<'_>,
+        at: chrono::DateTime<chrono::Utc>,
+        source: Source<'_>,
+    ) -> Result<(bool, Result<crate::authorisation::Grant, Refused>, Option<MemberReport>), FamilyError> {
+        self.with_state_or_empty(family, |state| {
+            let action =
+                Action::GetAccessReport { family: state, member_authentication: request.member_authentication };
+            let decision = authorise(portal, &action).and_then(|grant| {
+                // Which member may see whose report is the report's own rule.
+                report::may_request(state, request.requested_by, request.subject, at).map(|()| grant).map_err(
+                    |denied| Refused { function: Function::GetAccessReport, reasons: vec![denied.to_string()] },
+                )
+            });
+            let report = match source {
+                _ if decision.is_err() => None,
+                Source::Lines(lines) => lines.report(state, request, at),
+                Source::Log(log) => Some(report::build(state, log, &*self.keys, request, at)),
+            };
+            let built = report.map(|report| MemberReport {
+                report,
+                names: state
+                    .members
+                    .values()
+                    .map(|m| {
+                        let name = if m.display_name.is_empty() { &m.id } else { &m.display_name };
+                        (m.id.clone(), name.clone())
+                    })
+                    .collect(),
+            });
+            (state.revision.is_some(), decision, built)
+        })
+        .await
+    }
+}
+
+/// What a report is made from.
+enum Source<'a> {
+    Lines(&'a report::ReportLines),
+    Log(&'a [crate::envelope::RecordedEvent]),
 }
 
 /// At most a short prefix of a caller-chosen id, for a refusal record.

@@ -77,6 +77,8 @@ pub struct Keyring {
     sealing: Mutex<HashMap<(String, String), KeyId>>,
     /// Keys that payloads name and the key store does not hold.
     absent: Mutex<HashSet<KeyId>>,
+    /// How many times keys were forgotten: what was opened before may no longer open.
+    forgotten: std::sync::atomic::AtomicU64,
 }
 
 impl Keyring {
@@ -86,7 +88,14 @@ impl Keyring {
         if keks.is_empty() {
             return Err(SealError::BadKek("no key-encryption key configured".into()));
         }
-        Ok(Self { store, keks, keys: Mutex::default(), sealing: Mutex::default(), absent: Mutex::default() })
+        Ok(Self {
+            store,
+            keks,
+            keys: Mutex::default(),
+            sealing: Mutex::default(),
+            absent: Mutex::default(),
+            forgotten: Default::default(),
+        })
     }
 
     /// A keyring over an in-memory key store with a random KEK: for tests and benchmarks.
@@ -276,6 +285,13 @@ impl Keyring {
         drop(cache);
         let gone: HashSet<&KeyId> = key_ids.iter().collect();
         self.sealing().retain(|_, id| !gone.contains(id));
+        self.forgotten.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many times keys were forgotten so far: whoever keeps what it opened drops it
+    /// when this changes.
+    pub fn forgotten(&self) -> u64 {
+        self.forgotten.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Destroys keys in the key store and forgets them here.
