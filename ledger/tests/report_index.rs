@@ -205,6 +205,18 @@ async fn the_index_keeps_to_its_bound_and_reports_stay_whole() {
     // Past the bound, the family asked for least recently went.
     assert_eq!(families.report_index_size().0, 1);
     assert_eq!(lines(&families, &f, "ma", false).await.len(), 4);
+    // Families that do not exist are refused, and count against the bound all the same.
+    let portal = Caller { actor: actor("youth"), grants: Grants { privacy_office: false, portal: true } };
+    for n in 0..50 {
+        let ask = ReportRequest {
+            requested_by: "ma",
+            subject: "ma",
+            member_authentication: Some(MemberAuthentication::DigidSubstantieel),
+            checkable_lines: false,
+        };
+        assert!(families.report(&FamilyId::new(&format!("none-{n}")).unwrap(), &portal, ask).await.is_err());
+    }
+    assert_eq!(families.report_index_size().0, 1);
     let unbounded = w.families();
     lines(&unbounded, &f, "ma", false).await;
     lines(&unbounded, &g, "ma", false).await;

@@ -22,6 +22,10 @@ use tokio::sync::OwnedMutexGuard;
 /// The index's default bound.
 pub const DEFAULT_BOUND_BYTES: usize = 64 << 20;
 
+/// What a family costs held with no lines: a report asked for an unknown family (which is
+/// refused, but its entry was made first) still counts against the bound.
+const PER_FAMILY_BYTES: usize = 256;
+
 struct Held {
     lines: Arc<tokio::sync::Mutex<ReportLines>>,
     /// The lines' size when last counted in `ReportIndex::total_bytes`.
@@ -120,7 +124,7 @@ impl Families {
         let mut lines = held.lines.clone().lock_owned().await;
         let new = self.access_log_from(family, lines.next_revision).await?;
         lines.add(&new, &*self.keys);
-        index.count(&held, lines.approx_bytes);
+        index.count(&held, PER_FAMILY_BYTES + family.as_str().len() + lines.approx_bytes);
         index.evict_past_bound();
         metrics::gauge!("gezinsdossier_report_index_bytes").set(index.total_bytes.load(Ordering::Relaxed) as f64);
         Ok(lines)
