@@ -98,6 +98,14 @@ impl LogService for LogApi {
         let caller = requester(&request)?.caller();
         let r = request.into_inner();
         tracing::Span::current().record("position", r.position);
+        // Whether the caller may have this event's proof (and its bytes) is settled before
+        // any proof work is done for it.
+        let event = if r.include_event_bytes {
+            self.families.event_bytes(&caller, r.position).await.map_err(ServiceError::from)?
+        } else {
+            self.families.authorise_proofs(&caller).await.map_err(ServiceError::from)?;
+            self.families.store().read_all(r.position, 1).await.map_err(ServiceError::from)?.pop()
+        };
         let proof = match self.index.inclusion(r.position, r.tree_size).await {
             Ok(proof) => proof,
             Err(e) => return Err(self.index_status(e).await),
@@ -105,12 +113,6 @@ impl LogService for LogApi {
         let root = match self.index.root(r.tree_size).await {
             Ok(root) => root,
             Err(e) => return Err(self.index_status(e).await),
-        };
-        let event = if r.include_event_bytes {
-            self.families.event_bytes(&caller, r.position).await.map_err(ServiceError::from)?
-        } else {
-            self.families.authorise_proofs(&caller).await.map_err(ServiceError::from)?;
-            self.families.store().read_all(r.position, 1).await.map_err(ServiceError::from)?.pop()
         };
         let event = event.ok_or_else(|| Status::not_found(format!("no event at position {}", r.position)))?;
         let bytes = event.canonical_bytes();

@@ -384,6 +384,10 @@ async fn inclusion_and_consistency_proofs_verify_against_signed_heads() {
     assert!(proof.canonical_event.is_empty() && proof.leaf_hash.len() == 64, "{proof:?}");
     let bytes = pb::GetInclusionProofRequest { include_event_bytes: true, ..hashes_only };
     assert_eq!(youth_log.get_inclusion_proof(bytes).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    // The refusal comes before any proof work: a tree beyond the log is refused as such, not
+    // answered with how far the log goes.
+    let beyond = pb::GetInclusionProofRequest { tree_size: 1_000_000, ..bytes };
+    assert_eq!(youth_log.get_inclusion_proof(beyond).await.unwrap_err().code(), tonic::Code::PermissionDenied);
     server.stop().await;
 }
 
