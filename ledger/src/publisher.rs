@@ -203,6 +203,16 @@ pub async fn latest_head(store: &dyn EventStore) -> Result<Option<SignedTreeHead
     SignedTreeHead::from_event(&event).map(Some).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The origin the latest tree head's checkpoint was signed as (its first line, by the
+/// C2SP format), if any head carries one.
+///
+/// # Errors
+/// As [`latest_head`].
+pub async fn latest_origin(store: &dyn EventStore) -> Result<Option<String>, StoreError> {
+    let head = latest_head(store).await?;
+    Ok(head.and_then(|h| h.checkpoint).and_then(|note| note.lines().next().map(str::to_owned)))
+}
+
 async fn load_latest(store: &dyn EventStore) -> Result<Latest, StoreError> {
     let revision = store.stream_revision(&treehead::stream()).await?;
     Ok(match latest_head(store).await? {

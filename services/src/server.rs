@@ -117,8 +117,28 @@ pub fn keyring(config: &Config, key_store: Arc<dyn KeyStore>) -> anyhow::Result<
 
 /// Runs the server over any event store and clock (the caller owns the store's lifetime).
 ///
+/// Auditors pin checkpoints and witnesses keep them by the log's origin: a log that starts
+/// signing under another name looks like a new log to them, and its history cannot be
+/// checked against what they hold. A store that cannot be read now is let through (the
+/// service reports it unready), with a warning that the check was skipped.
+async fn refuse_a_changed_origin(store: &dyn EventStore, origin: &str) -> anyhow::Result<()> {
+    match publisher::latest_origin(store).await {
+        Ok(Some(signed)) if signed != origin => anyhow::bail!(
+            "log_origin is {origin:?}, but this log's checkpoints are signed as {:?}: auditors and witnesses know \
+             the log by that name. Set log_origin back to it; a new origin is a new log, with a data directory \
+             of its own",
+            signed.chars().take(64).collect::<String>()
+        ),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %e, "the log's origin could not be read at start-up; not checked");
+            Ok(())
+        }
+    }
+}
+
 /// # Errors
-/// Start-up failures (registry, TLS files, KEK) and transport errors.
+/// Start-up failures (registry, TLS files, KEK, a changed log origin) and transport errors.
 pub async fn serve_on(
     config: Config,
     store: Arc<dyn EventStore>,
@@ -136,6 +156,7 @@ pub async fn serve_on(
     }
     let signer = Arc::new(TreeHeadSigner::load_or_create(&key_path)?.with_origin(&config.log_origin)?);
     tracing::info!(public_key = %hex::encode(signer.public_key()), origin = signer.origin(), "tree heads are signed with this key");
+    refuse_a_changed_origin(&*store, signer.origin()).await?;
     let policy = PublishPolicy {
         every_events: config.tree_head_every_events.max(1),
         every: std::time::Duration::from_millis(config.tree_head_interval_ms.max(10)),
@@ -349,5 +370,41 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refuse_a_changed_origin;
+    use gezinsdossier_ledger::envelope::{ExpectedRevision, ProposedEvent};
+    use gezinsdossier_ledger::merkle::hashing::empty_root;
+    use gezinsdossier_ledger::store::EventStore;
+    use gezinsdossier_ledger::store::sqlite::SqliteStore;
+    use gezinsdossier_ledger::treehead::{self, TreeHeadSigner};
+
+    /// A log whose checkpoints are signed as one origin does not start under another; a
+    /// log with no head yet starts under any.
+    #[tokio::test]
+    async fn a_log_signed_under_one_origin_does_not_start_under_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert!(refuse_a_changed_origin(&store, "gezinsdossier.example/b").await.is_ok());
+        let signer = TreeHeadSigner::load_or_create(&dir.path().join("treehead.key"))
+            .unwrap()
+            .with_origin("gezinsdossier.example/a")
+            .unwrap();
+        let head = signer.sign(0, &empty_root(), 1);
+        let event = ProposedEvent {
+            event_id: uuid::Uuid::new_v4(),
+            event_type: treehead::EVENT_TYPE.into(),
+            recorded_at_micros: 1,
+            payload: serde_json::to_vec(&head).unwrap(),
+        };
+        store.append(&treehead::stream(), ExpectedRevision::Any, vec![event]).await.unwrap();
+        assert!(refuse_a_changed_origin(&store, "gezinsdossier.example/a").await.is_ok());
+        let refused = refuse_a_changed_origin(&store, "gezinsdossier.example/b").await.unwrap_err().to_string();
+        assert!(refused.contains("log_origin is \"gezinsdossier.example/b\""), "{refused}");
+        assert!(refused.contains("signed as \"gezinsdossier.example/a\""), "{refused}");
+        store.shutdown().await;
     }
 }
