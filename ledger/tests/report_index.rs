@@ -205,7 +205,7 @@ async fn the_index_keeps_to_its_bound_and_reports_stay_whole() {
     // Past the bound, the family asked for least recently went.
     assert_eq!(families.report_index_size().0, 1);
     assert_eq!(lines(&families, &f, "ma", false).await.len(), 4);
-    // Families that do not exist are refused, and count against the bound all the same.
+    // Reports on families that do not exist are refused before the index is touched.
     let portal = Caller { actor: actor("youth"), grants: Grants { privacy_office: false, portal: true } };
     for n in 0..50 {
         let ask = ReportRequest {
@@ -221,4 +221,20 @@ async fn the_index_keeps_to_its_bound_and_reports_stay_whole() {
     lines(&unbounded, &f, "ma", false).await;
     lines(&unbounded, &g, "ma", false).await;
     assert_eq!(unbounded.report_index_size().0, 2);
+}
+
+#[tokio::test]
+async fn a_refused_report_does_no_report_work() {
+    let w = world();
+    let families = w.families();
+    let family = family(&families, "f").await;
+    log_lines(&w, &family, "ggz", 3).await;
+    let portal = Caller { actor: actor("youth"), grants: Grants { privacy_office: false, portal: true } };
+    // No member authentication: the policy refuses, and records that it did.
+    let ask = ReportRequest { requested_by: "ma", subject: "ma", member_authentication: None, checkable_lines: false };
+    assert!(families.report(&family, &portal, ask).await.is_err());
+    assert_eq!(families.report_index_size().0, 0, "the family's lines were not read");
+    let log = w.store.read_stream(&disclosure::stream(&family), 0, 100).await.unwrap();
+    let last = disclosure::open_line(log.last().unwrap(), &*w.keys);
+    assert!(matches!(last, Some(AccessLogEvent::FunctionRefused(_))), "{last:?}");
 }

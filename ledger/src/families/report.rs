@@ -42,8 +42,19 @@ impl Families {
         request: ReportRequest<'_>,
     ) -> Result<MemberReport, FamilyError> {
         let at = self.clock.now();
+        let target = |exists| {
+            Target::family(family, exists).with(format!(
+                "report on {:?} for {:?}",
+                prefix(request.subject),
+                prefix(request.requested_by)
+            ))
+        };
+        // The policy decides before any report work is done (a refusal is recorded).
+        let (exists, decision, _) = self.decide_report(family, portal, &request, at, Source::Nothing).await?;
+        self.enforce(portal, target(exists), decision).await?;
         // The index's lines make most reports; one they cannot make (a parent's shield, the
-        // lines' checkable form) is built from the whole log.
+        // lines' checkable form) is built from the whole log. Each decides again, on the
+        // state it is built from.
         let lines = self.report_lines(family).await?;
         let (mut exists, mut decision, mut built) =
             self.decide_report(family, portal, &request, at, Source::Lines(&lines)).await?;
@@ -52,12 +63,7 @@ impl Families {
             let log = self.access_log(family).await?;
             (exists, decision, built) = self.decide_report(family, portal, &request, at, Source::Log(&log)).await?;
         }
-        let target = Target::family(family, exists).with(format!(
-            "report on {:?} for {:?}",
-            prefix(request.subject),
-            prefix(request.requested_by)
-        ));
-        self.enforce(portal, target, decision).await?;
+        self.enforce(portal, target(exists), decision).await?;
         let built = built.ok_or(FamilyError::UnknownFamily)?;
         let access = ReportAccess {
             portal: portal.actor.clone(),
@@ -69,6 +75,7 @@ impl Families {
         self.commit_access_log_event(family, AccessLogEvent::Reported(access)).await?;
         Ok(built)
     }
+
     /// Whether the portal may have this report, and the report when it may and `source`
     /// can make it; also whether the family exists.
     async fn decide_report(
@@ -90,6 +97,7 @@ impl Families {
             });
             let report = match source {
                 _ if decision.is_err() => None,
+                Source::Nothing => None,
                 Source::Lines(lines) => lines.report(state, request, at),
                 Source::Log(log) => Some(report::build(state, log, &*self.keys, request, at)),
             };
@@ -112,6 +120,8 @@ impl Families {
 
 /// What a report is made from.
 enum Source<'a> {
+    /// Only the decision is wanted.
+    Nothing,
     Lines(&'a report::ReportLines),
     Log(&'a [crate::envelope::RecordedEvent]),
 }

@@ -22,8 +22,8 @@ use tokio::sync::OwnedMutexGuard;
 /// The index's default bound.
 pub const DEFAULT_BOUND_BYTES: usize = 64 << 20;
 
-/// What a family costs held with no lines: a report asked for an unknown family (which is
-/// refused, but its entry was made first) still counts against the bound.
+/// What a family costs held with no lines: many families with few lines count against the
+/// bound too.
 const PER_FAMILY_BYTES: usize = 256;
 
 struct Held {
