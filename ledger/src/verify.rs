@@ -24,6 +24,9 @@ pub struct VerifyReport {
     pub events: u64,
     pub streams: usize,
     pub tree_heads: usize,
+    /// Events after the newest signed head: checked for their chains and positions, but no
+    /// signature covers them yet, so a change to the last of a stream would not show.
+    pub unsigned: u64,
     /// Hex root of the whole log.
     pub root: String,
     /// The newest head's signed checkpoint note, for the auditor to pin for next time.
@@ -372,8 +375,10 @@ impl<'p> Checker<'p> {
         if let Some(pinned) = self.pinned.filter(|p| p.size > size) {
             return Err(Tampering::RolledBack { pinned: pinned.size, events: size });
         }
+        let signed = self.heads.keys().next_back().copied().unwrap_or(0);
         Ok(VerifyReport {
             events: size,
+            unsigned: size - signed,
             streams: self.chains.len(),
             tree_heads: self.head_count,
             root: self.range.root().to_hex(),

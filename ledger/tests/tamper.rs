@@ -67,6 +67,8 @@ async fn an_untouched_log_verifies() {
     let (dir, signer) = fixture().await;
     let report = verify(dir.path(), signer.public_key()).unwrap();
     assert_eq!((report.events, report.streams, report.tree_heads), (33, 4, 3));
+    // The newest head signs 32 events; it is the 33rd itself.
+    assert_eq!(report.unsigned, 1);
 }
 
 #[tokio::test]

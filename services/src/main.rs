@@ -467,6 +467,12 @@ fn main() -> anyhow::Result<()> {
                 report.root,
                 report.events as f64 / started.elapsed().as_secs_f64().max(1e-9)
             );
+            if report.unsigned > 0 {
+                println!(
+                    "{} events after the newest signed head: their chains hold, but no signature covers them yet",
+                    report.unsigned
+                );
+            }
             if let Some(dir) = &data_dir {
                 let (sealed, shredded) = count_shredded(dir, &LogFile::open(dir)?)?;
                 println!("{sealed} payloads encrypted, {shredded} of them shredded (their keys destroyed)");
