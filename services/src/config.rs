@@ -39,6 +39,10 @@ pub struct Config {
     /// The family cache's bound in MiB (estimated sizes): past it, the families used least
     /// recently are dropped and read from the store again on their next use.
     pub family_cache_mib: u64,
+    /// The report index's bound in MiB (estimated sizes): past it, the families whose
+    /// reports were asked for least recently are dropped, and read whole again at their
+    /// next report.
+    pub report_index_mib: u64,
     /// Serve without TLS and take the organisation from `x-organisation-id`. Never in
     /// production.
     pub insecure_dev: bool,
@@ -140,6 +144,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             sqlite_wal_limit_mib: 64,
             family_cache_mib: (gezinsdossier_ledger::families::DEFAULT_CACHE_BOUND_BYTES >> 20) as u64,
+            report_index_mib: (gezinsdossier_ledger::families::DEFAULT_REPORT_INDEX_BOUND_BYTES >> 20) as u64,
             insecure_dev: false,
             tls: None,
             organisations: None,
@@ -601,6 +606,9 @@ mod tests {
             let dev = load("insecure_dev = true\ndata_dir = \"d\"")?;
             let first = dev.keks().map_err(|e| e.to_string())?[0].id().to_owned();
             assert_eq!(dev.keks().map_err(|e| e.to_string())?[0].id(), first);
+            // The report index's bound: 64 MiB unless set.
+            assert_eq!(dev.report_index_mib, 64);
+            assert_eq!(load("insecure_dev = true\ndata_dir = \"d\"\nreport_index_mib = 8")?.report_index_mib, 8);
             Ok(())
         });
     }

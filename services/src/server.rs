@@ -190,9 +190,12 @@ pub async fn serve_on(
     };
     let review_within = chrono::Duration::days(i64::from(config.review_deadline_days.max(1)));
     let keys = keyring(&config, key_store)?;
-    let cache_bytes = usize::try_from(config.family_cache_mib.max(1).saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let mib = |n: u64| usize::try_from(n.max(1).saturating_mul(1 << 20)).unwrap_or(usize::MAX);
     let families = Arc::new(
-        Families::new(store, clock.clone(), keys).with_review_deadline(review_within).with_cache_bound(cache_bytes),
+        Families::new(store, clock.clone(), keys)
+            .with_review_deadline(review_within)
+            .with_cache_bound(mib(config.family_cache_mib))
+            .with_report_index_bound(mib(config.report_index_mib)),
     );
     let retention = (config.retention_every_secs > 0).then(|| {
         let every = Duration::from_secs(config.retention_every_secs);

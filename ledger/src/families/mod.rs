@@ -42,6 +42,7 @@ pub use erasure::{ErasureOutcome, ErasureRequest};
 pub use feed::{FeedAsk, FeedBatch, FeedPosition, FeedScope, family_of, notice_for, notice_in};
 pub use notices::{FamilyNotice, NoticeScope};
 pub use report::{MemberReport, ReportRequest};
+pub use report_index::DEFAULT_BOUND_BYTES as DEFAULT_REPORT_INDEX_BOUND_BYTES;
 pub use restriction::{Restricted, RestrictionStep};
 pub use retention::RetentionOutcome;
 
