@@ -97,6 +97,11 @@ impl LogIndex {
         self.read().at_hand()
     }
 
+    /// Whether full tile (`level`, `index`) is at hand now.
+    pub fn holds_tile(&self, level: u32, index: u64) -> bool {
+        self.read().holds(level, index)
+    }
+
     /// Starts again from the persisted tiles: the size they cover and the right edge above
     /// level 0, rebuilding (and persisting) any upper tile a crash left unwritten. Without a
     /// store, keeps what it has.
@@ -162,10 +167,7 @@ impl LogIndex {
     pub fn push(&self, leaf: TreeHash) -> Vec<FullTile> {
         let mut tiles = self.write();
         let done = tiles.push(leaf);
-        if tiles.at_hand() > self.at_hand {
-            // Dropping all is crude but bounded; proofs load the few tiles they touch.
-            tiles.forget(|_, _| false);
-        }
+        make_room(&mut tiles, self.at_hand);
         done
     }
 
@@ -222,9 +224,7 @@ impl LogIndex {
             .pop()
             .ok_or_else(|| IndexError::Tiles(format!("tile {level}/{index} is missing")))?;
         let mut tiles = self.write();
-        if tiles.at_hand() >= self.at_hand {
-            tiles.forget(|_, _| false);
-        }
+        make_room(&mut tiles, self.at_hand.saturating_sub(1));
         tiles.insert(level, index, tile);
         Ok(())
     }
@@ -314,4 +314,19 @@ fn tile_of_event(payload: &[u8]) -> Result<TileHashes, StoreError> {
         return Err(StoreError::Corrupt(format!("a stored tile of {} hashes", hashes.len())));
     }
     Ok(hashes.into())
+}
+
+/// Past `bound` tiles at hand, drops the level-0 tiles but the newest half of the bound,
+/// and keeps the upper levels: most proofs share those, and recent events are the ones
+/// asked about most. Everything goes only when that is not enough.
+fn make_room(tiles: &mut Tiles, bound: usize) {
+    if tiles.at_hand() <= bound {
+        return;
+    }
+    let newest = tiles.size() / TILE_WIDTH as u64;
+    let keep = (bound / 2) as u64;
+    tiles.forget(|level, index| level > 0 || index + keep >= newest);
+    if tiles.at_hand() > bound {
+        tiles.forget(|_, _| false);
+    }
 }

@@ -110,3 +110,29 @@ async fn everything(store: &dyn EventStore, from: u64) -> Vec<gezinsdossier_ledg
 async fn all_leaf(store: &dyn EventStore, position: u64) -> [u8; 32] {
     leaf_hash(&store.read_all(position, 1).await.unwrap()[0].canonical_bytes()).0
 }
+
+/// Past its bound, the index lets go of old level-0 tiles first: the upper levels, which
+/// most proofs share, and the newest level-0 tiles, where most proofs are asked, stay.
+#[tokio::test]
+async fn past_its_bound_the_index_keeps_upper_and_recent_tiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let index = LogIndex::new(store.clone()).with_tiles_at_hand(16);
+    // One full level-1 tile (256 × 256 leaves), then 20 level-0 tiles more.
+    let leaves: u64 = 256 * 256 + 20 * 256;
+    for n in 0..leaves {
+        let done = index.push(leaf_hash(&n.to_be_bytes()));
+        index.persist(&done).await.unwrap();
+    }
+    assert!(index.tiles_at_hand() <= 16, "{} tiles at hand", index.tiles_at_hand());
+    assert!(index.holds_tile(1, 0), "the level-1 tile stays");
+    assert!(index.holds_tile(0, 255 + 20), "the newest level-0 tile stays");
+    assert!(!index.holds_tile(0, 0), "the oldest level-0 tile went");
+    // What went is read back when a proof needs it.
+    let mut all = MemoryNodes::new();
+    for n in 0..leaves {
+        all.push(leaf_hash(&n.to_be_bytes()));
+    }
+    assert_eq!(index.inclusion(3, leaves).await.unwrap(), inclusion_proof(&all, 3, leaves).unwrap());
+    store.shutdown().await;
+}

@@ -210,6 +210,11 @@ impl Tiles {
         self.full.len()
     }
 
+    /// Whether full tile (`level`, `index`) is at hand.
+    pub fn holds(&self, level: u32, index: u64) -> bool {
+        self.full.contains_key(&(level, index))
+    }
+
     /// The tile (level, index) that holds the subtree at tree `level`, `index`.
     pub fn tile_of(level: u32, index: u64) -> (u32, u64) {
         let tile_level = level / TILE_HEIGHT;
