@@ -132,17 +132,25 @@ async fn log_lines(w: &World, family: &FamilyId, org: &str, n: usize) {
     w.store.append(&disclosure::stream(family), ExpectedRevision::Any, events).await.unwrap();
 }
 
-/// The report's lines, from the index (`checkable: false`) or from the whole log (asking
-/// for the checkable form takes that path), without that form.
-async fn lines(families: &Families, family: &FamilyId, subject: &str, checkable: bool) -> Vec<ReportEntry> {
-    let portal = Caller { actor: actor("youth"), grants: Grants { privacy_office: false, portal: true } };
-    let ask = ReportRequest {
+/// Youth care's portal, through which the mother asks.
+fn portal() -> Caller {
+    Caller { actor: actor("youth"), grants: Grants { privacy_office: false, portal: true } }
+}
+
+/// The mother asks about `subject`, authenticated through DigiD (substantieel).
+fn ask(subject: &str, checkable_lines: bool) -> ReportRequest<'_> {
+    ReportRequest {
         requested_by: "ma",
         subject,
         member_authentication: Some(MemberAuthentication::DigidSubstantieel),
-        checkable_lines: checkable,
-    };
-    let report = families.report(family, &portal, ask).await.unwrap().report;
+        checkable_lines,
+    }
+}
+
+/// The report's lines, from the index (`checkable: false`) or from the whole log (asking
+/// for the checkable form takes that path), without that form.
+async fn lines(families: &Families, family: &FamilyId, subject: &str, checkable: bool) -> Vec<ReportEntry> {
+    let report = families.report(family, &portal(), ask(subject, checkable)).await.unwrap().report;
     report
         .entries
         .iter()
@@ -206,15 +214,9 @@ async fn the_index_keeps_to_its_bound_and_reports_stay_whole() {
     assert_eq!(families.report_index_size().0, 1);
     assert_eq!(lines(&families, &f, "ma", false).await.len(), 4);
     // Reports on families that do not exist are refused before the index is touched.
-    let portal = Caller { actor: actor("youth"), grants: Grants { privacy_office: false, portal: true } };
     for n in 0..50 {
-        let ask = ReportRequest {
-            requested_by: "ma",
-            subject: "ma",
-            member_authentication: Some(MemberAuthentication::DigidSubstantieel),
-            checkable_lines: false,
-        };
-        assert!(families.report(&FamilyId::new(&format!("none-{n}")).unwrap(), &portal, ask).await.is_err());
+        let unknown = FamilyId::new(&format!("none-{n}")).unwrap();
+        assert!(families.report(&unknown, &portal(), ask("ma", false)).await.is_err());
     }
     assert_eq!(families.report_index_size().0, 1);
     let unbounded = w.families();
@@ -229,10 +231,9 @@ async fn a_refused_report_does_no_report_work() {
     let families = w.families();
     let family = family(&families, "f").await;
     log_lines(&w, &family, "ggz", 3).await;
-    let portal = Caller { actor: actor("youth"), grants: Grants { privacy_office: false, portal: true } };
     // No member authentication: the policy refuses, and records that it did.
-    let ask = ReportRequest { requested_by: "ma", subject: "ma", member_authentication: None, checkable_lines: false };
-    assert!(families.report(&family, &portal, ask).await.is_err());
+    let unauthenticated = ReportRequest { member_authentication: None, ..ask("ma", false) };
+    assert!(families.report(&family, &portal(), unauthenticated).await.is_err());
     assert_eq!(families.report_index_size().0, 0, "the family's lines were not read");
     let log = w.store.read_stream(&disclosure::stream(&family), 0, 100).await.unwrap();
     let last = disclosure::open_line(log.last().unwrap(), &*w.keys);
