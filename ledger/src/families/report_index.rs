@@ -80,6 +80,15 @@ impl ReportIndex {
         held
     }
 
+    /// Counts the family's entry at `bytes`, unless it was dropped meanwhile (keys were
+    /// forgotten, or it was evicted): a dropped entry no longer counts toward the bound.
+    fn recount(&self, family: &FamilyId, held: &Arc<Held>, bytes: usize) {
+        let families = self.families();
+        if families.get(family).is_some_and(|current| Arc::ptr_eq(current, held)) {
+            self.count(held, bytes);
+        }
+    }
+
     fn count(&self, held: &Held, bytes: usize) {
         let before = held.bytes.swap(bytes, Ordering::Relaxed);
         if bytes >= before {
@@ -124,7 +133,7 @@ impl Families {
         let mut lines = held.lines.clone().lock_owned().await;
         let new = self.access_log_from(family, lines.next_revision).await?;
         lines.add(&new, &*self.keys);
-        index.count(&held, PER_FAMILY_BYTES + family.as_str().len() + lines.approx_bytes);
+        index.recount(family, &held, PER_FAMILY_BYTES + family.as_str().len() + lines.approx_bytes);
         index.evict_past_bound();
         metrics::gauge!("gezinsdossier_report_index_bytes").set(index.total_bytes.load(Ordering::Relaxed) as f64);
         Ok(lines)
