@@ -498,9 +498,21 @@ mod sqlite_backend {
     use super::Fixture;
     use gezinsdossier_ledger::store::sqlite::SqliteStore;
 
+    use gezinsdossier_ledger::store::sqlite::SqliteOptions;
+
     pub async fn open() -> Option<Fixture<SqliteStore>> {
+        open_with(SqliteOptions::default())
+    }
+
+    /// An index run every two events, so that each case reads through runs, the tail and
+    /// the moves between them.
+    pub async fn open_with_tiny_runs() -> Option<Fixture<SqliteStore>> {
+        open_with(SqliteOptions { run_events: 2, ..SqliteOptions::default() })
+    }
+
+    fn open_with(options: SqliteOptions) -> Option<Fixture<SqliteStore>> {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open_with(dir.path(), options).unwrap();
         let keys =
             std::sync::Arc::new(gezinsdossier_ledger::store::keys::sqlite::SqliteKeyStore::open(dir.path()).unwrap());
         Some(Fixture { store, keys, _guard: Box::new(dir) })
@@ -508,6 +520,7 @@ mod sqlite_backend {
 }
 
 contract_suite!(sqlite, sqlite_backend::open);
+contract_suite!(sqlite_tiny_runs, sqlite_backend::open_with_tiny_runs);
 
 /// PostgreSQL at `GZD_TEST_POSTGRES_URL` (default: this machine's), each case in a
 /// schema of its own that is dropped afterwards. Unreachable: the case says SKIPPED, unless
@@ -735,6 +748,111 @@ mod sqlite_specific {
         drop(conn);
         let err = SqliteStore::open(other.path()).err().expect("foreign file must be refused");
         assert!(err.to_string().contains("not a gezinsdossier store"), "{err}");
+    }
+
+    /// Opens with an index run every three events.
+    fn open_tiny_runs(dir: &std::path::Path) -> SqliteStore {
+        let options = gezinsdossier_ledger::store::sqlite::SqliteOptions { run_events: 3, ..Default::default() };
+        SqliteStore::open_with(dir, options).unwrap()
+    }
+
+    /// Seven events over two streams, appended in batches of one and two.
+    async fn seven_events(store: &SqliteStore) -> Vec<gezinsdossier_ledger::envelope::ProposedEvent> {
+        let mut written = Vec::new();
+        for i in 0..5 {
+            let batch = if i % 2 == 0 {
+                vec![event(&format!("{i}a"))]
+            } else {
+                vec![event(&format!("{i}a")), event(&format!("{i}b"))]
+            };
+            let s = stream(if i % 2 == 0 { "family-even" } else { "family-odd" });
+            store.append(&s, ExpectedRevision::Any, batch.clone()).await.unwrap();
+            written.extend(batch);
+        }
+        written
+    }
+
+    /// What must hold of a store after `seven_events`, wherever its lookups now live.
+    async fn assert_seven_events(store: &SqliteStore, written: &[gezinsdossier_ledger::envelope::ProposedEvent]) {
+        let even = store.read_stream(&stream("family-even"), 0, 100).await.unwrap();
+        let odd = store.read_stream(&stream("family-odd"), 0, 100).await.unwrap();
+        assert_eq!((even.len(), odd.len()), (3, 4));
+        gezinsdossier_ledger::chain::verify_stream(&even).unwrap();
+        gezinsdossier_ledger::chain::verify_stream(&odd).unwrap();
+        assert_eq!(store.read_stream(&stream("family-odd"), 2, 1).await.unwrap()[0].revision, 2, "from and limit");
+        assert_eq!(store.stream_revision(&stream("family-odd")).await.unwrap(), Some(3));
+        assert_eq!(store.stream_revision(&stream("family-none")).await.unwrap(), None);
+        // The oldest id, long in a run: a retry is recognised, a reuse elsewhere refused.
+        let first = written[0].clone();
+        let again = store.append(&stream("family-even"), ExpectedRevision::Any, vec![first.clone()]).await.unwrap();
+        assert!(again.deduplicated);
+        assert_eq!(again.positions, vec![0]);
+        let err = store.append(&stream("family-other"), ExpectedRevision::Any, vec![first.clone()]).await.unwrap_err();
+        assert_eq!(err, StoreError::EventIdConflict { event_id: first.event_id });
+        // Every id, wherever it is, conflicts when reused with other content.
+        for e in written {
+            let mut changed = e.clone();
+            changed.payload = b"{}".to_vec();
+            let err = store.append(&stream("family-other"), ExpectedRevision::Any, vec![changed]).await.unwrap_err();
+            assert_eq!(err, StoreError::EventIdConflict { event_id: e.event_id });
+        }
+        let next = store.append(&stream("family-odd"), ExpectedRevision::Exact(3), vec![event("next")]).await.unwrap();
+        assert_eq!((next.stream_revision, next.positions.clone()), (4, vec![7]));
+    }
+
+    #[tokio::test]
+    async fn index_runs_and_the_tail_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = {
+            let store = open_tiny_runs(dir.path());
+            let written = seven_events(&store).await;
+            store.shutdown().await;
+            written
+        };
+        let runs: i64 =
+            rusqlite_conn(dir.path()).query_row("SELECT COUNT(*) FROM index_runs", [], |r| r.get(0)).unwrap();
+        assert_eq!(runs, 2, "seven events in runs of three or more: two runs, and a tail");
+        let store = open_tiny_runs(dir.path());
+        assert_seven_events(&store, &written).await;
+        // The offline reader finds a stream across runs and tail too.
+        let file = gezinsdossier_ledger::store::sqlite::LogFile::open(dir.path()).unwrap();
+        assert_eq!(file.stream(&stream("family-odd")).unwrap().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_version_1_file_is_migrated_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            let written = seven_events(&store).await;
+            store.shutdown().await;
+            written
+        };
+        // Back to version 1's layout: the unique indexes in the events table, no runs.
+        rusqlite_conn(dir.path())
+            .execute_batch(
+                "BEGIN; DROP TABLE index_runs; DROP TABLE stream_runs; DROP TABLE id_runs;
+                 ALTER TABLE events RENAME TO e2;
+                 CREATE TABLE events (position INTEGER PRIMARY KEY, stream TEXT NOT NULL, revision INTEGER NOT NULL,
+                     event_id BLOB NOT NULL UNIQUE, event_type TEXT NOT NULL, recorded_at INTEGER NOT NULL,
+                     payload BLOB NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL, UNIQUE (stream, revision));
+                 INSERT INTO events SELECT * FROM e2; DROP TABLE e2; PRAGMA user_version = 1; COMMIT;",
+            )
+            .unwrap();
+        let file = gezinsdossier_ledger::store::sqlite::LogFile::open(dir.path()).unwrap();
+        assert_eq!(file.stream(&stream("family-odd")).unwrap().len(), 4, "a version-1 file reads offline");
+        drop(file);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_seven_events(&store, &written).await;
+        store.shutdown().await;
+        let conn = rusqlite_conn(dir.path());
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let unique: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!((version, unique), (2, 0));
     }
 
     fn rusqlite_conn(dir: &std::path::Path) -> rusqlite::Connection {

@@ -8,16 +8,21 @@
 //! - Positions are assigned by that single writer, so the global log is gapless and in commit
 //!   order.
 //! - Readers use their own connections; WAL lets them run beside the writer.
+//! - Events are stored in position order with no index of their own; lookups by stream and
+//!   by event id are kept in sorted runs written in bulk (see [`index`]).
 //! - The file records its schema version (`PRAGMA user_version`) and an application id, both
 //!   checked at open; a lock file keeps a second process from opening the same directory.
+
+mod index;
 
 use super::group_commit::{self, AppendRequest, WriterMsg};
 use super::{AppendOutcome, EventStore, StoreError, link, resolve_retry, revision_matches, subscription};
 use crate::chain::EventHash;
-use crate::envelope::{ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
+use crate::envelope::{EventId, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use index::{Entry, IndexWriter, SharedTail};
+use rusqlite::{Connection, OpenFlags, params};
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -25,27 +30,32 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 
 /// Layout version of the tables below. Bump with a migration when they change.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Version 1 had unique indexes on the events table; version 2 keeps them in runs.
+pub const SCHEMA_VERSION: i64 = 2;
 /// `PRAGMA application_id` of a gezinsdossier store: "GZD1".
 const APPLICATION_ID: i64 = 0x475A_4431;
 const DB_FILE: &str = "events.sqlite3";
 const LOCK_FILE: &str = "events.lock";
 
-const SCHEMA: &str = "
+/// The events in position order. Uniqueness of (stream, revision) and of event ids is the
+/// writer's to keep, through [`index`]: a unique index here would cost a random page per event.
+const EVENTS_SCHEMA: &str = "
 CREATE TABLE events (
     position    INTEGER PRIMARY KEY,
     stream      TEXT    NOT NULL,
     revision    INTEGER NOT NULL,
-    event_id    BLOB    NOT NULL UNIQUE,
+    event_id    BLOB    NOT NULL,
     event_type  TEXT    NOT NULL,
     recorded_at INTEGER NOT NULL,
     payload     BLOB    NOT NULL,
     prev_hash   BLOB    NOT NULL,
-    hash        BLOB    NOT NULL,
-    UNIQUE (stream, revision)
+    hash        BLOB    NOT NULL
 );";
 
 const COLUMNS: &str = "position, stream, revision, event_id, event_type, recorded_at, payload, prev_hash, hash";
+/// [`COLUMNS`] of the events table aliased `e`.
+const E_COLUMNS: &str =
+    "e.position, e.stream, e.revision, e.event_id, e.event_type, e.recorded_at, e.payload, e.prev_hash, e.hash";
 
 /// Tuning for the embedded store.
 #[derive(Debug, Clone)]
@@ -59,11 +69,14 @@ pub struct SqliteOptions {
     /// this, a checkpoint waits for them and the WAL starts again from its beginning,
     /// overwritten in place; a reset truncates the file to this size.
     pub wal_limit_bytes: u64,
+    /// Events whose lookup entries are held in memory before they are written as one run
+    /// (see [`index`]): more means fewer runs to search, and a longer pause to write each.
+    pub run_events: usize,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { max_batch: 4096, queue_depth: 16_384, wal_limit_bytes: 64 << 20 }
+        Self { max_batch: 4096, queue_depth: 16_384, wal_limit_bytes: 64 << 20, run_events: 65_536 }
     }
 }
 
@@ -76,6 +89,8 @@ pub struct SqliteStore {
 struct Inner {
     writer: mpsc::Sender<WriterMsg>,
     readers: ReaderPool,
+    /// Lookup entries not yet in a run, kept by the writer.
+    tail: SharedTail,
     head: watch::Receiver<u64>,
     /// The OS lock that keeps other processes out; released by [`SqliteStore::shutdown`].
     lock: Mutex<Option<File>>,
@@ -114,6 +129,7 @@ impl SqliteStore {
         let next_position: i64 =
             conn.query_row("SELECT COALESCE(MAX(position) + 1, 0) FROM events", [], |r| r.get(0)).map_err(sql)?;
         let next_position = to_u64(next_position)?;
+        let (index, tail) = IndexWriter::open(&conn, options.run_events)?;
 
         let (head_tx, head_rx) = watch::channel(next_position);
         // Past half the bound, the WAL is restarted.
@@ -125,6 +141,7 @@ impl SqliteStore {
         let writer = Writer {
             conn,
             heads: HashMap::new(),
+            index,
             next_position,
             head: head_tx,
             checkpoints,
@@ -140,6 +157,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 writer: tx,
                 readers: ReaderPool::new(path),
+                tail,
                 head: head_rx,
                 lock: Mutex::new(Some(lock)),
             }),
@@ -169,15 +187,21 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_stream(&self, stream: &StreamId, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        // The tail before the runs: see the `index` module.
+        let in_tail = index::tail_of_stream(&self.inner.tail, stream, from);
         let stream = stream.as_str().to_owned();
         self.read(move |c| {
-            query_events(
+            let mut events = query_events(
                 c,
-                &format!(
-                    "SELECT {COLUMNS} FROM events WHERE stream = ?1 AND revision >= ?2 ORDER BY revision LIMIT ?3"
-                ),
+                &format!("SELECT {E_COLUMNS} {}", index::STREAM_IN_RUNS),
                 params![stream, to_i64(from)?, to_i64(limit as u64)?],
-            )
+            )?;
+            let next = events.last().map_or(from, |e| e.revision + 1);
+            let mut at = c.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE position = ?1")).map_err(sql)?;
+            for entry in in_tail.iter().filter(|e| e.revision >= next).take(limit.saturating_sub(events.len())) {
+                events.push(at.query_row([to_i64(entry.position)?], row_to_event).map_err(sql)?);
+            }
+            Ok(events)
         })
         .await
     }
@@ -194,8 +218,8 @@ impl EventStore for SqliteStore {
     }
 
     async fn stream_revision(&self, stream: &StreamId) -> Result<Option<u64>, StoreError> {
-        let stream = stream.as_str().to_owned();
-        self.read(move |c| Ok(load_head(c, &stream)?.map(|h| h.revision))).await
+        let (stream, tail) = (stream.clone(), self.inner.tail.clone());
+        self.read(move |c| Ok(index::head(c, &tail, &stream)?.map(|e| e.revision))).await
     }
 
     fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
@@ -224,6 +248,8 @@ struct Writer {
     /// Committed stream heads (`None`: the stream has no events). Only this thread writes,
     /// so the cache cannot go stale.
     heads: HashMap<StreamId, Option<Head>>,
+    /// Lookups by stream and event id, and the runs they are written to.
+    index: IndexWriter,
     next_position: u64,
     head: watch::Sender<u64>,
     /// Wakes the checkpointer; dropped with the writer, which stops it.
@@ -285,7 +311,7 @@ impl Writer {
     /// Applies every request in one transaction, syncs once, then answers each caller.
     fn commit_batch(&mut self, batch: &mut Vec<AppendRequest>) {
         let started_at = self.next_position;
-        let mut staged: HashMap<StreamId, Option<Head>> = HashMap::new();
+        let mut staged = Staged::default();
         let mut next_position = self.next_position;
         let results: Result<Vec<_>, StoreError> = (|| {
             // IMMEDIATE: the write lock is taken at BEGIN, under the busy timeout. A deferred
@@ -295,21 +321,34 @@ impl Writer {
                 .map_err(sql)?;
             let mut results = Vec::with_capacity(batch.len());
             for req in batch.iter() {
-                let result = apply_append(&txn, &mut self.heads, &mut staged, &mut next_position, req);
-                results.push(result);
+                let mut ctx = Batch {
+                    conn: &txn,
+                    index: &self.index,
+                    committed: &mut self.heads,
+                    staged: &mut staged,
+                    next_position: &mut next_position,
+                };
+                results.push(ctx.apply_append(req));
             }
             txn.commit().map_err(sql)?;
             Ok(results)
         })();
         match results {
             Ok(results) => {
-                self.heads.extend(staged);
+                self.heads.extend(staged.heads);
+                self.index.committed(staged.entries);
                 self.next_position = next_position;
                 if next_position != started_at {
                     group_commit::advance_head(&self.head, next_position);
                 }
                 for (req, result) in batch.drain(..).zip(results) {
                     let _ = req.reply.send(result);
+                }
+                if self.index.run_due() {
+                    // The appends are answered already; the run only delays the next batch.
+                    if let Err(e) = self.index.write_run(&self.conn, self.next_position) {
+                        tracing::warn!(error = %e, "writing an index run failed; will retry");
+                    }
                 }
             }
             Err(e) => {
@@ -322,66 +361,124 @@ impl Writer {
     }
 }
 
-/// Appends one request inside the open batch transaction. On error, this request leaves no
-/// rows behind: single-event appends fail atomically as one statement, longer ones roll back
-/// to a savepoint.
-fn apply_append(
-    conn: &Connection,
-    committed: &mut HashMap<StreamId, Option<Head>>,
-    staged: &mut HashMap<StreamId, Option<Head>>,
-    next_position: &mut u64,
-    req: &AppendRequest,
-) -> Result<AppendOutcome, StoreError> {
-    let current = match staged.get(&req.stream).or_else(|| committed.get(&req.stream)) {
-        Some(head) => *head,
-        None => {
-            // Not written in this batch, so the database holds the committed head.
-            let head = load_head(conn, req.stream.as_str())?;
-            committed.insert(req.stream.clone(), head);
-            head
-        }
-    };
-    if !revision_matches(req.expected, current.map(|h| h.revision)) {
-        if let Some(outcome) = existing_retry(conn, req)? {
-            return Ok(outcome);
-        }
-        return Err(StoreError::WrongExpectedRevision {
-            stream: req.stream.clone(),
-            expected: req.expected,
-            actual: current.map(|h| h.revision),
-        });
-    }
-
-    let multi = req.events.len() > 1;
-    if multi {
-        conn.execute_batch("SAVEPOINT append").map_err(sql)?;
-    }
-    match insert_events(conn, req, current, *next_position) {
-        Ok((head, outcome)) => {
-            if multi {
-                conn.execute_batch("RELEASE append").map_err(sql)?;
-            }
-            *next_position += req.events.len() as u64;
-            staged.insert(req.stream.clone(), Some(head));
-            Ok(outcome)
-        }
-        Err(e) => {
-            if multi {
-                conn.execute_batch("ROLLBACK TO append; RELEASE append").map_err(sql)?;
-            }
-            match e {
-                InsertError::DuplicateId => {
-                    existing_retry(conn, req)?.ok_or(StoreError::EventIdConflict { event_id: req.events[0].event_id })
-                }
-                InsertError::Store(e) => Err(e),
-            }
-        }
-    }
+/// What a batch has written so far, visible only inside its transaction.
+#[derive(Default)]
+struct Staged {
+    heads: HashMap<StreamId, Option<Head>>,
+    ids: HashMap<EventId, u64>,
+    /// The lookup entries of every event written, in position order.
+    entries: Vec<(StreamId, EventId, Entry)>,
 }
 
-enum InsertError {
-    DuplicateId,
-    Store(StoreError),
+/// One request's view of the open batch transaction.
+struct Batch<'a> {
+    conn: &'a Connection,
+    index: &'a IndexWriter,
+    committed: &'a mut HashMap<StreamId, Option<Head>>,
+    staged: &'a mut Staged,
+    next_position: &'a mut u64,
+}
+
+impl Batch<'_> {
+    /// Appends one request. On error, this request leaves no rows behind: single-event
+    /// appends fail atomically as one statement, longer ones roll back to a savepoint.
+    fn apply_append(&mut self, req: &AppendRequest) -> Result<AppendOutcome, StoreError> {
+        let current = match self.staged.heads.get(&req.stream).or_else(|| self.committed.get(&req.stream)) {
+            Some(head) => *head,
+            None => {
+                // Not written in this batch, so the store holds the committed head.
+                let head = self.load_head(&req.stream)?;
+                self.committed.insert(req.stream.clone(), head);
+                head
+            }
+        };
+        if !revision_matches(req.expected, current.map(|h| h.revision)) {
+            if let Some(outcome) = self.existing_retry(req)? {
+                return Ok(outcome);
+            }
+            return Err(StoreError::WrongExpectedRevision {
+                stream: req.stream.clone(),
+                expected: req.expected,
+                actual: current.map(|h| h.revision),
+            });
+        }
+        for event in &req.events {
+            if self.position_of(&event.event_id)?.is_some() {
+                return self.existing_retry(req)?.ok_or(StoreError::EventIdConflict { event_id: event.event_id });
+            }
+        }
+
+        let multi = req.events.len() > 1;
+        if multi {
+            self.conn.execute_batch("SAVEPOINT append").map_err(sql)?;
+        }
+        match insert_events(self.conn, req, current, *self.next_position) {
+            Ok((head, outcome)) => {
+                if multi {
+                    self.conn.execute_batch("RELEASE append").map_err(sql)?;
+                }
+                *self.next_position += req.events.len() as u64;
+                self.staged.heads.insert(req.stream.clone(), Some(head));
+                for ((event, position), revision) in req
+                    .events
+                    .iter()
+                    .zip(&outcome.positions)
+                    .zip((outcome.stream_revision + 1 - req.events.len() as u64)..)
+                {
+                    self.staged.ids.insert(event.event_id, *position);
+                    let entry = Entry { revision, position: *position };
+                    self.staged.entries.push((req.stream.clone(), event.event_id, entry));
+                }
+                Ok(outcome)
+            }
+            Err(e) => {
+                if multi {
+                    self.conn.execute_batch("ROLLBACK TO append; RELEASE append").map_err(sql)?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Where an event with this id is, written in this batch or committed before it.
+    fn position_of(&self, id: &EventId) -> Result<Option<u64>, StoreError> {
+        match self.staged.ids.get(id) {
+            Some(position) => Ok(Some(*position)),
+            None => self.index.position_of(self.conn, id),
+        }
+    }
+
+    /// If the request's first event id is already stored, judges it as a retry.
+    fn existing_retry(&self, req: &AppendRequest) -> Result<Option<AppendOutcome>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE position = ?1")).map_err(sql)?;
+        let mut stored = Vec::with_capacity(req.events.len());
+        for event in &req.events {
+            stored.push(match self.position_of(&event.event_id)? {
+                Some(position) => Some(stmt.query_row([to_i64(position)?], row_to_event).map_err(sql)?),
+                None => None,
+            });
+        }
+        if stored.first().is_none_or(Option::is_none) {
+            return Ok(None);
+        }
+        resolve_retry(&req.stream, &req.events, &stored).map(Some)
+    }
+
+    fn load_head(&self, stream: &StreamId) -> Result<Option<Head>, StoreError> {
+        let Some(entry) = index::head(self.conn, self.index.tail(), stream)? else {
+            return Ok(None);
+        };
+        let hash: Vec<u8> = self
+            .conn
+            .prepare_cached("SELECT hash FROM events WHERE position = ?1")
+            .map_err(sql)?
+            .query_row([to_i64(entry.position)?], |r| r.get(0))
+            .map_err(sql)?;
+        let hash = EventHash::try_from_slice(&hash)
+            .map_err(|len| StoreError::Corrupt(format!("stream {stream}: stored hash has {len} bytes")))?;
+        Ok(Some(Head { revision: entry.revision, hash }))
+    }
 }
 
 fn insert_events(
@@ -389,67 +486,30 @@ fn insert_events(
     req: &AppendRequest,
     current: Option<Head>,
     first_position: u64,
-) -> Result<(Head, AppendOutcome), InsertError> {
+) -> Result<(Head, AppendOutcome), StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO events (position, stream, revision, event_id, event_type, recorded_at, payload, prev_hash, hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
-        .map_err(|e| InsertError::Store(sql(e)))?;
+        .map_err(sql)?;
     let links = link(&req.stream, current.map(|h| (h.revision, h.hash)), first_position, &req.events);
     for (event, l) in req.events.iter().zip(&links) {
-        let to_db = |n: u64| to_i64(n).map_err(InsertError::Store);
-        let inserted = stmt.execute(params![
-            to_db(l.position)?,
+        stmt.execute(params![
+            to_i64(l.position)?,
             req.stream.as_str(),
-            to_db(l.revision)?,
+            to_i64(l.revision)?,
             event.event_id.as_bytes().as_slice(),
             event.event_type,
             event.recorded_at_micros,
             event.payload,
             l.prev_hash.as_bytes().as_slice(),
             l.hash.as_bytes().as_slice(),
-        ]);
-        match inserted {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::ConstraintViolation => {
-                return Err(InsertError::DuplicateId);
-            }
-            Err(e) => return Err(InsertError::Store(sql(e))),
-        }
+        ])
+        .map_err(sql)?;
     }
     let outcome = AppendOutcome::written(&links);
     Ok((Head { revision: outcome.stream_revision, hash: outcome.last_hash() }, outcome))
-}
-
-/// If the request's first event id is already stored, judges it as a retry.
-fn existing_retry(conn: &Connection, req: &AppendRequest) -> Result<Option<AppendOutcome>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE event_id = ?1")).map_err(sql)?;
-    let mut stored = Vec::with_capacity(req.events.len());
-    for event in &req.events {
-        stored.push(stmt.query_row([event.event_id.as_bytes().as_slice()], row_to_event).optional().map_err(sql)?);
-    }
-    if stored.first().is_none_or(Option::is_none) {
-        return Ok(None);
-    }
-    resolve_retry(&req.stream, &req.events, &stored).map(Some)
-}
-
-fn load_head(conn: &Connection, stream: &str) -> Result<Option<Head>, StoreError> {
-    let row: Option<(i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT revision, hash FROM events WHERE stream = ?1 ORDER BY revision DESC LIMIT 1")
-        .map_err(sql)?
-        .query_row([stream], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
-        .map_err(sql)?;
-    row.map(|(revision, hash)| {
-        Ok(Head {
-            revision: to_u64(revision)?,
-            hash: EventHash::try_from_slice(&hash)
-                .map_err(|len| StoreError::Corrupt(format!("stream {stream}: stored hash has {len} bytes")))?,
-        })
-    })
-    .transpose()
 }
 
 /// The bytes of one WAL frame: a page and its 24-byte header.
@@ -533,13 +593,22 @@ fn ensure_schema(conn: &Connection) -> Result<(), StoreError> {
         conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(sql)?;
     if app_id == 0 && version == 0 && tables == 0 {
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN IMMEDIATE; {EVENTS_SCHEMA} {} PRAGMA application_id = {APPLICATION_ID}; \
+             PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+            index::SCHEMA
         ))
         .map_err(sql)?;
         return Ok(());
     }
     if app_id != APPLICATION_ID {
         return Err(StoreError::Corrupt(format!("not a gezinsdossier store (application_id {app_id:#x})")));
+    }
+    if version == 1 {
+        tracing::info!("migrating the store from schema version 1 to 2 (indexes into runs)");
+        let txn = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
+        index::migrate_from_v1(&txn, EVENTS_SCHEMA)?;
+        txn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql)?;
+        return txn.commit().map_err(sql);
     }
     if version != SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -640,6 +709,8 @@ fn to_u64(n: i64) -> Result<u64, StoreError> {
 /// disturbing the server.
 pub struct LogFile {
     conn: Connection,
+    /// Whether the file keeps its lookups in runs (schema version 2 on).
+    has_runs: bool,
 }
 
 /// Events read per page while streaming the whole log.
@@ -661,7 +732,13 @@ impl LogFile {
         if app_id != APPLICATION_ID {
             return Err(StoreError::Corrupt(format!("not a gezinsdossier store (application_id {app_id:#x})")));
         }
-        Ok(Self { conn })
+        let has_runs = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'index_runs'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(sql)?
+            > 0;
+        Ok(Self { conn, has_runs })
     }
 
     /// Every event of one stream, in revision order.
@@ -669,11 +746,26 @@ impl LogFile {
     /// # Errors
     /// A read failure.
     pub fn stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
-        query_events(
+        if !self.has_runs {
+            // A version-1 file: its events table has an index on the stream.
+            let sql_text = format!("SELECT {COLUMNS} FROM events WHERE stream = ?1 ORDER BY revision");
+            return query_events(&self.conn, &sql_text, params![stream.as_str()]);
+        }
+        let mut events = query_events(
             &self.conn,
-            &format!("SELECT {COLUMNS} FROM events WHERE stream = ?1 ORDER BY revision"),
+            &format!("SELECT {E_COLUMNS} {}", index::STREAM_IN_RUNS),
+            params![stream.as_str(), 0, i64::MAX],
+        )?;
+        // Past the last run nothing is indexed: those events are read in order.
+        events.extend(query_events(
+            &self.conn,
+            &format!(
+                "SELECT {COLUMNS} FROM events WHERE position >= \
+                 (SELECT COALESCE(MAX(end_position), 0) FROM index_runs) AND stream = ?1 ORDER BY position"
+            ),
             params![stream.as_str()],
-        )
+        )?);
+        Ok(events)
     }
 
     /// The whole log in position order, read page by page.
