@@ -819,6 +819,47 @@ mod sqlite_specific {
         assert_eq!(file.stream(&stream("family-odd")).unwrap().len(), 5);
     }
 
+    /// A run large enough for many blocks: a stream spans several stream blocks, the ids
+    /// several id blocks, and reads start and stop inside a block.
+    #[tokio::test]
+    async fn lookups_cross_the_blocks_of_a_large_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = gezinsdossier_ledger::store::sqlite::SqliteOptions { run_events: 1000, ..Default::default() };
+        let store = SqliteStore::open_with(dir.path(), options).unwrap();
+        let mut written = Vec::new();
+        for i in 0..20 {
+            let batch: Vec<_> = (0..50).map(|j| event(&format!("{i}-{j}"))).collect();
+            let s = stream(if i % 10 < 7 { "family-big" } else { "family-small" });
+            store.append(&s, ExpectedRevision::Any, batch.clone()).await.unwrap();
+            written.extend(batch);
+        }
+        // The run is written after the last append is answered; a probe queues behind it.
+        store.probe_writes().await.unwrap();
+        let runs: i64 =
+            rusqlite_conn(dir.path()).query_row("SELECT COUNT(*) FROM index_runs", [], |r| r.get(0)).unwrap();
+        assert_eq!(runs, 1, "the thousand events are one run; the tail is empty");
+        let big = store.read_stream(&stream("family-big"), 0, 10_000).await.unwrap();
+        assert_eq!(big.len(), 700);
+        gezinsdossier_ledger::chain::verify_stream(&big).unwrap();
+        for (from, limit) in [(255, 3), (256, 1), (300, 10), (698, 10), (700, 5)] {
+            let part = store.read_stream(&stream("family-big"), from, limit).await.unwrap();
+            let revisions: Vec<u64> = part.iter().map(|e| e.revision).collect();
+            let expected: Vec<u64> = (from..700).take(limit as usize).collect();
+            assert_eq!(revisions, expected, "from {from}, limit {limit}");
+        }
+        assert_eq!(store.stream_revision(&stream("family-big")).await.unwrap(), Some(699));
+        assert_eq!(store.stream_revision(&stream("family-small")).await.unwrap(), Some(299));
+        for e in &written {
+            let mut changed = e.clone();
+            changed.payload = b"{}".to_vec();
+            let err = store.append(&stream("family-other"), ExpectedRevision::Any, vec![changed]).await.unwrap_err();
+            assert_eq!(err, StoreError::EventIdConflict { event_id: e.event_id });
+        }
+        let next =
+            store.append(&stream("family-big"), ExpectedRevision::Exact(699), vec![event("next")]).await.unwrap();
+        assert_eq!(next.positions, vec![1000]);
+    }
+
     #[tokio::test]
     async fn a_version_1_file_is_migrated_at_open() {
         let dir = tempfile::tempdir().unwrap();
@@ -831,7 +872,7 @@ mod sqlite_specific {
         // Back to version 1's layout: the unique indexes in the events table, no runs.
         rusqlite_conn(dir.path())
             .execute_batch(
-                "BEGIN; DROP TABLE index_runs; DROP TABLE stream_runs; DROP TABLE id_runs;
+                "BEGIN; DROP TABLE index_runs; DROP TABLE stream_blocks; DROP TABLE id_blocks;
                  ALTER TABLE events RENAME TO e2;
                  CREATE TABLE events (position INTEGER PRIMARY KEY, stream TEXT NOT NULL, revision INTEGER NOT NULL,
                      event_id BLOB NOT NULL UNIQUE, event_type TEXT NOT NULL, recorded_at INTEGER NOT NULL,

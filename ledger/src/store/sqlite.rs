@@ -53,9 +53,6 @@ CREATE TABLE events (
 );";
 
 const COLUMNS: &str = "position, stream, revision, event_id, event_type, recorded_at, payload, prev_hash, hash";
-/// [`COLUMNS`] of the events table aliased `e`.
-const E_COLUMNS: &str =
-    "e.position, e.stream, e.revision, e.event_id, e.event_type, e.recorded_at, e.payload, e.prev_hash, e.hash";
 
 /// Tuning for the embedded store.
 #[derive(Debug, Clone)]
@@ -189,19 +186,13 @@ impl EventStore for SqliteStore {
     async fn read_stream(&self, stream: &StreamId, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         // The tail before the runs: see the `index` module.
         let in_tail = index::tail_of_stream(&self.inner.tail, stream, from);
-        let stream = stream.as_str().to_owned();
+        let stream = stream.clone();
         self.read(move |c| {
-            let mut events = query_events(
-                c,
-                &format!("SELECT {E_COLUMNS} {}", index::STREAM_IN_RUNS),
-                params![stream, to_i64(from)?, to_i64(limit as u64)?],
-            )?;
-            let next = events.last().map_or(from, |e| e.revision + 1);
-            let mut at = c.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE position = ?1")).map_err(sql)?;
-            for entry in in_tail.iter().filter(|e| e.revision >= next).take(limit.saturating_sub(events.len())) {
-                events.push(at.query_row([to_i64(entry.position)?], row_to_event).map_err(sql)?);
-            }
-            Ok(events)
+            let mut entries = index::stream_in_runs(c, &stream, from, limit)?;
+            let next = entries.last().map_or(from, |e| e.revision + 1);
+            let room = limit.saturating_sub(entries.len());
+            entries.extend(in_tail.into_iter().filter(|e| e.revision >= next).take(room));
+            events_at(c, entries.iter().map(|e| e.position))
         })
         .await
     }
@@ -450,12 +441,10 @@ impl Batch<'_> {
 
     /// If the request's first event id is already stored, judges it as a retry.
     fn existing_retry(&self, req: &AppendRequest) -> Result<Option<AppendOutcome>, StoreError> {
-        let mut stmt =
-            self.conn.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE position = ?1")).map_err(sql)?;
         let mut stored = Vec::with_capacity(req.events.len());
         for event in &req.events {
             stored.push(match self.position_of(&event.event_id)? {
-                Some(position) => Some(stmt.query_row([to_i64(position)?], row_to_event).map_err(sql)?),
+                Some(position) => events_at(self.conn, std::iter::once(position))?.pop(),
                 None => None,
             });
         }
@@ -659,6 +648,12 @@ fn query_events(
     rows.collect::<Result<Vec<_>, _>>().map_err(sql)
 }
 
+/// The events at these positions, in the order given.
+fn events_at(conn: &Connection, positions: impl Iterator<Item = u64>) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut at = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE position = ?1")).map_err(sql)?;
+    positions.map(|p| at.query_row([to_i64(p)?], row_to_event).map_err(sql)).collect()
+}
+
 fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
     let bad =
         |i: usize, what: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, what.into());
@@ -751,11 +746,8 @@ impl LogFile {
             let sql_text = format!("SELECT {COLUMNS} FROM events WHERE stream = ?1 ORDER BY revision");
             return query_events(&self.conn, &sql_text, params![stream.as_str()]);
         }
-        let mut events = query_events(
-            &self.conn,
-            &format!("SELECT {E_COLUMNS} {}", index::STREAM_IN_RUNS),
-            params![stream.as_str(), 0, i64::MAX],
-        )?;
+        let in_runs = index::stream_in_runs(&self.conn, stream, 0, usize::MAX)?;
+        let mut events = events_at(&self.conn, in_runs.iter().map(|e| e.position))?;
         // Past the last run nothing is indexed: those events are read in order.
         events.extend(query_events(
             &self.conn,

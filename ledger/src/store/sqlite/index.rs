@@ -25,7 +25,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-/// The tables of the index (schema version 2).
+/// The tables of the index (schema version 2). Entries are packed into blocks, so that a
+/// run of 65,536 events writes about a thousand rows, not twice as many as it has events.
+/// Plain rowid tables: a block of up to 4 KiB stays on its page there, where a
+/// `WITHOUT ROWID` row over about 1 KiB would spill to overflow pages.
 pub(super) const SCHEMA: &str = "
 CREATE TABLE index_runs (
     run            INTEGER PRIMARY KEY,
@@ -33,19 +36,26 @@ CREATE TABLE index_runs (
     end_position   INTEGER NOT NULL,
     id_filter      BLOB    NOT NULL
 );
-CREATE TABLE stream_runs (
+CREATE TABLE stream_blocks (
+    run            INTEGER NOT NULL,
+    stream         TEXT    NOT NULL,
+    first_revision INTEGER NOT NULL,
+    positions      BLOB    NOT NULL,
+    PRIMARY KEY (run, stream, first_revision)
+);
+CREATE TABLE id_blocks (
     run      INTEGER NOT NULL,
-    stream   TEXT    NOT NULL,
-    revision INTEGER NOT NULL,
-    position INTEGER NOT NULL,
-    PRIMARY KEY (run, stream, revision)
-) WITHOUT ROWID;
-CREATE TABLE id_runs (
-    run      INTEGER NOT NULL,
-    event_id BLOB    NOT NULL,
-    position INTEGER NOT NULL,
-    PRIMARY KEY (run, event_id)
-) WITHOUT ROWID;";
+    first_id BLOB    NOT NULL,
+    entries  BLOB    NOT NULL,
+    PRIMARY KEY (run, first_id)
+);";
+
+/// Positions per stream block: the positions of consecutive revisions, 8 bytes each
+/// (little-endian). Within one run a stream's revisions have no gaps.
+const STREAM_BLOCK: usize = 256;
+/// Entries per id block: sorted pairs of a 16-byte id and an 8-byte position.
+const ID_BLOCK: usize = 128;
+const ID_ENTRY: usize = 24;
 
 /// False-positive rate of each run's id filter: 1.8 bytes per event.
 const FILTER_FP_RATE: f64 = 0.001;
@@ -91,6 +101,50 @@ pub(super) fn tail_of_stream(tail: &SharedTail, stream: &StreamId, from: u64) ->
     })
 }
 
+/// Up to `limit` entries of a stream held in runs, from revision `from` on, in order.
+pub(super) fn stream_in_runs(
+    conn: &Connection,
+    stream: &StreamId,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<Entry>, StoreError> {
+    // A block that holds `from` starts less than a block's length before it; each further
+    // block holds at least one entry, so `limit + 1` blocks are enough.
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT first_revision, positions FROM stream_blocks \
+             WHERE run IN (SELECT run FROM index_runs) AND stream = ?1 AND first_revision > ?2 \
+             ORDER BY run, first_revision LIMIT ?3",
+        )
+        .map_err(sql)?;
+    let earliest = to_i64(from)? - STREAM_BLOCK as i64;
+    let blocks = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+    let rows = stmt
+        .query_map(params![stream.as_str(), earliest, blocks], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .map_err(sql)?;
+    let mut entries = Vec::new();
+    for row in rows {
+        let (first, positions) = row.map_err(sql)?;
+        let block = decode_stream_block(to_u64(first)?, &positions)?;
+        entries.extend(block.filter(|e| e.revision >= from));
+        if entries.len() >= limit {
+            break;
+        }
+    }
+    entries.truncate(limit);
+    Ok(entries)
+}
+
+fn decode_stream_block(first: u64, positions: &[u8]) -> Result<impl Iterator<Item = Entry> + '_, StoreError> {
+    if positions.len() % 8 != 0 {
+        return Err(StoreError::Corrupt(format!("stream block of {} bytes", positions.len())));
+    }
+    Ok(positions
+        .chunks_exact(8)
+        .zip(first..)
+        .map(|(p, revision)| Entry { revision, position: u64::from_le_bytes(p.try_into().unwrap_or_default()) }))
+}
+
 /// The last entry of a stream: the tail first, then the runs from newest to oldest.
 pub(super) fn head(conn: &Connection, tail: &SharedTail, stream: &StreamId) -> Result<Option<Entry>, StoreError> {
     if let Some(last) = read(tail).streams.get(stream).and_then(|e| e.last()) {
@@ -100,27 +154,106 @@ pub(super) fn head(conn: &Connection, tail: &SharedTail, stream: &StreamId) -> R
     let runs = runs.query_map([], |r| r.get::<_, i64>(0)).map_err(sql)?.collect::<Result<Vec<_>, _>>().map_err(sql)?;
     let mut last = conn
         .prepare_cached(
-            "SELECT revision, position FROM stream_runs WHERE run = ?1 AND stream = ?2 ORDER BY revision DESC LIMIT 1",
+            "SELECT first_revision, positions FROM stream_blocks WHERE run = ?1 AND stream = ?2 \
+             ORDER BY first_revision DESC LIMIT 1",
         )
         .map_err(sql)?;
     for run in runs {
         let found = last
-            .query_row(params![run, stream.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .query_row(params![run, stream.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
             .optional()
             .map_err(sql)?;
-        if let Some((revision, position)) = found {
-            return Ok(Some(Entry { revision: to_u64(revision)?, position: to_u64(position)? }));
+        if let Some((first, positions)) = found {
+            return Ok(decode_stream_block(to_u64(first)?, &positions)?.last());
         }
     }
     Ok(None)
 }
 
-/// SQL for the positions of one stream's events held in runs, from a revision on, in
-/// revision order: `?1` stream, `?2` first revision, `?3` limit. Select columns of the
-/// events row aliased `e` before it.
-pub(super) const STREAM_IN_RUNS: &str = "FROM stream_runs s JOIN events e ON e.position = s.position \
-     WHERE s.run IN (SELECT run FROM index_runs) AND s.stream = ?1 AND s.revision >= ?2 \
-     ORDER BY s.revision LIMIT ?3";
+/// Writes one run's stream entries, sorted by stream and revision, as blocks.
+fn put_stream_blocks<'a>(
+    conn: &Connection,
+    run: i64,
+    sorted: impl IntoIterator<Item = (&'a str, Entry)>,
+) -> Result<(), StoreError> {
+    let mut put = conn
+        .prepare_cached("INSERT INTO stream_blocks (run, stream, first_revision, positions) VALUES (?1, ?2, ?3, ?4)")
+        .map_err(sql)?;
+    let mut block: Option<(&str, u64, Vec<u8>)> = None;
+    let mut flush =
+        |b: &(&str, u64, Vec<u8>)| put.execute(params![run, b.0, to_i64(b.1)?, b.2]).map(|_| ()).map_err(sql);
+    for (stream, entry) in sorted {
+        let continues = block.as_ref().is_some_and(|(s, first, positions)| {
+            *s == stream && positions.len() < STREAM_BLOCK * 8 && first + (positions.len() / 8) as u64 == entry.revision
+        });
+        if !continues {
+            if let Some(b) = block.take() {
+                flush(&b)?;
+            }
+            block = Some((stream, entry.revision, Vec::with_capacity(64)));
+        }
+        if let Some((_, _, positions)) = block.as_mut() {
+            positions.extend_from_slice(&entry.position.to_le_bytes());
+        }
+    }
+    if let Some(b) = block {
+        flush(&b)?;
+    }
+    Ok(())
+}
+
+/// Writes one run's ids, sorted, as blocks, and returns their filter.
+fn put_id_blocks(
+    conn: &Connection,
+    run: i64,
+    count: usize,
+    sorted: impl IntoIterator<Item = Result<(EventId, u64), StoreError>>,
+) -> Result<Bloom<[u8; 16]>, StoreError> {
+    let mut filter = Bloom::new_for_fp_rate_with_seed(count.max(1), FILTER_FP_RATE, &random_seed()?)
+        .map_err(|e| StoreError::Backend(format!("id filter: {e}")))?;
+    let mut put =
+        conn.prepare_cached("INSERT INTO id_blocks (run, first_id, entries) VALUES (?1, ?2, ?3)").map_err(sql)?;
+    let mut block = Vec::with_capacity(ID_BLOCK * ID_ENTRY);
+    let mut flush = |block: &mut Vec<u8>| -> Result<(), StoreError> {
+        if !block.is_empty() {
+            put.execute(params![run, &block[..16], &block[..]]).map_err(sql)?;
+            block.clear();
+        }
+        Ok(())
+    };
+    for item in sorted {
+        let (id, position) = item?;
+        filter.set(id.as_bytes());
+        block.extend_from_slice(id.as_bytes());
+        block.extend_from_slice(&position.to_le_bytes());
+        if block.len() == ID_BLOCK * ID_ENTRY {
+            flush(&mut block)?;
+        }
+    }
+    flush(&mut block)?;
+    Ok(filter)
+}
+
+/// The position of `id` in one run's id blocks, if it is there.
+fn id_in_run(conn: &Connection, run: i64, id: &EventId) -> Result<Option<u64>, StoreError> {
+    let entries: Option<Vec<u8>> = conn
+        .prepare_cached(
+            "SELECT entries FROM id_blocks WHERE run = ?1 AND first_id <= ?2 ORDER BY first_id DESC LIMIT 1",
+        )
+        .map_err(sql)?
+        .query_row(params![run, id.as_bytes().as_slice()], |r| r.get(0))
+        .optional()
+        .map_err(sql)?;
+    let Some(entries) = entries else { return Ok(None) };
+    if entries.len() % ID_ENTRY != 0 {
+        return Err(StoreError::Corrupt(format!("id block of {} bytes", entries.len())));
+    }
+    let pairs: Vec<&[u8]> = entries.chunks_exact(ID_ENTRY).collect();
+    Ok(pairs
+        .binary_search_by(|pair| pair[..16].cmp(id.as_bytes().as_slice()))
+        .ok()
+        .map(|i| u64::from_le_bytes(pairs[i][16..].try_into().unwrap_or_default())))
+}
 
 /// One run's id filter, as the writer keeps it.
 struct RunFilter {
@@ -187,15 +320,9 @@ impl IndexWriter {
         if let Some(position) = read(&self.tail).ids.get(id) {
             return Ok(Some(*position));
         }
-        let mut stmt =
-            conn.prepare_cached("SELECT position FROM id_runs WHERE run = ?1 AND event_id = ?2").map_err(sql)?;
         for run in self.filters.iter().rev().filter(|r| r.filter.check(id.as_bytes())) {
-            let found = stmt
-                .query_row(params![run.run, id.as_bytes().as_slice()], |r| r.get::<_, i64>(0))
-                .optional()
-                .map_err(sql)?;
-            if let Some(position) = found {
-                return Ok(Some(to_u64(position)?));
+            if let Some(position) = id_in_run(conn, run.run, id)? {
+                return Ok(Some(position));
             }
         }
         Ok(None)
@@ -218,43 +345,29 @@ impl IndexWriter {
     /// Writes the tail as one run in its own transaction, then empties it. On failure the
     /// tail stays as it was, and the next call tries again.
     pub(super) fn write_run(&mut self, conn: &Connection, end_position: u64) -> Result<(), StoreError> {
-        let (mut streams, mut ids) = {
-            let tail = read(&self.tail);
-            let streams: Vec<(StreamId, Entry)> =
-                tail.streams.iter().flat_map(|(s, entries)| entries.iter().map(move |e| (s.clone(), *e))).collect();
-            let ids: Vec<(EventId, u64)> = tail.ids.iter().map(|(id, p)| (*id, *p)).collect();
-            (streams, ids)
-        };
-        if ids.is_empty() {
-            return Ok(());
-        }
-        streams.sort_unstable_by(|a, b| (a.0.as_str(), a.1.revision).cmp(&(b.0.as_str(), b.1.revision)));
-        ids.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let mut filter = Bloom::new_for_fp_rate_with_seed(ids.len(), FILTER_FP_RATE, &random_seed()?)
-            .map_err(|e| StoreError::Backend(format!("id filter: {e}")))?;
-        for (id, _) in &ids {
-            filter.set(id.as_bytes());
-        }
         let run = self.filters.last().map_or(0, |r| r.run + 1);
         let txn = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
-        {
-            let mut put = txn
-                .prepare_cached("INSERT INTO stream_runs (run, stream, revision, position) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(sql)?;
-            for (stream, e) in &streams {
-                put.execute(params![run, stream.as_str(), to_i64(e.revision)?, to_i64(e.position)?]).map_err(sql)?;
+        let filter = {
+            let tail = read(&self.tail);
+            if tail.ids.is_empty() {
+                return Ok(());
             }
-            let mut put =
-                txn.prepare_cached("INSERT INTO id_runs (run, event_id, position) VALUES (?1, ?2, ?3)").map_err(sql)?;
-            for (id, position) in &ids {
-                put.execute(params![run, id.as_bytes().as_slice(), to_i64(*position)?]).map_err(sql)?;
-            }
-            txn.execute(
-                "INSERT INTO index_runs (run, first_position, end_position, id_filter) VALUES (?1, ?2, ?3, ?4)",
-                params![run, to_i64(self.tail_from)?, to_i64(end_position)?, filter.as_slice()],
-            )
-            .map_err(sql)?;
-        }
+            let mut streams: Vec<(&StreamId, &Vec<Entry>)> = tail.streams.iter().collect();
+            streams.sort_unstable_by_key(|(s, _)| s.as_str());
+            put_stream_blocks(
+                &txn,
+                run,
+                streams.iter().flat_map(|(s, entries)| entries.iter().map(|e| (s.as_str(), *e))),
+            )?;
+            let mut ids: Vec<(EventId, u64)> = tail.ids.iter().map(|(id, p)| (*id, *p)).collect();
+            ids.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            put_id_blocks(&txn, run, ids.len(), ids.into_iter().map(Ok))?
+        };
+        txn.execute(
+            "INSERT INTO index_runs (run, first_position, end_position, id_filter) VALUES (?1, ?2, ?3, ?4)",
+            params![run, to_i64(self.tail_from)?, to_i64(end_position)?, filter.as_slice()],
+        )
+        .map_err(sql)?;
         txn.commit().map_err(sql)?;
         *write(&self.tail) = Tail::default();
         self.filters.push(RunFilter { run, filter });
@@ -270,39 +383,39 @@ impl IndexWriter {
 pub(super) fn migrate_from_v1(conn: &Connection, events_schema: &str) -> Result<(), StoreError> {
     conn.execute_batch(&format!(
         "ALTER TABLE events RENAME TO events_v1; {events_schema} {SCHEMA}
-         INSERT INTO events SELECT * FROM events_v1 ORDER BY position;
-         DROP TABLE events_v1;"
+         INSERT INTO events SELECT * FROM events_v1 ORDER BY position;"
     ))
     .map_err(sql)?;
+    // The old unique indexes give both orders without a sort.
     let (count, end): (i64, i64) = conn
         .query_row("SELECT COUNT(*), COALESCE(MAX(position) + 1, 0) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(sql)?;
-    if count == 0 {
-        return Ok(());
+    if count > 0 {
+        let mut stmt =
+            conn.prepare("SELECT stream, revision, position FROM events_v1 ORDER BY stream, revision").map_err(sql)?;
+        let rows: Vec<(String, Entry)> = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+            .map_err(sql)?
+            .map(|row| {
+                let (stream, revision, position) = row.map_err(sql)?;
+                Ok((stream, Entry { revision: to_u64(revision)?, position: to_u64(position)? }))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        put_stream_blocks(conn, 0, rows.iter().map(|(s, e)| (s.as_str(), *e)))?;
+        let mut stmt = conn.prepare("SELECT event_id, position FROM events_v1 ORDER BY event_id").map_err(sql)?;
+        let ids = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))).map_err(sql)?.map(|row| {
+            let (id, position) = row.map_err(sql)?;
+            let id = EventId::from_slice(&id).map_err(|e| StoreError::Corrupt(format!("stored event id: {e}")))?;
+            Ok((id, to_u64(position)?))
+        });
+        let filter = put_id_blocks(conn, 0, usize::try_from(count).unwrap_or(usize::MAX), ids)?;
+        conn.execute(
+            "INSERT INTO index_runs (run, first_position, end_position, id_filter) VALUES (0, 0, ?1, ?2)",
+            params![end, filter.as_slice()],
+        )
+        .map_err(sql)?;
     }
-    conn.execute_batch(
-        "INSERT INTO stream_runs SELECT 0, stream, revision, position FROM events ORDER BY stream, revision;
-         INSERT INTO id_runs SELECT 0, event_id, position FROM events ORDER BY event_id;",
-    )
-    .map_err(sql)?;
-    let mut filter =
-        Bloom::new_for_fp_rate_with_seed(usize::try_from(count).unwrap_or(usize::MAX), FILTER_FP_RATE, &random_seed()?)
-            .map_err(|e| StoreError::Backend(format!("id filter: {e}")))?;
-    {
-        let mut stmt = conn.prepare("SELECT event_id FROM id_runs WHERE run = 0").map_err(sql)?;
-        let ids = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(sql)?;
-        for id in ids {
-            let id = EventId::from_slice(&id.map_err(sql)?)
-                .map_err(|e| StoreError::Corrupt(format!("stored event id: {e}")))?;
-            filter.set(id.as_bytes());
-        }
-    }
-    conn.execute(
-        "INSERT INTO index_runs (run, first_position, end_position, id_filter) VALUES (0, 0, ?1, ?2)",
-        params![end, filter.as_slice()],
-    )
-    .map_err(sql)?;
-    Ok(())
+    conn.execute_batch("DROP TABLE events_v1;").map_err(sql)
 }
 
 fn random_seed() -> Result<[u8; 32], StoreError> {
