@@ -136,7 +136,7 @@ pub(super) fn stream_in_runs(
 }
 
 fn decode_stream_block(first: u64, positions: &[u8]) -> Result<impl Iterator<Item = Entry> + '_, StoreError> {
-    if positions.len() % 8 != 0 {
+    if !positions.len().is_multiple_of(8) {
         return Err(StoreError::Corrupt(format!("stream block of {} bytes", positions.len())));
     }
     Ok(positions
@@ -245,7 +245,7 @@ fn id_in_run(conn: &Connection, run: i64, id: &EventId) -> Result<Option<u64>, S
         .optional()
         .map_err(sql)?;
     let Some(entries) = entries else { return Ok(None) };
-    if entries.len() % ID_ENTRY != 0 {
+    if !entries.len().is_multiple_of(ID_ENTRY) {
         return Err(StoreError::Corrupt(format!("id block of {} bytes", entries.len())));
     }
     let pairs: Vec<&[u8]> = entries.chunks_exact(ID_ENTRY).collect();
