@@ -844,7 +844,7 @@ mod sqlite_specific {
         for (from, limit) in [(255, 3), (256, 1), (300, 10), (698, 10), (700, 5)] {
             let part = store.read_stream(&stream("family-big"), from, limit).await.unwrap();
             let revisions: Vec<u64> = part.iter().map(|e| e.revision).collect();
-            let expected: Vec<u64> = (from..700).take(limit as usize).collect();
+            let expected: Vec<u64> = (from..700).take(limit).collect();
             assert_eq!(revisions, expected, "from {from}, limit {limit}");
         }
         assert_eq!(store.stream_revision(&stream("family-big")).await.unwrap(), Some(699));
