@@ -21,7 +21,7 @@ use crate::chain::EventHash;
 use crate::envelope::{EventId, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use index::{Entry, IndexWriter, SharedTail};
+use index::{CommittedAppend, Entry, IndexWriter, SharedTail};
 use rusqlite::{Connection, OpenFlags, params};
 use std::collections::HashMap;
 use std::fs::File;
@@ -327,7 +327,7 @@ impl Writer {
         match results {
             Ok(results) => {
                 self.heads.extend(staged.heads);
-                self.index.committed(staged.entries);
+                self.index.committed(staged.appends);
                 self.next_position = next_position;
                 if next_position != started_at {
                     group_commit::advance_head(&self.head, next_position);
@@ -357,8 +357,8 @@ impl Writer {
 struct Staged {
     heads: HashMap<StreamId, Option<Head>>,
     ids: HashMap<EventId, u64>,
-    /// The lookup entries of every event written, in position order.
-    entries: Vec<(StreamId, EventId, Entry)>,
+    /// Every append written, in position order.
+    appends: Vec<CommittedAppend>,
 }
 
 /// One request's view of the open batch transaction.
@@ -410,16 +410,14 @@ impl Batch<'_> {
                 }
                 *self.next_position += req.events.len() as u64;
                 self.staged.heads.insert(req.stream.clone(), Some(head));
-                for ((event, position), revision) in req
-                    .events
-                    .iter()
+                let first_revision = outcome.stream_revision + 1 - req.events.len() as u64;
+                let ids: Vec<EventId> = req.events.iter().map(|e| e.event_id).collect();
+                let entries = (first_revision..)
                     .zip(&outcome.positions)
-                    .zip((outcome.stream_revision + 1 - req.events.len() as u64)..)
-                {
-                    self.staged.ids.insert(event.event_id, *position);
-                    let entry = Entry { revision, position: *position };
-                    self.staged.entries.push((req.stream.clone(), event.event_id, entry));
-                }
+                    .map(|(revision, &position)| Entry { revision, position });
+                let entries: Vec<Entry> = entries.collect();
+                self.staged.ids.extend(ids.iter().zip(&entries).map(|(id, e)| (*id, e.position)));
+                self.staged.appends.push(CommittedAppend { stream: req.stream.clone(), ids, entries });
                 Ok(outcome)
             }
             Err(e) => {

@@ -67,6 +67,13 @@ pub(super) struct Entry {
     pub position: u64,
 }
 
+/// One append's events, as the tail takes them in.
+pub(super) struct CommittedAppend {
+    pub stream: StreamId,
+    pub ids: Vec<EventId>,
+    pub entries: Vec<Entry>,
+}
+
 /// Lookup entries of the events past the last run.
 #[derive(Default)]
 pub(super) struct Tail {
@@ -328,12 +335,17 @@ impl IndexWriter {
         Ok(None)
     }
 
-    /// Takes in events that have just committed, in position order.
-    pub(super) fn committed(&mut self, events: impl IntoIterator<Item = (StreamId, EventId, Entry)>) {
+    /// Takes in appends that have just committed, in position order.
+    pub(super) fn committed(&mut self, appends: Vec<CommittedAppend>) {
         let mut tail = write(&self.tail);
-        for (stream, id, entry) in events {
-            tail.ids.insert(id, entry.position);
-            tail.streams.entry(stream).or_default().push(entry);
+        for append in appends {
+            tail.ids.extend(append.ids.iter().zip(&append.entries).map(|(id, e)| (*id, e.position)));
+            match tail.streams.get_mut(&append.stream) {
+                Some(entries) => entries.extend(append.entries),
+                None => {
+                    tail.streams.insert(append.stream, append.entries);
+                }
+            }
         }
     }
 
