@@ -36,7 +36,8 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = match format {
-        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(true).boxed(),
+        // The current span carries the call's ids; the list of its parents would repeat them.
+        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).boxed(),
         LogFormat::Pretty => fmt.boxed(),
     };
     let traces = otlp_endpoint.map(tracer_provider).transpose()?;
