@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+/// The server binary's allocator (`services/src/main.rs`), so that the figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use gezinsdossier_proto::v1 as pb;
 use gezinsdossier_services::config::{Config, LogFormat};
 use gezinsdossier_services::identity::dev_ca::{self, DevOrganisation, DevPki};
