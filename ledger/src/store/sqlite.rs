@@ -412,11 +412,11 @@ impl Batch<'_> {
                 self.staged.heads.insert(req.stream.clone(), Some(head));
                 let first_revision = outcome.stream_revision + 1 - req.events.len() as u64;
                 let ids: Vec<EventId> = req.events.iter().map(|e| e.event_id).collect();
-                let entries = (first_revision..)
+                let entries: Vec<Entry> = (first_revision..)
                     .zip(&outcome.positions)
-                    .map(|(revision, &position)| Entry { revision, position });
-                let entries: Vec<Entry> = entries.collect();
-                self.staged.ids.extend(ids.iter().zip(&entries).map(|(id, e)| (*id, e.position)));
+                    .map(|(revision, &position)| Entry { revision, position })
+                    .collect();
+                self.staged.ids.extend(ids.iter().copied().zip(outcome.positions.iter().copied()));
                 self.staged.appends.push(CommittedAppend { stream: req.stream.clone(), ids, entries });
                 Ok(outcome)
             }
