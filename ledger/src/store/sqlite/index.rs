@@ -4,15 +4,16 @@
 //! every append dirty a page of its own, so each 500-byte event cost 6–9 KiB of WAL
 //! (BENCHMARKS.md). Here an append writes only its row, in position order. Its lookup
 //! entries wait in memory, in the *tail*, and are written sorted, as one *run*, once the tail
-//! holds [`SqliteOptions::run_events`](super::SqliteOptions::run_events) events: appended at
-//! the right edge of two `WITHOUT ROWID` tables, each page written once.
+//! holds [`SqliteOptions::run_events`](super::SqliteOptions::run_events) events: packed
+//! into blocks and appended in key order, so each page is written once.
 //! - The runs tile the log from position 0, so the tail is always every event past the last
 //!   run. At open it is read back from the events themselves: nothing is lost in a crash.
 //! - Each run keeps a Bloom filter of its event ids, so that a new id costs a seek only in
 //!   a run that may hold it (0.1% false positives; the filter's SipHash key is random per
 //!   run, so ids cannot be chosen to defeat it).
-//! - Runs are never merged. A lookup therefore seeks once per run that may hold its key:
-//!   10 M events at the default 65,536 per run make 153 runs.
+//! - Runs are never merged. An id lookup seeks once per run whose filter may hold the id;
+//!   a stream read or head lookup seeks in every run: 10 M events at the default 65,536 per
+//!   run make 153 runs.
 //! - Only the writer thread adds to the tail or writes runs. Readers take what they need
 //!   from the tail *before* they read the runs, so an event that moves from the tail into
 //!   a run in between is seen twice (and kept once), never missed.
