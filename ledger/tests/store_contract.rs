@@ -860,6 +860,29 @@ mod sqlite_specific {
         assert_eq!(next.positions, vec![1000]);
     }
 
+    /// A stream with one event in each of many runs: a short read from a later revision must
+    /// not be used up by the earlier runs' blocks.
+    #[tokio::test]
+    async fn a_short_read_finds_its_revision_behind_many_small_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = gezinsdossier_ledger::store::sqlite::SqliteOptions { run_events: 2, ..Default::default() };
+        let store = SqliteStore::open_with(dir.path(), options).unwrap();
+        for i in 0..8 {
+            for s in ["family-sparse", "family-busy"] {
+                store.append(&stream(s), ExpectedRevision::Any, vec![event(&format!("{s}-{i}"))]).await.unwrap();
+            }
+        }
+        store.probe_writes().await.unwrap();
+        for from in 0..8 {
+            for limit in [1, 2, 3] {
+                let part = store.read_stream(&stream("family-sparse"), from, limit).await.unwrap();
+                let revisions: Vec<u64> = part.iter().map(|e| e.revision).collect();
+                let expected: Vec<u64> = (from..8).take(limit).collect();
+                assert_eq!(revisions, expected, "from {from}, limit {limit}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_version_1_file_is_migrated_at_open() {
         let dir = tempfile::tempdir().unwrap();

@@ -116,19 +116,25 @@ pub(super) fn stream_in_runs(
     from: u64,
     limit: usize,
 ) -> Result<Vec<Entry>, StoreError> {
-    // A block that holds `from` starts less than a block's length before it; each further
-    // block holds at least one entry, so `limit + 1` blocks are enough.
+    // A block that holds `from` starts less than a block's length before it (the index
+    // seeks there). Of those, only blocks that end past `from` are taken: a block that ends
+    // before it holds nothing to return, and must not use up the limit. Each block taken
+    // then holds at least one entry, so `limit` blocks are enough.
     let mut stmt = conn
         .prepare_cached(
             "SELECT first_revision, positions FROM stream_blocks \
              WHERE run IN (SELECT run FROM index_runs) AND stream = ?1 AND first_revision > ?2 \
-             ORDER BY run, first_revision LIMIT ?3",
+             AND first_revision + length(positions) / 8 > ?3 \
+             ORDER BY run, first_revision LIMIT ?4",
         )
         .map_err(sql)?;
-    let earliest = to_i64(from)? - STREAM_BLOCK as i64;
-    let blocks = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+    let from_db = to_i64(from)?;
+    let earliest = from_db - STREAM_BLOCK as i64;
+    let blocks = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt
-        .query_map(params![stream.as_str(), earliest, blocks], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .query_map(params![stream.as_str(), earliest, from_db, blocks], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
         .map_err(sql)?;
     let mut entries = Vec::new();
     for row in rows {
