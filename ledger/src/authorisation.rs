@@ -284,7 +284,7 @@ impl std::fmt::Display for Refused {
 pub fn takes_part(family: &FamilyState, caller: &Caller) -> bool {
     let org = caller.organisation();
     let named = |recipients: &[Recipient]| recipients.iter().any(|r| names_organisation(r, caller));
-    family.items.iter().any(|i| i.author.organisation_id == org)
+    family.authors.contains(org)
         || family.consents.values().any(|c| c.recorded_by.organisation_id == org || named(&c.grant.recipients))
         || family.legal_bases.values().any(|b| b.basis.responsible.organisation_id == org || named(&b.basis.recipients))
         || family.measures.values().any(|m| m.certified_institution_id == org)

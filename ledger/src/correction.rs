@@ -44,14 +44,15 @@ impl Amendment {
     }
 }
 
-/// For each corrected event, its latest correction by its author recorded up to `at`.
-pub fn amendments(family: &FamilyState, at: DateTime<Utc>) -> HashMap<EventId, Amendment> {
-    let mut authors: HashMap<EventId, &str> = HashMap::new();
+/// For each corrected event, its latest correction by its author recorded up to `at`,
+/// among the corrections after revision `after` (all of them with `None`).
+pub fn amendments(family: &FamilyState, at: DateTime<Utc>, after: Option<u64>) -> HashMap<EventId, Amendment> {
     let mut latest = HashMap::new();
-    for item in family.items.iter().take_while(|i| i.recorded_at <= at) {
-        authors.insert(item.event_id, item.author.organisation_id.as_str());
+    for item in family.items_after(after).iter().take_while(|i| i.recorded_at <= at) {
         if let CaseEventKind::Correction(c) = &item.event.kind
-            && authors.get(&c.corrects) == Some(&item.author.organisation_id.as_str())
+            && family.item(&c.corrects).is_some_and(|original| {
+                original.revision < item.revision && original.author.organisation_id == item.author.organisation_id
+            })
         {
             let replacement = c.replacement.as_deref().cloned();
             latest.insert(c.corrects, Amendment { correction: item.clone(), replacement });

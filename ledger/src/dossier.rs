@@ -230,37 +230,72 @@ fn record_disclosure(
     }
 }
 
-/// Builds `requester`'s view of `family` for `purpose` at `at`.
-pub fn build(family: &FamilyState, requester: &Actor, purpose: Purpose, at: DateTime<Utc>) -> DossierView {
-    let grants = Grants::compute(family, requester, purpose, at);
-    let amendments = crate::correction::amendments(family, at);
-    let mut timeline = Vec::new();
-    let mut disclosed: BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>> = BTreeMap::new();
-    for item in &family.items {
-        if item.recorded_at > at {
-            break;
+/// Decides, item by item, what one requester sees of a family at one moment.
+struct Judge<'a> {
+    family: &'a FamilyState,
+    requester: &'a Actor,
+    purpose: Purpose,
+    at: DateTime<Utc>,
+    grants: Grants,
+    amendments: HashMap<EventId, crate::correction::Amendment>,
+}
+
+impl<'a> Judge<'a> {
+    /// A judge for the items after `after`, and for the earlier items corrected after it.
+    fn new(
+        family: &'a FamilyState,
+        requester: &'a Actor,
+        purpose: Purpose,
+        at: DateTime<Utc>,
+        after: Option<u64>,
+    ) -> Self {
+        let grants = Grants::compute(family, requester, purpose, at);
+        let amendments = crate::correction::amendments(family, at, after);
+        Self { family, requester, purpose, at, grants, amendments }
+    }
+
+    /// The visible items among `items` (in stream order), noting in `disclosed` the basis
+    /// of each pair shown.
+    fn timeline<'i>(
+        &self,
+        items: impl Iterator<Item = &'i Arc<CaseItem>>,
+        disclosed: &mut BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>>,
+    ) -> Vec<VisibleItem> {
+        let mut timeline = Vec::new();
+        for item in items {
+            if item.recorded_at > self.at {
+                break;
+            }
+            timeline.extend(self.visible(item, disclosed));
         }
+        timeline
+    }
+
+    /// What `item` shows to the requester, if anything.
+    fn visible(
+        &self,
+        item: &Arc<CaseItem>,
+        disclosed: &mut BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>>,
+    ) -> Option<VisibleItem> {
+        let Self { family, requester, purpose, at, grants, amendments } = self;
+        let (requester, purpose, at) = (*requester, *purpose, *at);
         // A correction is folded into the item it corrects.
         if matches!(item.event.kind, CaseEventKind::Correction(_)) {
-            continue;
+            return None;
         }
         let (corrected, content) = match amendments.get(&item.event_id) {
             None => (None, None),
-            Some(amendment) => match amendment.applied_to(&item.event) {
-                // Retracted: shown to nobody.
-                None => continue,
-                Some(content) => {
-                    let correction = &amendment.correction;
-                    (
-                        Some(Corrected {
-                            correction_event_id: correction.event_id,
-                            revision: correction.revision,
-                            at: correction.recorded_at,
-                        }),
-                        Some(content),
-                    )
-                }
-            },
+            // Retracted (no content): shown to nobody.
+            Some(amendment) => {
+                let content = amendment.applied_to(&item.event)?;
+                let correction = &amendment.correction;
+                let corrected = Corrected {
+                    correction_event_id: correction.event_id,
+                    revision: correction.revision,
+                    at: correction.recorded_at,
+                };
+                (Some(corrected), Some(content))
+            }
         };
         let event = content.as_ref().unwrap_or(&item.event);
         let own = item.author.organisation_id == requester.organisation_id;
@@ -278,10 +313,10 @@ pub fn build(family: &FamilyState, requester: &Actor, purpose: Purpose, at: Date
                 }
             }
             if bases.iter().any(|(_, _, b)| b.is_none()) {
-                continue;
+                return None;
             }
             for (s, c, basis) in &bases {
-                record_disclosure(&mut disclosed, s, *c, basis.as_ref());
+                record_disclosure(disclosed, s, *c, basis.as_ref());
             }
             Shown::Disclosed
         };
@@ -289,31 +324,77 @@ pub fn build(family: &FamilyState, requester: &Actor, purpose: Purpose, at: Date
             own || event.subjects.iter().all(|s| grants.get(s, InformationCategory::Involvement).is_some());
         if !show_author {
             if is_about_involvement(&event.kind) {
-                continue;
+                return None;
             }
             if let Some(reduced) = without_other_organisations(event, &requester.organisation_id) {
-                timeline.push(VisibleItem {
-                    item: item.clone(),
-                    shown,
-                    show_author,
-                    corrected,
-                    content: Some(reduced),
-                });
-                continue;
+                return Some(VisibleItem { item: item.clone(), shown, show_author, corrected, content: Some(reduced) });
             }
         }
         if show_author && !own {
             for s in &event.subjects {
                 record_disclosure(
-                    &mut disclosed,
+                    disclosed,
                     s,
                     InformationCategory::Involvement,
                     grants.get(s, InformationCategory::Involvement),
                 );
             }
         }
-        timeline.push(VisibleItem { item: item.clone(), shown, show_author, corrected, content });
+        Some(VisibleItem { item: item.clone(), shown, show_author, corrected, content })
     }
+}
+
+/// What changed for a requester after a family revision: the items a feed sends next.
+#[derive(Debug, Clone)]
+pub struct Changes {
+    /// The family-stream revision these changes run up to.
+    pub family_revision: Option<u64>,
+    /// Items recorded after the revision, and earlier items corrected after it, as the
+    /// dossier shows them now (in stream order).
+    pub timeline: Vec<VisibleItem>,
+    /// What these items disclose (own records excluded): per subject, per category, the basis.
+    pub disclosed: BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>>,
+    /// Whether any basis covers anything at all for this requester.
+    pub any_basis: bool,
+    /// Every (subject, category) a basis covers for this requester now.
+    pub covered: BTreeSet<(MemberId, InformationCategory)>,
+}
+
+/// `requester`'s view of what changed in `family` after revision `after` (everything with
+/// `None`), judged at `at` exactly as [`build`] judges each item; its cost grows with the
+/// changes, not with the family.
+pub fn changes_after(
+    family: &FamilyState,
+    requester: &Actor,
+    purpose: Purpose,
+    at: DateTime<Utc>,
+    after: Option<u64>,
+) -> Changes {
+    let judge = Judge::new(family, requester, purpose, at, after);
+    let newer = family.items_after(after);
+    // Earlier items corrected since: their amendments come from corrections after `after`.
+    let mut corrected: Vec<&Arc<CaseItem>> = match after {
+        None => Vec::new(),
+        Some(r) => judge.amendments.keys().filter_map(|id| family.item(id)).filter(|i| i.revision <= r).collect(),
+    };
+    corrected.sort_by_key(|i| i.revision);
+    let mut disclosed = BTreeMap::new();
+    let timeline = judge.timeline(corrected.into_iter().chain(newer), &mut disclosed);
+    Changes {
+        family_revision: family.revision,
+        timeline,
+        disclosed,
+        any_basis: !judge.grants.is_empty(),
+        covered: judge.grants.covered(),
+    }
+}
+
+/// Builds `requester`'s view of `family` for `purpose` at `at`.
+pub fn build(family: &FamilyState, requester: &Actor, purpose: Purpose, at: DateTime<Utc>) -> DossierView {
+    let judge = Judge::new(family, requester, purpose, at, None);
+    let grants = &judge.grants;
+    let mut disclosed: BTreeMap<MemberId, BTreeMap<InformationCategory, Basis>> = BTreeMap::new();
+    let timeline = judge.timeline(family.items.iter(), &mut disclosed);
 
     let mut plans: BTreeMap<(u8, String), Arc<CaseItem>> = BTreeMap::new();
     let mut coordinator = None;

@@ -152,6 +152,9 @@ pub struct FamilyState {
     pub events: HashMap<EventId, EventRef>,
     /// Case events in stream order (shared, so snapshots are cheap to clone).
     pub items: Vec<Arc<CaseItem>>,
+    /// The organisations that wrote a case item here: whether one takes part is asked per
+    /// commit and per feed subscriber, so it must not scan the items.
+    pub authors: std::collections::BTreeSet<String>,
     pub consents: BTreeMap<String, ConsentState>,
     pub legal_bases: BTreeMap<String, LegalBasisState>,
     pub measures: BTreeMap<String, MeasureState>,
@@ -286,6 +289,9 @@ impl FamilyState {
             }
             _ => {}
         }
+        if !self.authors.contains(&record.author.organisation_id) {
+            self.authors.insert(record.author.organisation_id.clone());
+        }
         self.items.push(Arc::new(CaseItem {
             event_id: event.event_id,
             revision: event.revision,
@@ -345,10 +351,17 @@ impl FamilyState {
         }
     }
 
-    /// Whether a child protection measure is in force at `at`.
-    /// The case event with this id.
+    /// The case event with this id (items are in revision order, so found by its revision).
     pub fn item(&self, id: &EventId) -> Option<&Arc<CaseItem>> {
-        self.items.iter().find(|i| i.event_id == *id)
+        let revision = self.events.get(id)?.revision;
+        let at = self.items.binary_search_by_key(&revision, |i| i.revision).ok()?;
+        self.items.get(at).filter(|i| i.event_id == *id)
+    }
+
+    /// The case items after `revision` (all of them with `None`).
+    pub fn items_after(&self, revision: Option<u64>) -> &[Arc<CaseItem>] {
+        let from = revision.map_or(0, |r| self.items.partition_point(|i| i.revision <= r));
+        &self.items[from..]
     }
 
     /// Members whose own identity record was erased (they are members no more).
@@ -362,6 +375,7 @@ impl FamilyState {
             .collect()
     }
 
+    /// Whether a child protection measure is in force at `at`.
     pub fn measure_in_force(&self, measure_id: &str, at: DateTime<Utc>) -> bool {
         self.measures.get(measure_id).is_some_and(|m| {
             let day = at.date_naive();

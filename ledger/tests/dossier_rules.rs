@@ -283,6 +283,75 @@ proptest! {
     }
 }
 
+/// (which item, corrected by its author or by another organisation, retracted)
+type CorrectionSpec = (usize, bool, bool);
+
+/// Appends corrections (and retractions) of the family's notes, some by their authors (which
+/// count) and some by others (which do not).
+fn with_corrections(mut family: FamilyState, corrections: &[CorrectionSpec]) -> FamilyState {
+    let notes: Vec<_> =
+        family.items.iter().filter(|i| matches!(i.event.kind, CaseEventKind::Note { .. })).cloned().collect();
+    let mut b = Builder { revision: family.revision.map_or(0, |r| r + 1), state: std::mem::take(&mut family) };
+    for (n, (which, by_author, retract)) in corrections.iter().enumerate() {
+        let Some(original) = notes.get(which % notes.len().max(1)) else { break };
+        let author = if *by_author {
+            original.author.clone()
+        } else {
+            actor((ORGS.iter().position(|o| o.0 == original.author.organisation_id).unwrap_or(0) + 1) % 3, 0)
+        };
+        let replacement = (!retract).then(|| Box::new(CaseEventKind::Note { text: format!("corrected {n}") }));
+        let kind =
+            CaseEventKind::Correction(Correction { corrects: original.event_id, reason: "typo".into(), replacement });
+        let subjects: Vec<String> = original.event.subjects.iter().cloned().collect();
+        b.case(author, &subjects, original.event.categories.clone(), kind);
+    }
+    b.state
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 256, rng_seed: RngSeed::Fixed(0x6665_6564), failure_persistence: None, ..Config::default() })]
+
+    /// What the feed sends after any revision is exactly the dossier's items recorded or
+    /// corrected after it, shown the same way, with the same bases covered.
+    #[test]
+    fn changes_after_a_revision_are_the_dossier_items_recorded_or_corrected_after_it(
+        s in scenario(),
+        corrections in prop::collection::vec((0usize..25, any::<bool>(), prop::bool::weighted(0.3)), 0..6),
+    ) {
+        let family = with_corrections(build_family(&s), &corrections);
+        let requester = actor(s.requester.0, s.requester.1);
+        let purpose = Purpose::ALL[s.purpose];
+        let at = now() + Duration::days(s.days_later);
+        let view = dossier::build(&family, &requester, purpose, at);
+        let last = family.revision.unwrap_or(0);
+        for after in std::iter::once(None).chain((0..=last).map(Some)) {
+            let newer = |r: u64| after.is_none_or(|a| r > a);
+            let expected: Vec<_> = view
+                .timeline
+                .iter()
+                .filter(|v| newer(v.item.revision) || v.corrected.as_ref().is_some_and(|c| newer(c.revision)))
+                .map(|v| (v.item.event_id, v.shown, v.show_author, v.corrected.as_ref().map(|c| c.correction_event_id), v.event().clone()))
+                .collect();
+            let changes = dossier::changes_after(&family, &requester, purpose, at, after);
+            let got: Vec<_> = changes
+                .timeline
+                .iter()
+                .map(|v| (v.item.event_id, v.shown, v.show_author, v.corrected.as_ref().map(|c| c.correction_event_id), v.event().clone()))
+                .collect();
+            prop_assert_eq!(got, expected, "after {:?}", after);
+            prop_assert_eq!(&changes.covered, &view.covered);
+            prop_assert_eq!(changes.any_basis, view.any_basis);
+            // Every pair the changes disclose has the basis the rules give it.
+            for (subject, categories) in &changes.disclosed {
+                for (category, basis) in categories {
+                    let decision = decide(&family, AccessQuery { requester: &requester, purpose, subject, category: *category, at });
+                    prop_assert_eq!(decision.basis(), Some(basis));
+                }
+            }
+        }
+    }
+}
+
 /// The cached family state (kept current by applying what this process appends) gives the
 /// same dossier as a full rebuild from the store.
 #[tokio::test]

@@ -148,8 +148,8 @@ impl Families {
         }
         let mut state = FamilyState::default();
         cache::catch_up_before(&*self.store, &self.keys, family, &mut state, Some(revision)).await?;
-        let view = dossier::build(&state, &caller.actor, purpose, self.clock.now());
-        Ok(FeedPosition { revision: state.revision, visible: visible_of(&view), access_log_revision: None })
+        let covered = dossier::Grants::compute(&state, &caller.actor, purpose, self.clock.now()).covered();
+        Ok(FeedPosition { revision: state.revision, visible: covered, access_log_revision: None })
     }
 
     /// What changed for `caller` since `position`: items recorded or corrected after it,
@@ -160,20 +160,24 @@ impl Families {
     pub async fn feed_batch(&self, caller: &Caller, ask: FeedAsk<'_>) -> Result<FeedBatch, FamilyError> {
         let FeedAsk { family, purpose, position, refuse_without_basis, woken_at } = ask;
         let at = self.clock.now();
-        let view =
-            self.with_state_woken(family, woken_at, |state| dossier::build(state, &caller.actor, purpose, at)).await?;
-        // As for the dossier: with no basis at all and nothing of its own, the subscriber is
-        // refused at the start, and the refusal recorded.
-        if refuse_without_basis && position.revision.is_none() && view.is_refusal() {
-            return Err(self.refuse_view(family, &caller.actor, purpose, &view, at).await);
+        let first = refuse_without_basis && position.revision.is_none();
+        let (view, refused) = self
+            .with_state_woken(family, woken_at, |state| {
+                let view = dossier::changes_after(state, &caller.actor, purpose, at, position.revision);
+                // As for the dossier: with no basis at all and nothing of its own, the
+                // subscriber is refused at the start, and the refusal recorded.
+                let refused = first && !view.any_basis && view.timeline.is_empty();
+                let refused = refused.then(|| dossier::build(state, &caller.actor, purpose, at));
+                (view, refused)
+            })
+            .await?;
+        if let Some(refused) = refused {
+            return Err(self.refuse_view(family, &caller.actor, purpose, &refused, at).await);
         }
-        let visible = visible_of(&view);
-        let after = |revision: u64| position.revision.is_none_or(|r| revision > r);
-        let items: Vec<VisibleItem> = view
-            .timeline
-            .into_iter()
-            .filter(|v| after(v.item.revision) || v.corrected.as_ref().is_some_and(|c| after(c.revision)))
-            .collect();
+        // What a basis covers, shown or not: access ended when a pair leaves this set (an
+        // erased or retracted item is no end of access; its notice says what happened).
+        let visible = view.covered.clone();
+        let items = view.timeline;
         let access_ended = position.revision.is_some() && !position.visible.is_subset(&visible);
         let mut shown: BTreeMap<_, BTreeMap<_, _>> = BTreeMap::new();
         for v in items.iter().filter(|v| v.shown == Shown::Disclosed) {
@@ -234,11 +238,4 @@ impl Families {
         let read_to = log.last().map(|e| e.revision).or(after);
         Ok((log.iter().filter_map(|e| notice_for(caller, e, &*self.keys)).map(|(_, id, n)| (id, n)).collect(), read_to))
     }
-}
-
-/// What the subscriber may see now: what a basis covers, shown or not. Access ended when a
-/// pair leaves this set; an erased or retracted item is no end of access (its notice says
-/// what happened).
-fn visible_of(view: &dossier::DossierView) -> BTreeSet<(String, InformationCategory)> {
-    view.covered.clone()
 }
