@@ -1,7 +1,9 @@
 //! The change feed under load: many organisations subscribe to every family while appenders
-//! write as fast as the store takes it. Measures delivery latency (the item's `recorded_at`,
-//! stamped just before its commit, to the subscriber's receipt: an upper bound on "commit to
-//! client"), the appenders' throughput against the same run without subscribers, and the
+//! write as fast as the store takes it. Measures delivery latency twice: from the item's
+//! `recorded_at` (stamped when the append request comes in, before it waits for its commit)
+//! to the subscriber's receipt, an upper bound on "commit to client"; and from the moment the
+//! appender received its acknowledgement (after the commit) to the receipt, counted as zero
+//! when the delivery came first, a lower bound. Also the appenders' throughput against the same run without subscribers, and the
 //! process's RSS over the run. Client and server share this 2-core machine.
 //!
 //! `cargo bench -p gezinsdossier-services --bench feed [-- --orgs 100 --families 1000
@@ -19,6 +21,7 @@ use gezinsdossier_proto::v1::consent_service_client::ConsentServiceClient;
 use gezinsdossier_proto::v1::feed_service_client::FeedServiceClient;
 use gezinsdossier_services::identity::dev_ca::{DevOrganisation, DevPki};
 use harness::{Settings, arg};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -51,20 +54,22 @@ fn main() {
             settings.warmup.as_secs_f64(),
             RECIPIENTS_PER_FAMILY
         );
-        println!("| run | appends/s alone | appends/s with feeds | loss | deliveries/s | p50 ms | p99 ms | max ms | RSS start MiB | RSS end MiB |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("| run | appends/s alone | appends/s with feeds | loss | deliveries/s | p50 ms | p99 ms | max ms | from ack p50 ms | from ack p99 ms | RSS start MiB | RSS end MiB |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for run in 1..=settings.repeats {
             let alone = once(&settings, &shape, false).await;
             let fed = once(&settings, &shape, true).await;
             let loss = 100.0 * (1.0 - fed.appends_per_sec / alone.appends_per_sec);
             println!(
-                "| {run} | {:.0} | {:.0} | {loss:.1}% | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
+                "| {run} | {:.0} | {:.0} | {loss:.1}% | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
                 alone.appends_per_sec,
                 fed.appends_per_sec,
                 fed.deliveries_per_sec,
                 fed.p50_ms,
                 fed.p99_ms,
                 fed.max_ms,
+                fed.from_ack_p50_ms,
+                fed.from_ack_p99_ms,
                 fed.rss_start_mib,
                 fed.rss_end_mib
             );
@@ -78,6 +83,8 @@ struct Outcome {
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
+    from_ack_p50_ms: f64,
+    from_ack_p99_ms: f64,
     rss_start_mib: f64,
     rss_end_mib: f64,
 }
@@ -114,6 +121,9 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
     let measuring = Arc::new(AtomicBool::new(false));
     let latencies = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
     let deliveries = Arc::new(AtomicU64::new(0));
+    // Per event id: when its appender was acknowledged, and when each subscriber received it.
+    let acked = Arc::new(std::sync::Mutex::new(HashMap::<String, SystemTime>::new()));
+    let received = Arc::new(std::sync::Mutex::new(Vec::<(String, SystemTime)>::new()));
     let mut subscribers = Vec::new();
     if subscribe {
         for channel in &channels {
@@ -126,8 +136,10 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
             };
             let mut stream = feed.subscribe(request).await.expect("subscribe").into_inner();
             let (measuring, latencies, deliveries) = (measuring.clone(), latencies.clone(), deliveries.clone());
+            let received = received.clone();
             subscribers.push(tokio::spawn(async move {
                 let mut mine = Vec::new();
+                let mut ids = Vec::new();
                 while let Ok(Some(message)) = stream.message().await {
                     let now = SystemTime::now();
                     if !measuring.load(Ordering::Relaxed) {
@@ -137,10 +149,12 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
                         let Some(at) = item.recorded_at else { continue };
                         let at = SystemTime::UNIX_EPOCH + Duration::new(at.seconds as u64, at.nanos as u32);
                         mine.push(now.duration_since(at).unwrap_or_default().as_secs_f64() * 1000.0);
+                        ids.push((item.event_id.clone(), now));
                     }
                     deliveries.fetch_add(message.items.len() as u64, Ordering::Relaxed);
                 }
                 latencies.lock().expect("latencies").extend(mine);
+                received.lock().expect("received").extend(ids);
             }));
         }
     }
@@ -161,7 +175,7 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
     let text = harness::payload(450);
     let mut appenders = Vec::new();
     for a in 0..shape.appenders {
-        let (channels, appended, text) = (channels.clone(), appended.clone(), text.clone());
+        let (channels, appended, text, acked) = (channels.clone(), appended.clone(), text.clone(), acked.clone());
         let families = shape.families;
         let orgs = shape.orgs;
         appenders.push(tokio::spawn(async move {
@@ -173,9 +187,13 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
                 }
                 let mut case =
                     CaseServiceClient::with_interceptor(channels[f % orgs].clone(), professional as Interceptor);
-                case.append_events(request(&family(f), note(&text))).await.expect("append");
+                let event = note(&text);
+                let id = event.event_id.clone();
+                case.append_events(request(&family(f), event)).await.expect("append");
+                let at = SystemTime::now();
                 if Instant::now() >= deadline_warm && now >= deadline_warm {
                     appended.fetch_add(1, Ordering::Relaxed);
+                    acked.lock().expect("acked").insert(id, at);
                 }
                 f = (f + shape_stride(families)) % families;
             }
@@ -199,12 +217,15 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
     server.await.expect("server task").expect("server");
     let mut latencies = std::mem::take(&mut *latencies.lock().expect("latencies"));
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
+    let pct = |p: f64| percentile(&latencies, p);
+    let acked = std::mem::take(&mut *acked.lock().expect("acked"));
+    let mut from_ack: Vec<f64> = received
+        .lock()
+        .expect("received")
+        .iter()
+        .filter_map(|(id, at)| Some(at.duration_since(*acked.get(id)?).unwrap_or_default().as_secs_f64() * 1000.0))
+        .collect();
+    from_ack.sort_by(f64::total_cmp);
     let rss = rss_samples.lock().expect("rss").clone();
     let secs = settings.measure.as_secs_f64();
     Outcome {
@@ -213,9 +234,15 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         max_ms: latencies.last().copied().unwrap_or(f64::NAN),
+        from_ack_p50_ms: percentile(&from_ack, 0.50),
+        from_ack_p99_ms: percentile(&from_ack, 0.99),
         rss_start_mib: rss.get(rss.len() / 10).copied().unwrap_or(f64::NAN),
         rss_end_mib: rss.last().copied().unwrap_or(f64::NAN),
     }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or(f64::NAN)
 }
 
 /// Appenders walk the families with a stride coprime to their number, so that consecutive

@@ -54,6 +54,8 @@ const MAX_EVENTS_PER_ROUND: usize = 512;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
 pub struct FeedApi {
+    /// Where every subscriber's work runs (see [`FeedRuntime`]).
+    runtime: FeedRuntime,
     families: Arc<Families>,
     /// One live read of the log for every subscriber of this process.
     log: Arc<Fanout>,
@@ -68,15 +70,51 @@ impl FeedApi {
     /// `index` tells where the log's head is (a subscription starts there); `draining` ends
     /// every stream when a shutdown begins; a subscriber whose buffer stays full for
     /// `slow_after` is told it fell behind.
+    ///
+    /// # Errors
+    /// The feed's threads could not be started.
     pub fn new(
         families: Arc<Families>,
         index: LogIndex,
         draining: watch::Receiver<bool>,
         slow_after: Duration,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let log = Arc::new(Fanout::new(families.store().clone()));
         let router = Arc::new(FeedRouter::new(families.clone(), log.clone(), index.clone()));
-        Self { families, log, router, index, draining, slow_after }
+        Ok(Self { runtime: FeedRuntime::new()?, families, log, router, index, draining, slow_after })
+    }
+}
+
+/// The threads that subscribers' work runs on: the log's shared read, the router, and every
+/// follower. Apart from the request handlers, so that the operating system shares the CPU
+/// between the two: on one runtime, closed-loop appenders kept the feed's tasks waiting in
+/// the same queue (p50 delivery ~800 ms in the feed benchmark, ~40 ms apart; see
+/// BENCHMARKS.md).
+struct FeedRuntime {
+    handle: tokio::runtime::Handle,
+    /// Taken when dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl FeedRuntime {
+    fn new() -> std::io::Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("gezinsdossier-feed")
+            .enable_all()
+            .build()?;
+        Ok(Self { handle: runtime.handle().clone(), runtime: Some(runtime) })
+    }
+}
+
+impl Drop for FeedRuntime {
+    fn drop(&mut self) {
+        // Dropped from async code when the server stops: a runtime may not block there, and
+        // by then every follower has ended its stream (draining).
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -147,19 +185,26 @@ impl FeedService for FeedApi {
             sender,
             _counted: SubscriberGauge::new(),
         };
+        let runtime = &self.runtime.handle;
         match family {
             Some(family) => {
                 let position = token.map(|t| t.position).unwrap_or_default();
                 // Subscribe before the first batch, so that no commit falls between the two.
-                let wake = self.log.follow(self.index.size());
+                let wake = {
+                    let _on_feed_runtime = runtime.enter();
+                    self.log.follow(self.index.size())
+                };
                 // The first batch before the stream opens: a refusal is the call's answer.
                 let first = follower.one_batch(&family, &position, true).await.map_err(ServiceError::from)?;
-                tokio::spawn(follower.follow_one(family, position, first, wake));
+                runtime.spawn(follower.follow_one(family, position, first, wake));
             }
             None => {
                 let from = token.and_then(|t| t.next_position).unwrap_or_else(|| self.index.size());
-                let wake = self.every_family_wake(&follower.caller, from);
-                tokio::spawn(follower.follow_every(from, wake));
+                let wake = {
+                    let _on_feed_runtime = runtime.enter();
+                    self.every_family_wake(&follower.caller, from)
+                };
+                runtime.spawn(follower.follow_every(from, wake));
             }
         }
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

@@ -16,6 +16,7 @@ use crate::notice_service::NoticeApi;
 use crate::readiness::{LagBound, Readiness};
 use crate::report_service::ReportApi;
 use crate::request_log::RequestLog;
+use anyhow::Context as _;
 use gezinsdossier_ledger::clock::{Clock, SystemClock};
 use gezinsdossier_ledger::cosignatures::WitnessPolicy;
 use gezinsdossier_ledger::families::Families;
@@ -251,7 +252,9 @@ pub async fn serve_on(
     let notices =
         NoticeServiceServer::new(NoticeApi::new(families.clone())).max_decoding_message_size(config.max_message_bytes);
     let slow_after = Duration::from_millis(config.feed_slow_consumer_ms.max(1));
-    let feed = FeedServiceServer::new(FeedApi::new(families.clone(), index.clone(), draining_rx_for_feed, slow_after))
+    let feed_api = FeedApi::new(families.clone(), index.clone(), draining_rx_for_feed, slow_after)
+        .context("start the change feed's threads")?;
+    let feed = FeedServiceServer::new(feed_api)
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(usize::MAX);
     let dossier = DossierServiceServer::new(DossierApi::new(families, registry.clone()))
