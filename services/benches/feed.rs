@@ -7,7 +7,8 @@
 //! process's RSS over the run. Client and server share this 2-core machine.
 //!
 //! `cargo bench -p gezinsdossier-services --bench feed [-- --orgs 100 --families 1000
-//! --appenders 64 --seconds 20 --repeats 3]`
+//! --appenders 64 --seconds 20 --repeats 3]`; `--fed-only` skips the runs without
+//! subscribers (no loss figure), for long runs that watch RSS (printed every 30 s).
 
 #[path = "../../ledger/benches/harness.rs"]
 mod harness;
@@ -56,13 +57,15 @@ fn main() {
         );
         println!("| run | appends/s alone | appends/s with feeds | loss | deliveries/s | p50 ms | p99 ms | max ms | from ack p50 ms | from ack p99 ms | RSS start MiB | RSS end MiB |");
         println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let fed_only = std::env::args().any(|a| a == "--fed-only");
         for run in 1..=settings.repeats {
-            let alone = once(&settings, &shape, false).await;
+            let alone = if fed_only { None } else { Some(once(&settings, &shape, false).await) };
             let fed = once(&settings, &shape, true).await;
-            let loss = 100.0 * (1.0 - fed.appends_per_sec / alone.appends_per_sec);
+            let alone = alone.map_or(f64::NAN, |a| a.appends_per_sec);
+            let loss = 100.0 * (1.0 - fed.appends_per_sec / alone);
             println!(
                 "| {run} | {:.0} | {:.0} | {loss:.1}% | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
-                alone.appends_per_sec,
+                alone,
                 fed.appends_per_sec,
                 fed.deliveries_per_sec,
                 fed.p50_ms,
@@ -73,6 +76,10 @@ fn main() {
                 fed.rss_start_mib,
                 fed.rss_end_mib
             );
+            if fed_only {
+                let trace: Vec<String> = fed.rss.iter().step_by(30).map(|m| format!("{m:.0}")).collect();
+                println!("\nRSS MiB every 30 s from the start of the run: {}\n", trace.join(", "));
+            }
         }
     });
 }
@@ -87,6 +94,8 @@ struct Outcome {
     from_ack_p99_ms: f64,
     rss_start_mib: f64,
     rss_end_mib: f64,
+    /// RSS sampled every second.
+    rss: Vec<f64>,
 }
 
 fn org_id(i: usize) -> String {
@@ -119,11 +128,12 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
     }
 
     let measuring = Arc::new(AtomicBool::new(false));
-    let latencies = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
+    // Latency from `recorded_at`, and from the acknowledgement (bounded, so that a long run
+    // does not count the bench's own memory as the server's).
+    let latencies = Arc::new(std::sync::Mutex::new((Histogram::new(), Histogram::new())));
     let deliveries = Arc::new(AtomicU64::new(0));
-    // Per event id: when its appender was acknowledged, and when each subscriber received it.
+    // Per event id, when its appender was acknowledged; kept for `ACKS_KEPT`.
     let acked = Arc::new(std::sync::Mutex::new(HashMap::<String, SystemTime>::new()));
-    let received = Arc::new(std::sync::Mutex::new(Vec::<(String, SystemTime)>::new()));
     let mut subscribers = Vec::new();
     if subscribe {
         for channel in &channels {
@@ -136,10 +146,9 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
             };
             let mut stream = feed.subscribe(request).await.expect("subscribe").into_inner();
             let (measuring, latencies, deliveries) = (measuring.clone(), latencies.clone(), deliveries.clone());
-            let received = received.clone();
+            let acked = acked.clone();
             subscribers.push(tokio::spawn(async move {
-                let mut mine = Vec::new();
-                let mut ids = Vec::new();
+                let (mut from_recorded, mut from_ack) = (Histogram::new(), Histogram::new());
                 while let Ok(Some(message)) = stream.message().await {
                     let now = SystemTime::now();
                     if !measuring.load(Ordering::Relaxed) {
@@ -148,17 +157,30 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
                     for item in &message.items {
                         let Some(at) = item.recorded_at else { continue };
                         let at = SystemTime::UNIX_EPOCH + Duration::new(at.seconds as u64, at.nanos as u32);
-                        mine.push(now.duration_since(at).unwrap_or_default().as_secs_f64() * 1000.0);
-                        ids.push((item.event_id.clone(), now));
+                        from_recorded.record(now.duration_since(at).unwrap_or_default());
+                        // Not acknowledged yet: the delivery came first.
+                        let ack = acked.lock().expect("acked").get(&item.event_id).copied();
+                        from_ack.record(ack.and_then(|a| now.duration_since(a).ok()).unwrap_or_default());
                     }
                     deliveries.fetch_add(message.items.len() as u64, Ordering::Relaxed);
                 }
-                latencies.lock().expect("latencies").extend(mine);
-                received.lock().expect("received").extend(ids);
+                let mut all = latencies.lock().expect("latencies");
+                all.0.merge(&from_recorded);
+                all.1.merge(&from_ack);
             }));
         }
     }
 
+    let pruner = {
+        let acked = acked.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let oldest = SystemTime::now() - ACKS_KEPT;
+                acked.lock().expect("acked").retain(|_, at| *at > oldest);
+            }
+        })
+    };
     let rss_samples = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
     let sampler = {
         let rss_samples = rss_samples.clone();
@@ -191,9 +213,9 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
                 let id = event.event_id.clone();
                 case.append_events(request(&family(f), event)).await.expect("append");
                 let at = SystemTime::now();
+                acked.lock().expect("acked").insert(id, at);
                 if Instant::now() >= deadline_warm && now >= deadline_warm {
                     appended.fetch_add(1, Ordering::Relaxed);
-                    acked.lock().expect("acked").insert(id, at);
                 }
                 f = (f + shape_stride(families)) % families;
             }
@@ -210,39 +232,83 @@ async fn once(settings: &Settings, shape: &Shape, subscribe: bool) -> Outcome {
     tokio::time::sleep(Duration::from_millis(500)).await;
     measuring.store(false, Ordering::Relaxed);
     sampler.abort();
+    pruner.abort();
     let _ = stop.send(());
     for s in subscribers {
         let _ = s.await;
     }
     server.await.expect("server task").expect("server");
-    let mut latencies = std::mem::take(&mut *latencies.lock().expect("latencies"));
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| percentile(&latencies, p);
-    let acked = std::mem::take(&mut *acked.lock().expect("acked"));
-    let mut from_ack: Vec<f64> = received
-        .lock()
-        .expect("received")
-        .iter()
-        .filter_map(|(id, at)| Some(at.duration_since(*acked.get(id)?).unwrap_or_default().as_secs_f64() * 1000.0))
-        .collect();
-    from_ack.sort_by(f64::total_cmp);
+    let (from_recorded, from_ack) = std::mem::take(&mut *latencies.lock().expect("latencies"));
     let rss = rss_samples.lock().expect("rss").clone();
     let secs = settings.measure.as_secs_f64();
     Outcome {
         appends_per_sec: appended.load(Ordering::Relaxed) as f64 / secs,
         deliveries_per_sec: delivered as f64 / secs,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        max_ms: latencies.last().copied().unwrap_or(f64::NAN),
-        from_ack_p50_ms: percentile(&from_ack, 0.50),
-        from_ack_p99_ms: percentile(&from_ack, 0.99),
+        p50_ms: from_recorded.percentile(0.50),
+        p99_ms: from_recorded.percentile(0.99),
+        max_ms: from_recorded.max_ms,
+        from_ack_p50_ms: from_ack.percentile(0.50),
+        from_ack_p99_ms: from_ack.percentile(0.99),
         rss_start_mib: rss.get(rss.len() / 10).copied().unwrap_or(f64::NAN),
         rss_end_mib: rss.last().copied().unwrap_or(f64::NAN),
+        rss,
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or(f64::NAN)
+/// A delivery acknowledged longer ago than this counts as delivered before its
+/// acknowledgement (the bench's latencies stay far below it).
+const ACKS_KEPT: Duration = Duration::from_secs(20);
+
+/// Latencies in buckets 1% wide from 10 µs up (hand-written: a bench-only need, ~20 lines).
+struct Histogram {
+    counts: Vec<u64>,
+    max_ms: f64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Histogram {
+    const FLOOR_MS: f64 = 0.01;
+    const GROWTH: f64 = 1.01;
+
+    fn new() -> Self {
+        Self { counts: vec![0; 2000], max_ms: 0.0 }
+    }
+
+    fn record(&mut self, latency: Duration) {
+        let ms = latency.as_secs_f64() * 1000.0;
+        let bucket =
+            if ms <= Self::FLOOR_MS { 0 } else { ((ms / Self::FLOOR_MS).ln() / Self::GROWTH.ln()).ceil() as usize };
+        let last = self.counts.len() - 1;
+        self.counts[bucket.min(last)] += 1;
+        self.max_ms = self.max_ms.max(ms);
+    }
+
+    fn merge(&mut self, other: &Self) {
+        self.counts.resize(other.counts.len().max(self.counts.len()), 0);
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.max_ms = self.max_ms.max(other.max_ms);
+    }
+
+    /// The upper edge of the bucket that holds the `p` quantile.
+    fn percentile(&self, p: f64) -> f64 {
+        let total: u64 = self.counts.iter().sum();
+        let rank = (total as f64 * p).ceil() as u64;
+        let mut seen = 0;
+        for (bucket, count) in self.counts.iter().enumerate() {
+            seen += count;
+            if total > 0 && seen >= rank.max(1) {
+                return Self::FLOOR_MS * Self::GROWTH.powi(bucket as i32);
+            }
+        }
+        f64::NAN
+    }
 }
 
 /// Appenders walk the families with a stride coprime to their number, so that consecutive
