@@ -88,7 +88,7 @@ impl FeedApi {
 /// The threads that subscribers' work runs on: the log's shared read, the router, and every
 /// follower. Apart from the request handlers, so that the operating system shares the CPU
 /// between the two: on one runtime, closed-loop appenders kept the feed's tasks waiting in
-/// the same queue (p50 delivery ~800 ms in the feed benchmark, ~40 ms apart; see
+/// the same queue (p50 delivery ~800 ms in the feed benchmark's 10 s runs, ~60 ms apart; see
 /// BENCHMARKS.md).
 struct FeedRuntime {
     handle: tokio::runtime::Handle,
