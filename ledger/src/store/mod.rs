@@ -221,6 +221,17 @@ pub fn revision_matches(expected: ExpectedRevision, actual: Option<u64>) -> bool
     }
 }
 
+/// What an append whose first id is already stored gets: the earlier append's outcome when
+/// it is a faithful retry, a conflict when not ([`resolve_retry`]); `None` when its first id
+/// is new. `stored` holds the stored events with the append's ids, in the append's order.
+pub fn earlier_append(
+    stream: &StreamId,
+    proposed: &[ProposedEvent],
+    stored: &[Option<RecordedEvent>],
+) -> Option<Result<AppendOutcome, StoreError>> {
+    stored.first().and_then(Option::as_ref).map(|_| resolve_retry(stream, proposed, stored))
+}
+
 /// Decides whether a batch whose first id is already stored is a faithful retry.
 /// `stored` holds the stored events with the batch's ids, in the batch's order.
 ///

@@ -18,7 +18,7 @@
 //! commits by polling `log_head` (a cheap single-row read).
 
 use super::group_commit::{self, AppendRequest, WriterMsg};
-use super::{AppendOutcome, EventStore, StoreError, link, resolve_retry, revision_matches, subscription};
+use super::{AppendOutcome, EventStore, StoreError, earlier_append, link, revision_matches, subscription};
 use crate::chain::EventHash;
 use crate::envelope::{EventId, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
 use async_trait::async_trait;
@@ -451,9 +451,7 @@ async fn commit_batch(
     for req in batch {
         let head = heads.get(req.stream.as_str()).copied();
         let stored: Vec<Option<RecordedEvent>> = req.events.iter().map(|e| known.get(&e.event_id).cloned()).collect();
-        let retry = || -> Option<Result<AppendOutcome, StoreError>> {
-            stored.first().and_then(Option::as_ref).map(|_| resolve_retry(&req.stream, &req.events, &stored))
-        };
+        let retry = || earlier_append(&req.stream, &req.events, &stored);
         if !revision_matches(req.expected, head.map(|h| h.0)) {
             results.push(retry().unwrap_or_else(|| {
                 Err(StoreError::WrongExpectedRevision {

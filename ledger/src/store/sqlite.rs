@@ -16,7 +16,7 @@
 mod index;
 
 use super::group_commit::{self, AppendRequest, WriterMsg};
-use super::{AppendOutcome, EventStore, StoreError, link, resolve_retry, revision_matches, subscription};
+use super::{AppendOutcome, EventStore, StoreError, earlier_append, link, revision_matches, subscription};
 use crate::chain::EventHash;
 use crate::envelope::{EventId, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
 use async_trait::async_trait;
@@ -447,10 +447,7 @@ impl Batch<'_> {
                 None => None,
             });
         }
-        if stored.first().is_none_or(Option::is_none) {
-            return Ok(None);
-        }
-        resolve_retry(&req.stream, &req.events, &stored).map(Some)
+        earlier_append(&req.stream, &req.events, &stored).transpose()
     }
 
     fn load_head(&self, stream: &StreamId) -> Result<Option<Head>, StoreError> {
