@@ -144,7 +144,7 @@ pub struct MeasureState {
 }
 
 /// The family state after applying its stream up to `revision`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FamilyState {
     /// Revision of the last applied event; `None` before the first.
     pub revision: Option<u64>,
@@ -188,39 +188,75 @@ pub enum ApplyError {
     Sealed(#[from] SealError),
 }
 
+fn recorded_at(event: &RecordedEvent) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(event.recorded_at_micros).unwrap_or_default()
+}
+
 impl FamilyState {
     /// Applies the family stream's next event, opened through `opener`.
     ///
     /// # Errors
     /// [`ApplyError`] when the event is not the next revision or its payload cannot be read.
     pub fn apply(&mut self, event: &RecordedEvent, opener: &dyn Opener) -> Result<(), ApplyError> {
-        let expected = self.revision.map_or(0, |r| r + 1);
-        if event.revision != expected {
-            return Err(ApplyError::OutOfOrder { expected: self.revision, found: event.revision });
-        }
-        let recorded_at = DateTime::from_timestamp_micros(event.recorded_at_micros).unwrap_or_default();
+        self.check_next(event)?;
         let opened = opener.open(event)?;
-        match opened.content {
-            Content::Plain(payload) => {
-                self.read_keys.extend(opened.key);
-                match codec::decode(event, &payload)? {
-                    FamilyEvent::Case(record) => self.apply_case(event, recorded_at, record),
-                    FamilyEvent::Consent(record) => self.apply_consent(event, recorded_at, record),
-                    FamilyEvent::Erasure(record) => self.apply_erasure(&record, opener),
-                    FamilyEvent::Restriction(record) => self.apply_restriction(record),
-                }
-            }
+        let record = match opened.content {
+            Content::Plain(payload) => Some(codec::decode(event, &payload)?),
             Content::Shredded { erased_at_micros, group } => {
                 // A shredded consent or legal basis grants nothing: it is simply not there.
                 if event.event_type.starts_with("case.") {
                     self.erased.push(ErasedItem {
                         event_id: event.event_id,
                         revision: event.revision,
-                        recorded_at,
+                        recorded_at: recorded_at(event),
                         erased_at: erased_at_micros.and_then(DateTime::from_timestamp_micros),
                         group,
                     });
                 }
+                None
+            }
+        };
+        self.take(event, opened.key, record, opener);
+        Ok(())
+    }
+
+    /// Applies an event this process has just committed, from the record it encoded into
+    /// `event`'s payload: the state [`Self::apply`] would reach, without decrypting and
+    /// parsing the payload again (on the append path that was about 7% of the CPU).
+    ///
+    /// # Errors
+    /// [`ApplyError`] when the event is not the next revision or its sealed header is
+    /// malformed.
+    pub fn apply_written(
+        &mut self,
+        event: &RecordedEvent,
+        record: FamilyEvent,
+        opener: &dyn Opener,
+    ) -> Result<(), ApplyError> {
+        self.check_next(event)?;
+        let key = crate::sealing::sealed_with(&event.payload)?;
+        self.take(event, key, Some(record), opener);
+        Ok(())
+    }
+
+    fn check_next(&self, event: &RecordedEvent) -> Result<(), ApplyError> {
+        let expected = self.revision.map_or(0, |r| r + 1);
+        if event.revision != expected {
+            return Err(ApplyError::OutOfOrder { expected: self.revision, found: event.revision });
+        }
+        Ok(())
+    }
+
+    /// Takes in the next event, with its record when its content is readable.
+    fn take(&mut self, event: &RecordedEvent, key: Option<KeyId>, record: Option<FamilyEvent>, opener: &dyn Opener) {
+        if let Some(record) = record {
+            self.read_keys.extend(key);
+            let recorded_at = recorded_at(event);
+            match record {
+                FamilyEvent::Case(record) => self.apply_case(event, recorded_at, record),
+                FamilyEvent::Consent(record) => self.apply_consent(event, recorded_at, record),
+                FamilyEvent::Erasure(record) => self.apply_erasure(&record, opener),
+                FamilyEvent::Restriction(record) => self.apply_restriction(record),
             }
         }
         self.events.insert(
@@ -230,12 +266,11 @@ impl FamilyState {
                 position: event.position,
                 event_type: event.event_type.clone(),
                 hash: event.hash,
-                key: opened.key,
+                key,
             },
         );
         self.revision = Some(event.revision);
         self.approx_bytes += event.payload.len() + EVENT_OVERHEAD_BYTES;
-        Ok(())
     }
 
     fn apply_restriction(&mut self, record: crate::restriction::RestrictionRecord) {

@@ -14,10 +14,10 @@ use crate::authorisation::{Action, Caller, authorise};
 use crate::case::CaseRecord;
 use crate::case::validate::validate_batch;
 use crate::case::{CaseEvent, CaseEventKind};
-use crate::codec::encode_case;
-use crate::envelope::{EventId, ExpectedRevision, ProposedEvent};
-use crate::family::{FamilyId, FamilyState};
-use crate::sealing::{KeyGroup, groups};
+use crate::codec::{FamilyEvent, encode_case};
+use crate::envelope::{EventId, ExpectedRevision, ProposedEvent, RecordedEvent};
+use crate::family::{ApplyError, FamilyId, FamilyState};
+use crate::sealing::{KeyGroup, Opener, groups};
 use crate::store::{AppendOutcome, MAX_EVENTS_PER_APPEND, StoreError, revision_matches};
 use std::collections::HashSet;
 use tokio::sync::oneshot;
@@ -45,16 +45,23 @@ impl CaseAppend {
             .collect()
     }
 
-    fn plaintext(&self, recorded_at_micros: i64) -> Vec<ProposedEvent> {
+    /// Its events with plaintext payloads, and the records those payloads encode.
+    fn plaintext(&self, recorded_at_micros: i64) -> (Vec<ProposedEvent>, Vec<FamilyEvent>) {
         self.events
             .iter()
             .map(|(id, event)| {
-                let (event_type, payload) =
-                    encode_case(&CaseRecord { author: self.author.actor.clone(), event: event.clone() });
-                ProposedEvent { event_id: *id, event_type, recorded_at_micros, payload }
+                let record = CaseRecord { author: self.author.actor.clone(), event: event.clone() };
+                let (event_type, payload) = encode_case(&record);
+                (ProposedEvent { event_id: *id, event_type, recorded_at_micros, payload }, FamilyEvent::Case(record))
             })
-            .collect()
+            .unzip()
     }
+}
+
+/// Events about to be appended: their plaintext payloads, and the record each encodes.
+pub(super) struct Encoded {
+    pub events: Vec<ProposedEvent>,
+    pub records: Vec<FamilyEvent>,
 }
 
 /// An append waiting for its family's next group commit.
@@ -62,6 +69,8 @@ pub(super) struct WaitingAppend {
     request: CaseAppend,
     /// Its events with plaintext payloads, stamped when the request came in.
     proposed: Vec<ProposedEvent>,
+    /// What each payload encodes, taken in when the events are committed.
+    records: Vec<FamilyEvent>,
     answer: oneshot::Sender<Result<AppendOutcome, FamilyError>>,
 }
 
@@ -90,11 +99,11 @@ impl Families {
     /// [`StoreError::WrongExpectedRevision`] (with the actual revision) when `expected` does
     /// not hold, [`StoreError::EventIdConflict`] for a reused id, or a store failure.
     pub async fn append_case_events(&self, request: CaseAppend) -> Result<AppendOutcome, FamilyError> {
-        let proposed = request.plaintext(self.clock.now().timestamp_micros());
+        let (proposed, records) = request.plaintext(self.clock.now().timestamp_micros());
         let family = request.family.clone();
         let entry = self.cache.loaded(&*self.store, &self.keys, &family).await?;
         let (answer, mut answered) = oneshot::channel();
-        entry.wait(WaitingAppend { request, proposed, answer });
+        entry.wait(WaitingAppend { request, proposed, records, answer });
         let lock = entry.lock();
         tokio::pin!(lock);
         let mut slot = tokio::select! {
@@ -144,8 +153,8 @@ impl Families {
 
     /// Appends `one` alone and answers it.
     async fn answer_alone(&self, slot: &mut Slot, one: WaitingAppend) {
-        let WaitingAppend { request, proposed, answer } = one;
-        let outcome = self.append_alone(slot, &request, proposed).await;
+        let WaitingAppend { request, proposed, records, answer } = one;
+        let outcome = self.append_alone(slot, &request, proposed, records).await;
         // A caller that went away no longer needs its answer; a retry finds its events.
         let _ = answer.send(outcome);
     }
@@ -156,6 +165,7 @@ impl Families {
         slot: &mut Slot,
         request: &CaseAppend,
         proposed: Vec<ProposedEvent>,
+        records: Vec<FamilyEvent>,
     ) -> Result<AppendOutcome, FamilyError> {
         let author = request.author.organisation();
         let group_of = |state: &FamilyState, i: usize| Some(groups::of_case(state, author, &request.events[i].1));
@@ -174,7 +184,16 @@ impl Families {
             self.enforce(&request.author, target, decision).await?;
         }
         let check = |state: &FamilyState| validate_batch(state, &request.events).map_err(FamilyError::from);
-        let outcome = self.append_checked(&request.family, slot, request.expected, proposed, group_of, check).await?;
+        let outcome = self
+            .append_checked(
+                &request.family,
+                slot,
+                request.expected,
+                Encoded { events: proposed, records },
+                group_of,
+                check,
+            )
+            .await?;
         if !corrections.is_empty() {
             let ids: Vec<EventId> = corrections.iter().map(|(id, _)| *id).collect();
             self.notify_earlier_recipients(&request.family, &slot.state, &ids).await?;
@@ -208,9 +227,8 @@ impl Families {
             }
             match self.store.append(&stream, expected, sealed.clone()).await {
                 Ok(outcome) if !outcome.deduplicated => {
-                    for event in outcome.recorded(&stream, &sealed) {
-                        slot.state.apply(&event, &*self.keys)?;
-                    }
+                    let records = batch.iter_mut().flat_map(|one| std::mem::take(&mut one.records)).collect();
+                    apply_committed(&mut slot.state, &outcome.recorded(&stream, &sealed), records, &*self.keys)?;
                     cache::rebuild_if_needed(&*self.store, &self.keys, family, &mut slot.state).await?;
                     let mut from = 0;
                     for one in batch.drain(..) {
@@ -231,18 +249,19 @@ impl Families {
             .into())
     }
 
-    /// The checked, optimistic append shared by every kind of family event. `proposed`
-    /// holds plaintext payloads; each attempt seals them under `group_of` the state it was
-    /// checked against (an erasure seen in a catch-up retires a key).
+    /// The checked, optimistic append shared by every kind of family event. Each attempt
+    /// seals the plaintext payloads under `group_of` the state it was checked against (an
+    /// erasure seen in a catch-up retires a key).
     pub(super) async fn append_checked(
         &self,
         family: &FamilyId,
         slot: &mut Slot,
         client_expected: ExpectedRevision,
-        proposed: Vec<ProposedEvent>,
+        encoded: Encoded,
         group_of: impl Fn(&FamilyState, usize) -> Option<KeyGroup>,
         check: impl Fn(&FamilyState) -> Result<(), FamilyError>,
     ) -> Result<AppendOutcome, FamilyError> {
+        let Encoded { events: proposed, records } = encoded;
         let stream = family.stream();
         let first_id = proposed.first().map(|e| e.event_id);
         for attempt in 0..MAX_ATTEMPTS {
@@ -279,9 +298,7 @@ impl Families {
             match self.store.append(&stream, expected, sealed.clone()).await {
                 Ok(outcome) => {
                     if !outcome.deduplicated {
-                        for event in outcome.recorded(&stream, &sealed) {
-                            slot.state.apply(&event, &*self.keys)?;
-                        }
+                        apply_committed(&mut slot.state, &outcome.recorded(&stream, &sealed), records, &*self.keys)?;
                         cache::rebuild_if_needed(&*self.store, &self.keys, family, &mut slot.state).await?;
                     }
                     return Ok(outcome);
@@ -295,6 +312,27 @@ impl Families {
         tracing::warn!(family_id = %family, attempts = MAX_ATTEMPTS, "append lost every race");
         Err(StoreError::WrongExpectedRevision { stream, expected: client_expected, actual: slot.state.revision }.into())
     }
+}
+
+/// Takes the events just committed into the family state: from the records their payloads
+/// encode, or, where not every event has its record (a batch that fell back to single
+/// appends after its records were taken), by reading the payloads back.
+fn apply_committed(
+    state: &mut FamilyState,
+    events: &[RecordedEvent],
+    records: Vec<FamilyEvent>,
+    opener: &dyn Opener,
+) -> Result<(), ApplyError> {
+    if records.len() == events.len() {
+        for (event, record) in events.iter().zip(records) {
+            state.apply_written(event, record, opener)?;
+        }
+    } else {
+        for event in events {
+            state.apply(event, opener)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether `one` can be committed in a batch at the family's current state: the policy

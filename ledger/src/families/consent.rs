@@ -1,11 +1,12 @@
 //! The consent ledger's use cases: recording grants, agreements, refusals, withdrawals and
 //! legal bases; listing the consents a caller may know of; dry-run access checks.
 
+use super::append::Encoded;
 use super::cache::Slot;
 use super::{Families, FamilyError, Target};
 use crate::authorisation::{Action, Caller, Grant, authorise, names_organisation};
 use crate::case::InformationCategory;
-use crate::codec::encode_consent;
+use crate::codec::{FamilyEvent, encode_consent};
 use crate::consent::{self, AccessQuery, ConsentEvent, ConsentRecord, ConsentState, ConsentStatus, Decision, Purpose};
 use crate::disclosure::{AccessCheck, AccessLogEvent};
 use crate::envelope::{EventId, ExpectedRevision, ProposedEvent};
@@ -63,7 +64,8 @@ impl Families {
             consent::validate::validate(state, &record, now).map_err(FamilyError::from)
         };
         let group_of = |state: &FamilyState, _: usize| Some(groups::of_consent(state, &record));
-        self.append_checked(family, slot, ExpectedRevision::Any, proposed, group_of, check).await
+        let encoded = Encoded { events: proposed, records: vec![FamilyEvent::Consent(record.clone())] };
+        self.append_checked(family, slot, ExpectedRevision::Any, encoded, group_of, check).await
     }
 
     /// The consents of the family that the caller's organisation may know of: those it
