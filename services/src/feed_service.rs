@@ -49,6 +49,10 @@ const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 const MAX_FOLLOWED_FAMILIES: usize = 4096;
 /// Most log events a subscriber to every family takes in one round.
 const MAX_EVENTS_PER_ROUND: usize = 512;
+/// A subscriber's family batches of one round in flight at once: enough that their
+/// disclosures share commits. A round with all of them at once (`join_all`) allocated a fresh
+/// ~3 KB future per family: 17% of the feed's CPU went to the allocator and page faults.
+const FAMILIES_IN_FLIGHT: usize = 16;
 /// A subscriber to every family that was sent nothing for this long, while the log moved,
 /// is sent a fresh token.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
@@ -411,11 +415,18 @@ impl Follower {
                 notices.push(notice);
             }
         }
-        let batches = futures::future::join_all(woken.iter().map(|(family, first, last)| {
-            let known = positions.get(family).cloned();
-            async move { self.family_batch(known, family, *first, *last).await }
-        }))
-        .await;
+        // By index: a closure taking `&(FamilyId, ..)` makes the spawned future's type
+        // higher-ranked, which the compiler cannot prove `Send`.
+        let (woken_ref, positions_ref) = (&woken, &*positions);
+        let batches: Vec<_> = futures::stream::iter(0..woken.len())
+            .map(|i| {
+                let (family, first, last) = &woken_ref[i];
+                let known = positions_ref.get(family).cloned();
+                async move { self.family_batch(known, family, *first, *last).await }
+            })
+            .buffered(FAMILIES_IN_FLIGHT)
+            .collect()
+            .await;
         let mut out = Vec::new();
         for ((family, _, _), batch) in woken.into_iter().zip(batches) {
             let Some((position, batch)) = batch? else { continue };
