@@ -45,20 +45,22 @@ impl CaseAppend {
             .collect()
     }
 
-    /// Its events with plaintext payloads, and the records those payloads encode.
-    fn plaintext(&self, recorded_at_micros: i64) -> (Vec<ProposedEvent>, Vec<FamilyEvent>) {
-        self.events
+    fn plaintext(&self, recorded_at_micros: i64) -> Encoded {
+        let (events, records) = self
+            .events
             .iter()
             .map(|(id, event)| {
                 let record = CaseRecord { author: self.author.actor.clone(), event: event.clone() };
                 let (event_type, payload) = encode_case(&record);
                 (ProposedEvent { event_id: *id, event_type, recorded_at_micros, payload }, FamilyEvent::Case(record))
             })
-            .unzip()
+            .unzip();
+        Encoded { events, records }
     }
 }
 
-/// Events about to be appended: their plaintext payloads, and the record each encodes.
+/// Events about to be appended: their plaintext payloads, and the record each encodes (taken
+/// into the family state once they are committed).
 pub(super) struct Encoded {
     pub events: Vec<ProposedEvent>,
     pub records: Vec<FamilyEvent>,
@@ -67,10 +69,8 @@ pub(super) struct Encoded {
 /// An append waiting for its family's next group commit.
 pub(super) struct WaitingAppend {
     request: CaseAppend,
-    /// Its events with plaintext payloads, stamped when the request came in.
-    proposed: Vec<ProposedEvent>,
-    /// What each payload encodes, taken in when the events are committed.
-    records: Vec<FamilyEvent>,
+    /// Its events, stamped when the request came in.
+    encoded: Encoded,
     answer: oneshot::Sender<Result<AppendOutcome, FamilyError>>,
 }
 
@@ -99,11 +99,11 @@ impl Families {
     /// [`StoreError::WrongExpectedRevision`] (with the actual revision) when `expected` does
     /// not hold, [`StoreError::EventIdConflict`] for a reused id, or a store failure.
     pub async fn append_case_events(&self, request: CaseAppend) -> Result<AppendOutcome, FamilyError> {
-        let (proposed, records) = request.plaintext(self.clock.now().timestamp_micros());
+        let encoded = request.plaintext(self.clock.now().timestamp_micros());
         let family = request.family.clone();
         let entry = self.cache.loaded(&*self.store, &self.keys, &family).await?;
         let (answer, mut answered) = oneshot::channel();
-        entry.wait(WaitingAppend { request, proposed, records, answer });
+        entry.wait(WaitingAppend { request, encoded, answer });
         let lock = entry.lock();
         tokio::pin!(lock);
         let mut slot = tokio::select! {
@@ -153,8 +153,8 @@ impl Families {
 
     /// Appends `one` alone and answers it.
     async fn answer_alone(&self, slot: &mut Slot, one: WaitingAppend) {
-        let WaitingAppend { request, proposed, records, answer } = one;
-        let outcome = self.append_alone(slot, &request, proposed, records).await;
+        let WaitingAppend { request, encoded, answer } = one;
+        let outcome = self.append_alone(slot, &request, encoded).await;
         // A caller that went away no longer needs its answer; a retry finds its events.
         let _ = answer.send(outcome);
     }
@@ -164,8 +164,7 @@ impl Families {
         &self,
         slot: &mut Slot,
         request: &CaseAppend,
-        proposed: Vec<ProposedEvent>,
-        records: Vec<FamilyEvent>,
+        encoded: Encoded,
     ) -> Result<AppendOutcome, FamilyError> {
         let author = request.author.organisation();
         let group_of = |state: &FamilyState, i: usize| Some(groups::of_case(state, author, &request.events[i].1));
@@ -184,16 +183,7 @@ impl Families {
             self.enforce(&request.author, target, decision).await?;
         }
         let check = |state: &FamilyState| validate_batch(state, &request.events).map_err(FamilyError::from);
-        let outcome = self
-            .append_checked(
-                &request.family,
-                slot,
-                request.expected,
-                Encoded { events: proposed, records },
-                group_of,
-                check,
-            )
-            .await?;
+        let outcome = self.append_checked(&request.family, slot, request.expected, encoded, group_of, check).await?;
         if !corrections.is_empty() {
             let ids: Vec<EventId> = corrections.iter().map(|(id, _)| *id).collect();
             self.notify_earlier_recipients(&request.family, &slot.state, &ids).await?;
@@ -217,23 +207,23 @@ impl Families {
                 return Err(StoreError::InvalidAppend("the family changed under the batch".into()).into());
             }
             let expected = slot.state.revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
-            let mut sealed = Vec::with_capacity(batch.iter().map(|one| one.proposed.len()).sum());
+            let mut sealed = Vec::with_capacity(batch.iter().map(|one| one.encoded.events.len()).sum());
             for one in batch.iter() {
                 let author = one.request.author.organisation();
-                for (event, (_, case)) in one.proposed.iter().zip(&one.request.events) {
+                for (event, (_, case)) in one.encoded.events.iter().zip(&one.request.events) {
                     let group = groups::of_case(&slot.state, author, case);
                     sealed.push(self.seal(family.as_str(), &group, event).await?);
                 }
             }
             match self.store.append(&stream, expected, sealed.clone()).await {
                 Ok(outcome) if !outcome.deduplicated => {
-                    let records = batch.iter_mut().flat_map(|one| std::mem::take(&mut one.records)).collect();
+                    let records = batch.iter_mut().flat_map(|one| std::mem::take(&mut one.encoded.records)).collect();
                     apply_committed(&mut slot.state, &outcome.recorded(&stream, &sealed), records, &*self.keys)?;
                     cache::rebuild_if_needed(&*self.store, &self.keys, family, &mut slot.state).await?;
                     let mut from = 0;
                     for one in batch.drain(..) {
-                        let part = outcome.part(from, one.proposed.len());
-                        from += one.proposed.len();
+                        let part = outcome.part(from, one.encoded.events.len());
+                        from += one.encoded.events.len();
                         one.answer(Ok(part));
                     }
                     return Ok(());
@@ -362,9 +352,9 @@ fn fits_landing_after(state: &FamilyState, one: &WaitingAppend, revision: Option
 /// next round), its ids must be new to the batch, and its expected revision must hold
 /// where it lands.
 fn fits_after(state: &FamilyState, batch: &[WaitingAppend], next: &WaitingAppend) -> bool {
-    let events: usize = batch.iter().map(|one| one.proposed.len()).sum();
+    let events: usize = batch.iter().map(|one| one.encoded.events.len()).sum();
     let ids: HashSet<&EventId> = batch.iter().flat_map(|one| one.request.events.iter().map(|(id, _)| id)).collect();
-    events + next.proposed.len() <= MAX_EVENTS_PER_APPEND
+    events + next.encoded.events.len() <= MAX_EVENTS_PER_APPEND
         && !batch.iter().any(|one| one.request.events.iter().any(|(_, e)| e.kind.changes_members()))
         && !next.request.events.iter().any(|(id, _)| ids.contains(id))
         && fits_landing_after(state, next, state.revision.map(|r| r + events as u64))
