@@ -70,7 +70,7 @@ fn main() {
         let keyring = || Arc::new(Keyring::new(key_store.clone(), vec![kek.clone()]).expect("keyring"));
         {
             let store = open().await;
-            let families = Families::new(store.clone(), clock.clone(), keyring());
+            let families = Arc::new(Families::new(store.clone(), clock.clone(), keyring()));
             let parents = || ["ma".to_string(), "pa".to_string()];
             let member = |added: MemberAdded| {
                 let subjects = [added.member_id.clone()].into();

@@ -31,11 +31,11 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         let store = SqliteStore::open(dir.path()).expect("open");
-        let families = Families::new(
+        let families = Arc::new(Families::new(
             Arc::new(store.clone()),
             Arc::new(ManualClock::new(now)),
             Arc::new(gezinsdossier_ledger::sealing::Keyring::ephemeral().expect("keyring")),
-        );
+        ));
         let youth = Actor {
             organisation_id: "youth".into(),
             organisation_type: OrganisationType::Jeugdhulpaanbieder,

@@ -360,11 +360,11 @@ async fn the_cached_state_equals_a_full_rebuild_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let clock = Arc::new(ManualClock::new(now()));
-    let families = Families::new(
+    let families = Arc::new(Families::new(
         store.clone(),
         clock.clone(),
         Arc::new(gezinsdossier_ledger::sealing::Keyring::ephemeral().unwrap()),
-    );
+    ));
     let family = FamilyId::new("cache").unwrap();
     let youth = actor(1, 1);
     let gi = actor(2, 2);

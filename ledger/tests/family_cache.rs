@@ -44,8 +44,10 @@ fn append(family: &FamilyId, expected: ExpectedRevision, events: Vec<(uuid::Uuid
 async fn the_cache_keeps_to_its_bound_and_a_dropped_family_reads_back_whole() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let families = Families::new(store, Arc::new(ManualClock::new(now())), Arc::new(Keyring::ephemeral().unwrap()))
-        .with_cache_bound(BOUND);
+    let families = Arc::new(
+        Families::new(store, Arc::new(ManualClock::new(now())), Arc::new(Keyring::ephemeral().unwrap()))
+            .with_cache_bound(BOUND),
+    );
     let ids: Vec<FamilyId> = (0..60).map(|i| FamilyId::new(&format!("f{i}")).unwrap()).collect();
     for family in &ids {
         let mut events = vec![event(

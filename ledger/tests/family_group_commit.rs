@@ -44,11 +44,11 @@ fn note(subject: &str, i: usize) -> (EventId, CaseEvent) {
     event(subject, CaseEventKind::Note { text: format!("note {i}") })
 }
 
-fn families_over(store: Arc<dyn EventStore>, keys: Arc<Keyring>) -> Families {
-    Families::new(store, Arc::new(ManualClock::new(now())), keys)
+fn families_over(store: Arc<dyn EventStore>, keys: Arc<Keyring>) -> Arc<Families> {
+    Arc::new(Families::new(store, Arc::new(ManualClock::new(now())), keys))
 }
 
-async fn registered(families: &Families, family: &FamilyId) {
+async fn registered(families: &Arc<Families>, family: &FamilyId) {
     let first = event("ma", CaseEventKind::MemberAdded(MemberAdded::adult("ma", MemberRole::Parent)));
     let append = CaseAppend {
         family: family.clone(),
@@ -72,7 +72,7 @@ async fn many_appenders_on_one_family_get_exactly_what_the_stream_holds() {
     let store = Arc::new(FaultyStore::new(SqliteStore::open(dir.path()).unwrap()));
     store.fail_appends("family-", Fault::Slow(std::time::Duration::from_millis(2)));
     let keys = Arc::new(Keyring::ephemeral().unwrap());
-    let families = Arc::new(families_over(store.clone(), keys.clone()));
+    let families = families_over(store.clone(), keys.clone());
     let family = FamilyId::new("hot").unwrap();
     registered(&families, &family).await;
     let before = store.appends_met();
@@ -190,7 +190,7 @@ async fn a_store_failure_under_a_batch_answers_every_appender_and_writes_nothing
     let dir = tempfile::tempdir().unwrap();
     let faulty = Arc::new(FaultyStore::new(SqliteStore::open(dir.path()).unwrap()));
     let keys = Arc::new(Keyring::ephemeral().unwrap());
-    let families = Arc::new(families_over(faulty.clone(), keys.clone()));
+    let families = families_over(faulty.clone(), keys.clone());
     let family = FamilyId::new("hot").unwrap();
     registered(&families, &family).await;
 
@@ -226,4 +226,58 @@ async fn a_store_failure_under_a_batch_answers_every_appender_and_writes_nothing
         events: vec![note("ma", 99)],
     };
     assert_eq!(families.append_case_events(request).await.unwrap().stream_revision, 1);
+}
+
+/// Polls until `done`, for at most ten seconds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..1_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("waited ten seconds for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_caller_that_goes_away_mid_commit_leaves_the_appends_it_gathered_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let faulty = Arc::new(FaultyStore::new(SqliteStore::open(dir.path()).unwrap()));
+    let keys = Arc::new(Keyring::ephemeral().unwrap());
+    let families = families_over(faulty.clone(), keys.clone());
+    let family = FamilyId::new("hot").unwrap();
+    registered(&families, &family).await;
+    let spawn_append = |i: usize| {
+        let families = families.clone();
+        let request = CaseAppend {
+            family: family.clone(),
+            expected: ExpectedRevision::Any,
+            author: author("youth").into(),
+            events: vec![note("ma", i)],
+        };
+        tokio::spawn(async move { families.append_case_events(request).await })
+    };
+
+    // A slow commit holds the family's lock while the leader-to-be and two others queue.
+    faulty.fail_appends("family-", Fault::Slow(std::time::Duration::from_millis(600)));
+    let holding = spawn_append(0);
+    until("the first commit to reach the store", || faulty.appends_met() == 1).await;
+    let leader = spawn_append(1);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let others = [spawn_append(2), spawn_append(3)];
+    // The leader takes the lock next and commits all three together; its caller goes away
+    // while that commit is at the store.
+    until("the gathered commit to reach the store", || faulty.appends_met() == 2).await;
+    leader.abort();
+
+    assert_eq!(holding.await.unwrap().unwrap().stream_revision, 1);
+    for (other, revision) in others.into_iter().zip([3, 4]) {
+        let outcome = other.await.unwrap();
+        assert_eq!(outcome.map(|o| o.stream_revision), Ok(revision), "an append the leader gathered is answered");
+    }
+    assert!(leader.await.unwrap_err().is_cancelled());
+    assert_eq!(faulty.appends_met(), 2, "the three went to the store in one commit");
+    faulty.clear();
+    let stream = faulty.read_stream(&family.stream(), 0, 1_000).await.unwrap();
+    assert_eq!(stream.len(), 5, "the registration, the first append and the three gathered: {}", stream.len());
 }

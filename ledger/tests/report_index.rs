@@ -50,7 +50,7 @@ fn world() -> World {
 }
 
 /// A mother and her child (under her gezag), recorded by youth care.
-async fn family(families: &Families, id: &str) -> FamilyId {
+async fn family(families: &Arc<Families>, id: &str) -> FamilyId {
     let family = FamilyId::new(id).unwrap();
     let born = chrono::NaiveDate::from_ymd_opt(now().year() - 6, 1, 1).unwrap();
     let member = |subject: &str, added: MemberAdded| {
@@ -167,7 +167,7 @@ async fn lines(families: &Families, family: &FamilyId, subject: &str, checkable:
 #[tokio::test]
 async fn reports_from_the_index_equal_reports_from_the_whole_log_as_it_grows() {
     let w = world();
-    let families = w.families();
+    let families = Arc::new(w.families());
     let family = family(&families, "f").await;
     log_lines(&w, &family, "ggz", 5).await;
     for subject in ["ma", "kid"] {
@@ -189,7 +189,7 @@ async fn reports_from_the_index_equal_reports_from_the_whole_log_as_it_grows() {
 #[tokio::test]
 async fn a_destroyed_key_takes_its_lines_out_of_a_report_the_index_already_held() {
     let w = world();
-    let families = w.families();
+    let families = Arc::new(w.families());
     let family = family(&families, "f").await;
     log_lines(&w, &family, "ggz", 2).await;
     assert_eq!(lines(&families, &family, "ma", false).await.len(), 3);
@@ -204,7 +204,7 @@ async fn a_destroyed_key_takes_its_lines_out_of_a_report_the_index_already_held(
 #[tokio::test]
 async fn the_index_keeps_to_its_bound_and_reports_stay_whole() {
     let w = world();
-    let families = w.families().with_report_index_bound(1);
+    let families = Arc::new(w.families().with_report_index_bound(1));
     let (f, g) = (family(&families, "f").await, family(&families, "g").await);
     log_lines(&w, &f, "ggz", 3).await;
     log_lines(&w, &g, "ggz", 5).await;
@@ -228,7 +228,7 @@ async fn the_index_keeps_to_its_bound_and_reports_stay_whole() {
 #[tokio::test]
 async fn a_refused_report_does_no_report_work() {
     let w = world();
-    let families = w.families();
+    let families = Arc::new(w.families());
     let family = family(&families, "f").await;
     log_lines(&w, &family, "ggz", 3).await;
     // No member authentication: the policy refuses, and records that it did.

@@ -47,7 +47,7 @@ struct World {
     store: Arc<SqliteStore>,
     keys: Arc<dyn KeyStore>,
     clock: Arc<ManualClock>,
-    families: Families,
+    families: Arc<Families>,
     kek: String,
 }
 
@@ -59,7 +59,7 @@ fn world() -> World {
     let kek = Kek::generate_hex().unwrap();
     let keyring = Arc::new(Keyring::new(keys.clone(), vec![Kek::from_hex(&kek).unwrap()]).unwrap());
     let clock = Arc::new(ManualClock::new(now()));
-    let families = Families::new(store.clone(), clock.clone(), keyring);
+    let families = Arc::new(Families::new(store.clone(), clock.clone(), keyring));
     World { _dir: dir, dir: path, store, keys, clock, families, kek }
 }
 

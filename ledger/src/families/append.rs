@@ -6,7 +6,8 @@
 //! as they arrive and whoever takes the lock next commits every waiting one that fits
 //! together in one checked, chained append ([`Families::commit_waiting`]). Each is judged
 //! exactly as if it had come alone, against the revision it lands on, and gets its own
-//! outcome.
+//! outcome. That commit runs as a task of its own, so that the others it answers never
+//! depend on the one caller who happened to take the lock staying connected.
 
 use super::cache::{self, Entry, Slot};
 use super::{Families, FamilyError, Target};
@@ -20,6 +21,7 @@ use crate::family::{ApplyError, FamilyId, FamilyState};
 use crate::sealing::{KeyGroup, Opener, groups};
 use crate::store::{AppendOutcome, MAX_EVENTS_PER_APPEND, StoreError, revision_matches};
 use std::collections::HashSet;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// How often an append re-checks after losing a race to another writer.
@@ -81,7 +83,8 @@ impl WaitingAppend {
     }
 }
 
-/// What a leader could not tell a waiting append: it went away mid-commit.
+/// What a waiting append hears when the commit it waited for ended without answering it (it
+/// panicked, or the runtime shut down under it).
 fn leader_gone() -> FamilyError {
     StoreError::OutcomeUnknown(
         "the commit this append waited for was interrupted; retry with the same event ids".into(),
@@ -98,24 +101,30 @@ impl Families {
     /// [`FamilyError::Validation`] for an event that breaks a rule,
     /// [`StoreError::WrongExpectedRevision`] (with the actual revision) when `expected` does
     /// not hold, [`StoreError::EventIdConflict`] for a reused id, or a store failure.
-    pub async fn append_case_events(&self, request: CaseAppend) -> Result<AppendOutcome, FamilyError> {
+    pub async fn append_case_events(self: &Arc<Self>, request: CaseAppend) -> Result<AppendOutcome, FamilyError> {
         let encoded = request.plaintext(self.clock.now().timestamp_micros());
         let family = request.family.clone();
         let entry = self.cache.loaded(&*self.store, &self.keys, &family).await?;
         let (answer, mut answered) = oneshot::channel();
         entry.wait(WaitingAppend { request, encoded, answer });
-        let lock = entry.lock();
-        tokio::pin!(lock);
-        let mut slot = tokio::select! {
-            biased;
-            outcome = &mut answered => return outcome.unwrap_or_else(|_| Err(leader_gone())),
-            slot = &mut lock => slot,
+        let mut slot = {
+            let lock = entry.lock();
+            tokio::pin!(lock);
+            tokio::select! {
+                biased;
+                outcome = &mut answered => return outcome.unwrap_or_else(|_| Err(leader_gone())),
+                slot = &mut lock => slot,
+            }
         };
         if matches!(answered.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
-            self.commit_waiting(&family, &entry, &mut slot).await;
+            // The commit runs as a task of its own, holding the lock: if this caller goes
+            // away mid-commit, the appends it gathered from others still get their outcome.
+            let families = Arc::clone(self);
+            tokio::spawn(async move { families.commit_waiting(&family, &entry, &mut slot).await });
+        } else {
+            drop(slot);
         }
-        drop(slot);
-        answered.try_recv().unwrap_or_else(|_| Err(leader_gone()))
+        answered.await.unwrap_or_else(|_| Err(leader_gone()))
     }
 
     /// Commits every append waiting on the family, in arrival order: each round takes the

@@ -16,7 +16,7 @@ use crate::family::{FamilyId, FamilyState};
 use crate::sealing::Keyring;
 use crate::store::EventStore;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The family cache's default bound.
@@ -26,14 +26,17 @@ pub const DEFAULT_BOUND_BYTES: usize = 256 << 20;
 #[derive(Default)]
 pub(super) struct Slot {
     pub(super) state: FamilyState,
-    loaded: bool,
 }
 
 /// One family: its cached state behind its lock, and the appends waiting for whoever holds
 /// that lock next to commit them together.
 pub(super) struct Entry {
-    slot: tokio::sync::Mutex<Slot>,
+    /// Shared so that a held lock can move into a task of its own (a group commit).
+    slot: Arc<tokio::sync::Mutex<Slot>>,
     waiting: Mutex<VecDeque<WaitingAppend>>,
+    /// Whether the state has been read from the store once; from then on a use need not
+    /// take the lock just to find that out.
+    loaded: AtomicBool,
     /// The state's size when last seen, as counted in `total`.
     bytes: AtomicUsize,
     /// The cache's estimated bytes, which this entry's size is part of.
@@ -43,25 +46,25 @@ pub(super) struct Entry {
 }
 
 /// A family's state under its lock; letting go counts what the use added to the cache.
-pub(super) struct SlotGuard<'a> {
-    entry: &'a Entry,
-    guard: tokio::sync::MutexGuard<'a, Slot>,
+pub(super) struct SlotGuard {
+    entry: Arc<Entry>,
+    guard: tokio::sync::OwnedMutexGuard<Slot>,
 }
 
-impl std::ops::Deref for SlotGuard<'_> {
+impl std::ops::Deref for SlotGuard {
     type Target = Slot;
     fn deref(&self) -> &Slot {
         &self.guard
     }
 }
 
-impl std::ops::DerefMut for SlotGuard<'_> {
+impl std::ops::DerefMut for SlotGuard {
     fn deref_mut(&mut self) -> &mut Slot {
         &mut self.guard
     }
 }
 
-impl Drop for SlotGuard<'_> {
+impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.entry.account(self.guard.state.approx_bytes);
     }
@@ -70,16 +73,17 @@ impl Drop for SlotGuard<'_> {
 impl Entry {
     fn new(total: Arc<AtomicUsize>) -> Self {
         Self {
-            slot: tokio::sync::Mutex::default(),
+            slot: Arc::default(),
             waiting: Mutex::default(),
+            loaded: AtomicBool::new(false),
             bytes: AtomicUsize::new(0),
             total,
             last_used: AtomicU64::new(0),
         }
     }
 
-    pub(super) async fn lock(&self) -> SlotGuard<'_> {
-        SlotGuard { entry: self, guard: self.slot.lock().await }
+    pub(super) async fn lock(self: &Arc<Self>) -> SlotGuard {
+        SlotGuard { entry: Arc::clone(self), guard: Arc::clone(&self.slot).lock_owned().await }
     }
 
     /// Counts this family at `bytes` in the cache's total from now on.
@@ -176,11 +180,11 @@ impl FamilyCache {
             slot
         };
         slot.last_used.store(self.uses.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-        {
+        if !slot.loaded.load(Ordering::Acquire) {
             let mut guard = slot.lock().await;
-            if !guard.loaded {
+            if !slot.loaded.load(Ordering::Acquire) {
                 catch_up(store, keys, family, &mut guard.state).await?;
-                guard.loaded = true;
+                slot.loaded.store(true, Ordering::Release);
             }
         }
         // What earlier uses added is counted (each use counts itself as it lets go).
@@ -199,9 +203,10 @@ impl FamilyCache {
         revision: u64,
         f: impl FnOnce(&FamilyState) -> T,
     ) -> Option<T> {
-        let slot = self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(family)?.clone();
-        let slot = slot.slot.try_lock().ok()?;
-        (slot.loaded && slot.state.revision.is_some_and(|r| r >= revision)).then(|| f(&slot.state))
+        let entry = self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(family)?.clone();
+        let slot = entry.slot.try_lock().ok()?;
+        (entry.loaded.load(Ordering::Acquire) && slot.state.revision.is_some_and(|r| r >= revision))
+            .then(|| f(&slot.state))
     }
 }
 
