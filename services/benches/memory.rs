@@ -1,7 +1,8 @@
 //! Resident memory of the real binary (what a container's memory limit must hold) against
 //! the size of its log: N events over F families written through gRPC, then the RSS after
-//! writing (every family cached), after a restart once the proof index is rebuilt, and after
-//! every family's dossier has been read again.
+//! writing, after a restart once the proof index is loaded, and after every family's
+//! dossier has been read again; and the dossier's latency, first for families not cached
+//! (every family once, right after the restart), then for the 1,000 read last (cached).
 //!
 //! `cargo bench -p gezinsdossier-services --bench memory [-- --events 1000000 --families 10000]`
 
@@ -18,6 +19,8 @@ use tonic::transport::{Channel, Endpoint};
 const ORG: &str = "ggz-delfland";
 const EVENTS_PER_REQUEST: usize = 100;
 const WRITERS: usize = 8;
+/// Families read again to time dossiers whose family is cached.
+const RECENT_FAMILIES: usize = 1_000;
 
 fn main() {
     let events: usize = harness::arg("--events", 1_000_000);
@@ -32,7 +35,7 @@ fn main() {
         let started = Instant::now();
         write(&channel, events, families).await;
         println!("written in {:.1} s", started.elapsed().as_secs_f64());
-        report("after writing (every family cached)", rss_mib(server.id()), events);
+        report("after writing", rss_mib(server.id()), events);
         stop(&mut server);
 
         let (mut server, endpoint) = start(&data);
@@ -41,8 +44,14 @@ fn main() {
         wait_for_log_service(&channel).await;
         println!("proof index rebuilt in {:.1} s", started.elapsed().as_secs_f64());
         report("after restart, proof index loaded", rss_mib(server.id()), events);
-        read_every_dossier(&channel, families).await;
+        // Right after the restart no family is cached: each first read loads its family.
+        let uncached = read_dossiers(&channel, (0..families).collect()).await;
+        latencies("dossier, family not cached", uncached);
         report("after reading every family's dossier", rss_mib(server.id()), events);
+        // The families read last are still in the cache (it keeps the most recently used).
+        let recent = (families.saturating_sub(RECENT_FAMILIES)..families).collect();
+        latencies("dossier, family cached", read_dossiers(&channel, recent).await);
+        report("after reading them again", rss_mib(server.id()), events);
         stop(&mut server);
     });
 }
@@ -137,26 +146,42 @@ async fn wait_for_log_service(channel: &Channel) {
     }
 }
 
-async fn read_every_dossier(channel: &Channel, families: usize) {
+/// Reads each family's dossier once, 8 at a time; the latency of each call, in ms.
+async fn read_dossiers(channel: &Channel, families: Vec<usize>) -> Vec<f64> {
+    let families = std::sync::Arc::new(families);
     let mut readers = Vec::new();
     for w in 0..WRITERS {
         let mut client =
             pb::dossier_service_client::DossierServiceClient::with_interceptor(channel.clone(), professional)
                 .max_decoding_message_size(usize::MAX);
+        let families = families.clone();
         readers.push(tokio::spawn(async move {
-            for f in (w..families).step_by(WRITERS) {
+            let mut took = Vec::new();
+            for f in families.iter().skip(w).step_by(WRITERS) {
                 let request = pb::GetDossierRequest {
                     family_id: format!("fam-{f}"),
                     purpose: pb::Purpose::Care as i32,
                     break_the_glass: None,
                 };
+                let started = Instant::now();
                 client.get_dossier(request).await.expect("dossier");
+                took.push(started.elapsed().as_secs_f64() * 1e3);
             }
+            took
         }));
     }
+    let mut all = Vec::new();
     for r in readers {
-        r.await.expect("reader");
+        all.extend(r.await.expect("reader"));
     }
+    all
+}
+
+fn latencies(label: &str, mut ms: Vec<f64>) {
+    ms.sort_by(f64::total_cmp);
+    let at = |p: f64| ms.get(((ms.len() as f64 * p) as usize).min(ms.len().saturating_sub(1))).copied();
+    let (p50, p99) = (at(0.50).unwrap_or(f64::NAN), at(0.99).unwrap_or(f64::NAN));
+    println!("{label:<40} p50 {p50:>7.2} ms  p99 {p99:>7.2} ms  ({} reads, 8 at a time)", ms.len());
 }
 
 fn rss_mib(pid: u32) -> f64 {
