@@ -23,6 +23,7 @@ use crate::store::{AppendOutcome, MAX_EVENTS_PER_APPEND, StoreError, revision_ma
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 /// How often an append re-checks after losing a race to another writer.
 const MAX_ATTEMPTS: usize = 4;
@@ -120,7 +121,8 @@ impl Families {
             // The commit runs as a task of its own, holding the lock: if this caller goes
             // away mid-commit, the appends it gathered from others still get their outcome.
             let families = Arc::clone(self);
-            tokio::spawn(async move { families.commit_waiting(&family, &entry, &mut slot).await });
+            let commit = async move { families.commit_waiting(&family, &entry, &mut slot).await };
+            tokio::spawn(commit.instrument(tracing::Span::current()));
         } else {
             drop(slot);
         }
