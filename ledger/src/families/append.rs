@@ -117,16 +117,19 @@ impl Families {
                 slot = &mut lock => slot,
             }
         };
-        if matches!(answered.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
-            // The commit runs as a task of its own, holding the lock: if this caller goes
-            // away mid-commit, the appends it gathered from others still get their outcome.
-            let families = Arc::clone(self);
-            let commit = async move { families.commit_waiting(&family, &entry, &mut slot).await };
-            tokio::spawn(commit.instrument(tracing::Span::current()));
-        } else {
-            drop(slot);
+        match answered.try_recv() {
+            // Answered by the commit that held the lock just before.
+            Ok(outcome) => outcome,
+            Err(oneshot::error::TryRecvError::Closed) => Err(leader_gone()),
+            Err(oneshot::error::TryRecvError::Empty) => {
+                // The commit runs as a task of its own, holding the lock: if this caller goes
+                // away mid-commit, the appends it gathered from others still get their outcome.
+                let families = Arc::clone(self);
+                let commit = async move { families.commit_waiting(&family, &entry, &mut slot).await };
+                tokio::spawn(commit.instrument(tracing::Span::current()));
+                answered.await.unwrap_or_else(|_| Err(leader_gone()))
+            }
         }
-        answered.await.unwrap_or_else(|_| Err(leader_gone()))
     }
 
     /// Commits every append waiting on the family, in arrival order: each round takes the
