@@ -62,8 +62,12 @@ impl Opener for Plaintext {
     }
 }
 
+/// A key as this process knows it. A live key keeps no group: one key per family and group
+/// stays cached for the life of the process, and a group (a few hundred bytes of sets and
+/// strings) was most of each entry. When a live key is forgotten, the next prefetch reads
+/// its group from the key store, as for a key forgotten before it was ever loaded.
 enum Cached {
-    Live { key: SubjectKey, group: Option<KeyGroup> },
+    Live { key: SubjectKey },
     Destroyed { at: Option<i64>, group: Option<KeyGroup> },
 }
 
@@ -141,10 +145,7 @@ impl Keyring {
                 let kek = self
                     .kek(&stored.kek_id)
                     .ok_or_else(|| SealError::UnknownKek { key: stored.key_id, kek: stored.kek_id.clone() })?;
-                Cached::Live {
-                    key: kek.unwrap_key(stored.key_id, &stored.label, wrapped)?,
-                    group: KeyGroup::from_label(&stored.label).ok(),
-                }
+                Cached::Live { key: kek.unwrap_key(stored.key_id, &stored.label, wrapped)? }
             }
         };
         self.cache().insert(stored.key_id, cached);
@@ -277,8 +278,8 @@ impl Keyring {
         let mut cache = self.cache();
         for id in key_ids {
             let group = match cache.get(id) {
-                Some(Cached::Destroyed { group, .. } | Cached::Live { group, .. }) => group.clone(),
-                None => None,
+                Some(Cached::Destroyed { group, .. }) => group.clone(),
+                Some(Cached::Live { .. }) | None => None,
             };
             cache.insert(*id, Cached::Destroyed { at: Some(at_micros), group });
         }
@@ -355,5 +356,45 @@ impl Opener for Keyring {
             }
         };
         Ok(Opened { key: Some(id), content })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::EventHash;
+    use crate::envelope::StreamId;
+
+    fn sealed_event(keys: &Keyring, group: &KeyGroup) -> RecordedEvent {
+        let event_id = uuid::Uuid::new_v4();
+        let payload = futures::executor::block_on(keys.seal("f1", group, &event_id, "case.note", b"{}", 0)).unwrap();
+        RecordedEvent {
+            stream: StreamId::new("family-f1").unwrap(),
+            revision: 0,
+            position: 0,
+            event_id,
+            event_type: "case.note".into(),
+            recorded_at_micros: 0,
+            payload,
+            prev_hash: EventHash::GENESIS,
+            hash: EventHash::GENESIS,
+        }
+    }
+
+    #[test]
+    fn a_live_key_forgotten_reads_as_shredded_with_its_group_once_prefetched() {
+        let keys = Keyring::ephemeral().unwrap();
+        let group = KeyGroup::access_log(2026);
+        let event = sealed_event(&keys, &group);
+        let key = keys.open(&event).unwrap().key.unwrap();
+        assert!(matches!(keys.open(&event).unwrap().content, Content::Plain(_)));
+
+        keys.forget(&[key], 7);
+        // The live key kept no group: until the key store is asked, the group is unknown.
+        let forgotten = keys.open(&event).unwrap().content;
+        assert_eq!(forgotten, Content::Shredded { erased_at_micros: Some(7), group: None });
+        futures::executor::block_on(keys.prefetch(std::slice::from_ref(&event))).unwrap();
+        let prefetched = keys.open(&event).unwrap().content;
+        assert_eq!(prefetched, Content::Shredded { erased_at_micros: Some(7), group: Some(group) });
     }
 }
