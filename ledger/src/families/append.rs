@@ -6,10 +6,10 @@
 //! as they arrive and whoever takes the lock next commits every waiting one that fits
 //! together in one checked, chained append ([`Families::commit_waiting`]). Each is judged
 //! exactly as if it had come alone, against the revision it lands on, and gets its own
-//! outcome. That commit runs as a task of its own, so that the others it answers never
-//! depend on the one caller who happened to take the lock staying connected.
+//! outcome. A commit that gathered others' appends runs as a task of its own, so that their
+//! answers never depend on the one caller that happened to take the lock staying connected.
 
-use super::cache::{self, Entry, Slot};
+use super::cache::{self, Slot};
 use super::{Families, FamilyError, Target};
 use crate::authorisation::{Action, Caller, authorise};
 use crate::case::CaseRecord;
@@ -20,7 +20,7 @@ use crate::envelope::{EventId, ExpectedRevision, ProposedEvent, RecordedEvent};
 use crate::family::{ApplyError, FamilyId, FamilyState};
 use crate::sealing::{KeyGroup, Opener, groups};
 use crate::store::{AppendOutcome, MAX_EVENTS_PER_APPEND, StoreError, revision_matches};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::Instrument;
@@ -122,21 +122,27 @@ impl Families {
             Ok(outcome) => outcome,
             Err(oneshot::error::TryRecvError::Closed) => Err(leader_gone()),
             Err(oneshot::error::TryRecvError::Empty) => {
-                // The commit runs as a task of its own, holding the lock: if this caller goes
-                // away mid-commit, the appends it gathered from others still get their outcome.
-                let families = Arc::clone(self);
-                let commit = async move { families.commit_waiting(&family, &entry, &mut slot).await };
-                tokio::spawn(commit.instrument(tracing::Span::current()));
+                let waiting = entry.take_waiting();
+                if waiting.len() == 1 {
+                    // Only this caller's own append: nobody else waits on this commit.
+                    self.commit_waiting(&family, waiting, &mut slot).await;
+                } else {
+                    // The commit runs as a task of its own, holding the lock: if this caller
+                    // goes away mid-commit, the others' appends it gathered still get their
+                    // outcome.
+                    let families = Arc::clone(self);
+                    let commit = async move { families.commit_waiting(&family, waiting, &mut slot).await };
+                    tokio::spawn(commit.instrument(tracing::Span::current()));
+                }
                 answered.await.unwrap_or_else(|_| Err(leader_gone()))
             }
         }
     }
 
-    /// Commits every append waiting on the family, in arrival order: each round takes the
-    /// longest run that can be judged together against the state as it stands, and one that
-    /// cannot goes alone.
-    async fn commit_waiting(&self, family: &FamilyId, entry: &Entry, slot: &mut Slot) {
-        let mut waiting = entry.take_waiting();
+    /// Commits `waiting` (taken from the family under its lock), in arrival order: each
+    /// round takes the longest run that can be judged together against the state as it
+    /// stands, and one that cannot goes alone.
+    async fn commit_waiting(&self, family: &FamilyId, mut waiting: VecDeque<WaitingAppend>, slot: &mut Slot) {
         while let Some(first) = waiting.pop_front() {
             let mut batch = vec![first];
             // A lone append skips the batch checks: the single path makes them itself.

@@ -386,8 +386,9 @@ mod tests {
         let keys = Keyring::ephemeral().unwrap();
         let group = KeyGroup::access_log(2026);
         let event = sealed_event(&keys, &group);
-        let key = keys.open(&event).unwrap().key.unwrap();
-        assert!(matches!(keys.open(&event).unwrap().content, Content::Plain(_)));
+        let opened = keys.open(&event).unwrap();
+        assert!(matches!(opened.content, Content::Plain(_)));
+        let key = opened.key.unwrap();
 
         keys.forget(&[key], 7);
         // The live key kept no group: until the key store is asked, the group is unknown.
