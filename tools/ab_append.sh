@@ -7,6 +7,11 @@
 #
 #   tools/ab_append.sh BASE_BIN NEW_BIN [ROUNDS] [CLIENTS] [SECONDS]     (MODES="distinct hot")
 #
+# Build the base in a worktree with a target directory of its own, or run
+# `cargo clean --release -p gezinsdossier-ledger -p gezinsdossier-services` between the two builds:
+# cargo takes a build of the same workspace from another checkout as fresh, and then hands
+# back the base's binary as the new one. Compare the two binaries' checksums before a run.
+#
 # The load generator is built once with:
 #   GZD_PROTO_DIR=$PWD/proto CARGO_TARGET_DIR=/tmp/gzd-perf-loadgen-target \
 #     cargo build --release --manifest-path ../shared/bench-peers/loadgen/Cargo.toml
