@@ -59,6 +59,32 @@ async fn registered(families: &Arc<Families>, family: &FamilyId) {
     families.append_case_events(append).await.unwrap();
 }
 
+/// A registered family over a SQLite store that injects faults (and the store's directory).
+async fn hot_family_over_faulty_store() -> (tempfile::TempDir, Arc<FaultyStore<SqliteStore>>, Arc<Families>, FamilyId) {
+    let dir = tempfile::tempdir().unwrap();
+    let faulty = Arc::new(FaultyStore::new(SqliteStore::open(dir.path()).unwrap()));
+    let families = families_over(faulty.clone(), Arc::new(Keyring::ephemeral().unwrap()));
+    let family = FamilyId::new("hot").unwrap();
+    registered(&families, &family).await;
+    (dir, faulty, families, family)
+}
+
+/// Appends note `i` to `family` in a task of its own, expecting any revision.
+fn spawn_note(
+    families: &Arc<Families>,
+    family: &FamilyId,
+    i: usize,
+) -> tokio::task::JoinHandle<Result<AppendOutcome, FamilyError>> {
+    let families = families.clone();
+    let request = CaseAppend {
+        family: family.clone(),
+        expected: ExpectedRevision::Any,
+        author: author("youth").into(),
+        events: vec![note("ma", i)],
+    };
+    tokio::spawn(async move { families.append_case_events(request).await })
+}
+
 /// What one appender asked and heard.
 struct Acked {
     request: CaseAppend,
@@ -187,26 +213,10 @@ async fn many_appenders_on_one_family_get_exactly_what_the_stream_holds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_store_failure_under_a_batch_answers_every_appender_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let faulty = Arc::new(FaultyStore::new(SqliteStore::open(dir.path()).unwrap()));
-    let keys = Arc::new(Keyring::ephemeral().unwrap());
-    let families = families_over(faulty.clone(), keys.clone());
-    let family = FamilyId::new("hot").unwrap();
-    registered(&families, &family).await;
+    let (_dir, faulty, families, family) = hot_family_over_faulty_store().await;
 
     faulty.fail_appends("family-", Fault::BeforeWrite);
-    let tasks: Vec<_> = (0..32)
-        .map(|i| {
-            let families = families.clone();
-            let request = CaseAppend {
-                family: family.clone(),
-                expected: ExpectedRevision::Any,
-                author: author("youth").into(),
-                events: vec![note("ma", i)],
-            };
-            tokio::spawn(async move { families.append_case_events(request).await })
-        })
-        .collect();
+    let tasks: Vec<_> = (0..32).map(|i| spawn_note(&families, &family, i)).collect();
     for t in tasks {
         let outcome = t.await.unwrap();
         assert!(
@@ -241,22 +251,8 @@ async fn until(what: &str, done: impl Fn() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_caller_that_goes_away_mid_commit_leaves_the_appends_it_gathered_answered() {
-    let dir = tempfile::tempdir().unwrap();
-    let faulty = Arc::new(FaultyStore::new(SqliteStore::open(dir.path()).unwrap()));
-    let keys = Arc::new(Keyring::ephemeral().unwrap());
-    let families = families_over(faulty.clone(), keys.clone());
-    let family = FamilyId::new("hot").unwrap();
-    registered(&families, &family).await;
-    let spawn_append = |i: usize| {
-        let families = families.clone();
-        let request = CaseAppend {
-            family: family.clone(),
-            expected: ExpectedRevision::Any,
-            author: author("youth").into(),
-            events: vec![note("ma", i)],
-        };
-        tokio::spawn(async move { families.append_case_events(request).await })
-    };
+    let (_dir, faulty, families, family) = hot_family_over_faulty_store().await;
+    let spawn_append = |i: usize| spawn_note(&families, &family, i);
 
     // A slow commit holds the family's lock while the leader-to-be and two others queue.
     faulty.fail_appends("family-", Fault::Slow(std::time::Duration::from_millis(600)));
