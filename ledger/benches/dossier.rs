@@ -195,7 +195,7 @@ fn main() {
             assert_eq!(v.timeline.len(), view.timeline.len());
         }
         latencies.sort_by(f64::total_cmp);
-        let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+        let pct = |p: f64| harness::percentile(&latencies, p);
         println!(
             "\n### Dossier: {EVENTS} events, {CONSENTS} consents, SQLite, disclosure committed (synchronous=FULL)\n"
         );

@@ -77,12 +77,17 @@ where
         all.extend(t.await.expect("appender task"));
     }
     all.sort_by(f64::total_cmp);
-    let pct = |p: f64| all.get(((all.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
+    let pct = |p: f64| percentile(&all, p);
     Sample {
         events_per_sec: (all.len() * events_per_op) as f64 / settings.measure.as_secs_f64(),
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
     }
+}
+
+/// The `p` quantile of `sorted` latencies, by nearest rank; NaN when there are none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted.get((sorted.len().saturating_sub(1) as f64 * p).round() as usize).copied().unwrap_or(f64::NAN)
 }
 
 /// Median of each figure over several samples.

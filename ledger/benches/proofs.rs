@@ -165,7 +165,7 @@ async fn main() {
 
 fn report(what: &str, lat: &mut [f64], hashes: usize, proofs: u64) {
     lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
+    let pct = |p: f64| harness::percentile(lat, p);
     println!(
         "{what}: p50 {:.1} µs, p99 {:.1} µs, {:.1} hashes per proof",
         pct(0.5),

@@ -113,7 +113,7 @@ fn main() {
             lines = report.report.entries.len();
         }
         latencies.sort_by(f64::total_cmp);
-        let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+        let pct = |p: f64| harness::percentile(&latencies, p);
         println!("\n### Report for a member with {disclosures} disclosures ({lines} lines), SQLite\n");
         println!("first report (the index is read from the log): {cold:.1} ms");
         println!("{reports} reports after it: p50 {:.1} ms, p99 {:.1} ms", pct(0.5), pct(0.99));

@@ -179,8 +179,7 @@ async fn read_dossiers(channel: &Channel, families: Vec<usize>) -> Vec<f64> {
 
 fn latencies(label: &str, mut ms: Vec<f64>) {
     ms.sort_by(f64::total_cmp);
-    let at = |p: f64| ms.get(((ms.len() as f64 * p) as usize).min(ms.len().saturating_sub(1))).copied();
-    let (p50, p99) = (at(0.50).unwrap_or(f64::NAN), at(0.99).unwrap_or(f64::NAN));
+    let (p50, p99) = (harness::percentile(&ms, 0.50), harness::percentile(&ms, 0.99));
     println!("{label:<40} p50 {p50:>7.2} ms  p99 {p99:>7.2} ms  ({} reads, 8 at a time)", ms.len());
 }
 
