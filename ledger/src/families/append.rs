@@ -64,6 +64,7 @@ impl CaseAppend {
 
 /// Events about to be appended: their plaintext payloads, and the record each encodes (taken
 /// into the family state once they are committed).
+#[derive(Default)]
 pub(super) struct Encoded {
     pub events: Vec<ProposedEvent>,
     pub records: Vec<FamilyEvent>,
@@ -172,11 +173,10 @@ impl Families {
     }
 
     /// Appends `one` alone and answers it.
-    async fn answer_alone(&self, slot: &mut Slot, one: WaitingAppend) {
-        let WaitingAppend { request, encoded, answer } = one;
-        let outcome = self.append_alone(slot, &request, encoded).await;
-        // A caller that went away no longer needs its answer; a retry finds its events.
-        let _ = answer.send(outcome);
+    async fn answer_alone(&self, slot: &mut Slot, mut one: WaitingAppend) {
+        let encoded = std::mem::take(&mut one.encoded);
+        let outcome = self.append_alone(slot, &one.request, encoded).await;
+        one.answer(outcome);
     }
 
     /// One append under the family's lock, exactly as it is judged alone.
