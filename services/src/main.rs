@@ -3,6 +3,7 @@
 
 /// Many small, short-lived allocations per call (headers, protobuf, spans) cost less here
 /// than in glibc's allocator.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

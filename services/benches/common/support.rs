@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 /// The server binary's allocator (`services/src/main.rs`), so that the figures match it.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
