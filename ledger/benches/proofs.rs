@@ -141,9 +141,9 @@ async fn main() {
         lat.push(t.elapsed().as_secs_f64() * 1e6);
     }
     report("consistency", &mut lat, hashes, proofs);
-    // Warm: positions within the newest 1,000 tiles (as one family's audit rows or report
-    // lines often are), after one pass has brought those tiles to hand.
-    let window = 256_000.min(events);
+    // Warm: positions within the newest tiles that stay at hand (half the bound; as one
+    // family's audit rows or report lines often are), after one pass has brought them.
+    let window = (gezinsdossier_ledger::proof_index::DEFAULT_TILES_AT_HAND as u64 / 2 * 256).min(events);
     let warm_size = events;
     for p in (events - window..events).step_by(256) {
         index.inclusion(p, warm_size).await.expect("proof");

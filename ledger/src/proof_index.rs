@@ -15,9 +15,11 @@ use std::sync::{Arc, RwLock};
 
 /// Event type of a persisted tile.
 pub const TILE_EVENT_TYPE: &str = "log.tile";
-/// Full tiles kept at hand before the set is dropped and loaded again on demand (16 KiB
-/// each with their inner nodes: 32 MiB).
-pub const DEFAULT_TILES_AT_HAND: usize = 2048;
+/// Full tiles kept at hand before the set is dropped and loaded again on demand: 24 KiB
+/// each (8 KiB of hashes, 16 KiB of inner nodes), 12 MiB. A heap profile found 2,048 of
+/// them to be 49 MiB, a sixth of the heap; a tile not at hand costs a proof one 8 KiB read
+/// (p99 417 µs at 10 million events, BENCHMARKS.md).
+pub const DEFAULT_TILES_AT_HAND: usize = 512;
 /// A proof touches a few tiles per level; more loads than this for one answer is a bug.
 const MAX_LOADS_PER_ANSWER: usize = 128;
 
