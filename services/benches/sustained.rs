@@ -51,9 +51,13 @@ fn main() {
         let samples = sample(&server, &data, &load, Duration::from_secs(seconds)).await;
         summarise(&samples);
         let took = server.terminate();
-        let (appended, reads, errors) = load.stop().await;
+        let tally = load.stop().await;
         println!("SIGTERM under load: exited in {:.3} s", took.as_secs_f64());
-        println!("load: {appended} appends, {reads} dossier reads, {errors} calls refused (during the shutdown)");
+        println!(
+            "load: {} appends, {} dossier reads; refused: {} appends, {} reads (the shutdown, and reads of a \
+             family whose first event was not written yet)",
+            tally.appended, tally.reads, tally.refused_appends, tally.refused_reads
+        );
 
         let (server, (serving, appended)) = restart(&data, 0).await;
         println!("restart after SIGTERM: serving in {serving:.3} s, first append in {appended:.3} s");
@@ -81,7 +85,16 @@ struct Load {
     stopping: Arc<AtomicBool>,
     appended: Arc<AtomicU64>,
     reads: Arc<AtomicU64>,
-    tasks: Vec<tokio::task::JoinHandle<u64>>,
+    appenders: Vec<tokio::task::JoinHandle<u64>>,
+    readers: Vec<tokio::task::JoinHandle<u64>>,
+}
+
+/// What the load did, and how many of its calls were refused.
+struct Tally {
+    appended: u64,
+    reads: u64,
+    refused_appends: u64,
+    refused_reads: u64,
 }
 
 impl Load {
@@ -92,7 +105,7 @@ impl Load {
         let reads = Arc::new(AtomicU64::new(0));
         // The family each appender is on, by its count of families so far.
         let on: Arc<Vec<AtomicU64>> = Arc::new((0..shape.appenders).map(|_| AtomicU64::new(0)).collect());
-        let mut tasks = Vec::new();
+        let (mut appenders, mut readers) = (Vec::new(), Vec::new());
         for a in 0..shape.appenders {
             let mut client = pb::case_service_client::CaseServiceClient::with_interceptor(
                 channel.clone(),
@@ -100,7 +113,7 @@ impl Load {
             );
             let (stopping, appended, on, per_family) =
                 (stopping.clone(), appended.clone(), on.clone(), shape.events_per_family);
-            tasks.push(tokio::spawn(async move {
+            appenders.push(tokio::spawn(async move {
                 let mut refused = 0;
                 let mut n: u64 = 0;
                 while !stopping.load(Ordering::Relaxed) {
@@ -129,7 +142,7 @@ impl Load {
             )
             .max_decoding_message_size(usize::MAX);
             let (stopping, reads, on, appenders) = (stopping.clone(), reads.clone(), on.clone(), shape.appenders);
-            tasks.push(tokio::spawn(async move {
+            readers.push(tokio::spawn(async move {
                 let mut refused = 0;
                 let mut i = r;
                 while !stopping.load(Ordering::Relaxed) {
@@ -147,18 +160,29 @@ impl Load {
                 refused
             }));
         }
-        Self { stopping, appended, reads, tasks }
+        Self { stopping, appended, reads, appenders, readers }
     }
 
-    /// Stops the load; appends, reads, and calls refused.
-    async fn stop(self) -> (u64, u64, u64) {
+    /// Stops the load.
+    async fn stop(self) -> Tally {
         self.stopping.store(true, Ordering::Relaxed);
-        let mut refused = 0;
-        for task in self.tasks {
-            refused += task.await.expect("load task");
+        let (refused_appends, refused_reads) = (refused(self.appenders).await, refused(self.readers).await);
+        Tally {
+            appended: self.appended.load(Ordering::Relaxed),
+            reads: self.reads.load(Ordering::Relaxed),
+            refused_appends,
+            refused_reads,
         }
-        (self.appended.load(Ordering::Relaxed), self.reads.load(Ordering::Relaxed), refused)
     }
+}
+
+/// The refusals the tasks counted, once they have ended.
+async fn refused(tasks: Vec<tokio::task::JoinHandle<u64>>) -> u64 {
+    let mut refused = 0;
+    for task in tasks {
+        refused += task.await.expect("load task");
+    }
+    refused
 }
 
 /// After a refused call (the server going down), a pause before the next; counts one.
