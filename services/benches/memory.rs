@@ -31,7 +31,7 @@ fn main() {
     let data = dir.path().join("data");
     runtime.block_on(async {
         println!("memory: {events} events of ~300 bytes over {families} families (embedded store)");
-        let server = ServerProcess::start(&data, &[]);
+        let server = ServerProcess::start(&data);
         let channel = server.connect().await;
         let started = Instant::now();
         write(&channel, events, families).await;
@@ -39,7 +39,7 @@ fn main() {
         report("after writing", server.rss_mib(), events);
         server.terminate();
 
-        let server = ServerProcess::start(&data, &[]);
+        let server = ServerProcess::start(&data);
         let channel = server.connect().await;
         let started = Instant::now();
         process::wait_for_log_service(&channel).await;

@@ -46,7 +46,7 @@ fn main() {
             "sustained: {} appenders (one ~300-byte note per call, {} per family), {} dossier readers, {seconds} s",
             shape.appenders, shape.events_per_family, shape.readers
         );
-        let server = ServerProcess::start(&data, &[]);
+        let server = ServerProcess::start(&data);
         let load = Load::start(&server.connect().await, &shape, 0);
         let samples = sample(&server, &data, &load, Duration::from_secs(seconds)).await;
         summarise(&samples);
@@ -251,7 +251,7 @@ fn wal_mib(data: &std::path::Path) -> f64 {
 /// until the first append was acknowledged.
 async fn restart(data: &std::path::Path, nth: usize) -> (ServerProcess, (f64, f64)) {
     let started = Instant::now();
-    let server = ServerProcess::start(data, &[]);
+    let server = ServerProcess::start(data);
     let channel = server.connect().await;
     process::wait_for_log_service(&channel).await;
     let serving = started.elapsed().as_secs_f64();

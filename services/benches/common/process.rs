@@ -15,14 +15,14 @@ pub const ORG: &str = "ggz-delfland";
 /// A running server process.
 pub struct ServerProcess {
     child: std::process::Child,
-    pub endpoint: String,
+    endpoint: String,
 }
 
 impl ServerProcess {
-    /// Starts the binary on a free port with its data under `data`; `env` adds to its
-    /// environment (the log level is `error` unless given). `GZD_BENCH_SERVER_BIN` names
-    /// another build of the binary to run instead (an A/B, or one built for a profiler).
-    pub fn start(data: &std::path::Path, env: &[(&str, &str)]) -> Self {
+    /// Starts the binary on a free port with its data under `data`, logging errors only.
+    /// `GZD_BENCH_SERVER_BIN` names another build of the binary to run instead (an A/B, or
+    /// one built for a profiler).
+    pub fn start(data: &std::path::Path) -> Self {
         let binary = std::env::var_os("GZD_BENCH_SERVER_BIN")
             .map_or_else(|| env!("CARGO_BIN_EXE_gezinsdossier").into(), std::path::PathBuf::from);
         let mut command = std::process::Command::new(binary);
@@ -30,7 +30,6 @@ impl ServerProcess {
             .args(["serve", "--insecure-dev", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .env("RUST_LOG", "error")
-            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null());
         let mut child = command.spawn().expect("start the binary");
