@@ -3,6 +3,10 @@
 //! `--kurrentdb-fake` (which measures our client-side cost and round trips, not KurrentDB).
 //!
 //! `cargo bench -p gezinsdossier-ledger --bench store_append [-- --seconds 3 --repeats 3]`
+//!
+//! `--prefill N` first writes N events (in appends of 64, over 50,000 streams), so that the
+//! rate is measured at a log of that size rather than at an empty one. `--appenders 64` and
+//! `--streams distinct|hot` run one configuration only.
 
 mod harness;
 
@@ -29,16 +33,58 @@ async fn open_store() -> (Arc<dyn EventStore>, Box<dyn std::any::Any>) {
     (Arc::new(KurrentStore::open(KurrentOptions { url, namespace }).await.expect("open")), guard)
 }
 
+/// Writes `events` events in appends of 64, from 64 concurrent tasks, round 50,000 streams.
+async fn fill(store: &Arc<dyn EventStore>, events: u64) {
+    const PER_APPEND: u64 = 64;
+    const TASKS: u64 = 64;
+    let appends = events.div_ceil(PER_APPEND);
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = format!("{{\"note\":\"{}\"}}", harness::payload(490)).into_bytes();
+            for a in (t..appends).step_by(TASKS as usize) {
+                let batch = (0..PER_APPEND)
+                    .map(|_| ProposedEvent {
+                        event_id: uuid::Uuid::new_v4(),
+                        event_type: "bench.note".into(),
+                        recorded_at_micros: 0,
+                        payload: body.clone(),
+                    })
+                    .collect();
+                let stream = StreamId::new(format!("prefill-{}", a % 50_000)).expect("stream");
+                store.append(&stream, ExpectedRevision::Any, batch).await.expect("prefill append");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("prefill task");
+    }
+}
+
 fn main() {
     let settings = Settings::from_args();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
+        let prefill: u64 = harness::arg("--prefill", 0);
+        let only_appenders: usize = harness::arg("--appenders", 0);
+        let only_streams: String = harness::arg("--streams", String::new());
+        if prefill > 0 {
+            println!("each run first writes {prefill} events");
+        }
         print_header("store alone: one ~500-byte event per append (SQLite: synchronous=FULL)", &settings);
         for hot in [false, true] {
+            if !only_streams.is_empty() && only_streams != if hot { "hot" } else { "distinct" } {
+                continue;
+            }
             for appenders in [1, 8, 64, 256] {
+                if only_appenders != 0 && only_appenders != appenders {
+                    continue;
+                }
                 let mut samples = Vec::new();
                 for _ in 0..settings.repeats {
                     let (store, _guard) = open_store().await;
+                    fill(&store, prefill).await;
                     let body = Arc::new(format!("{{\"note\":\"{}\"}}", harness::payload(490)).into_bytes());
                     let s = store.clone();
                     let sample = measure(&settings, appenders, 1, move |a, i| {

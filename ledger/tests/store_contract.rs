@@ -919,6 +919,72 @@ mod sqlite_specific {
         assert_eq!((version, unique), (2, 0));
     }
 
+    /// Runs of two events, 45 of them: two id groups complete (16 runs each) and one open.
+    /// Every id is found wherever its run is, and every stream read whole, through the
+    /// filters; after a reopen (the open group built again from its runs); and after the
+    /// filters are taken away, as a build from before them leaves a file.
+    #[tokio::test]
+    async fn lookups_find_every_run_through_the_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            let options = gezinsdossier_ledger::store::sqlite::SqliteOptions { run_events: 2, ..Default::default() };
+            SqliteStore::open_with(dir.path(), options).unwrap()
+        };
+        let store = open();
+        let mut written = Vec::new();
+        for i in 0..90 {
+            let e = event(&format!("{i}"));
+            let family = format!("family-{}", i % 7);
+            store.append(&stream(&family), ExpectedRevision::Any, vec![e.clone()]).await.unwrap();
+            written.push((family, e));
+        }
+        store.probe_writes().await.unwrap();
+        let count = |table: &str| -> i64 {
+            rusqlite_conn(dir.path()).query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!((count("index_runs"), count("index_id_groups"), count("index_run_streams")), (45, 2, 45));
+        assert_found_through_runs(&store, &written).await;
+        store.shutdown().await;
+
+        let store = open();
+        assert_found_through_runs(&store, &written).await;
+        store.shutdown().await;
+
+        rusqlite_conn(dir.path()).execute_batch("DELETE FROM index_id_groups; DELETE FROM index_run_streams;").unwrap();
+        let store = open();
+        assert_eq!(count("index_id_groups"), 2, "the complete groups' filters are built again at open");
+        assert_found_through_runs(&store, &written).await;
+        store.shutdown().await;
+    }
+
+    async fn assert_found_through_runs(
+        store: &SqliteStore,
+        written: &[(String, gezinsdossier_ledger::envelope::ProposedEvent)],
+    ) {
+        for family in (0..7).map(|f| format!("family-{f}")) {
+            let ids: Vec<_> = written.iter().filter(|(s, _)| *s == family).map(|(_, e)| e.event_id).collect();
+            let read = store.read_stream(&stream(&family), 0, 1000).await.unwrap();
+            assert_eq!(read.iter().map(|e| e.event_id).collect::<Vec<_>>(), ids, "{family}");
+            let last = ids.len() as u64 - 1;
+            assert_eq!(store.stream_revision(&stream(&family)).await.unwrap(), Some(last), "{family}");
+            for from in [1, last / 2, last] {
+                let part = store.read_stream(&stream(&family), from, 3).await.unwrap();
+                let revisions: Vec<u64> = part.iter().map(|e| e.revision).collect();
+                assert_eq!(revisions, (from..=last).take(3).collect::<Vec<_>>(), "{family} from {from}");
+            }
+        }
+        assert_eq!(store.stream_revision(&stream("family-none")).await.unwrap(), None);
+        assert!(store.read_stream(&stream("family-none"), 0, 10).await.unwrap().is_empty());
+        for (family, e) in written {
+            let again = store.append(&stream(family), ExpectedRevision::Any, vec![e.clone()]).await.unwrap();
+            assert!(again.deduplicated, "a retry of {} is recognised", e.event_id);
+            let mut changed = e.clone();
+            changed.payload = b"{}".to_vec();
+            let err = store.append(&stream("family-other"), ExpectedRevision::Any, vec![changed]).await.unwrap_err();
+            assert_eq!(err, StoreError::EventIdConflict { event_id: e.event_id });
+        }
+    }
+
     fn rusqlite_conn(dir: &std::path::Path) -> rusqlite::Connection {
         rusqlite::Connection::open(dir.join("events.sqlite3")).unwrap()
     }

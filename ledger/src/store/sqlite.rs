@@ -21,7 +21,7 @@ use crate::chain::EventHash;
 use crate::envelope::{EventId, ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use index::{CommittedAppend, Entry, IndexWriter, SharedTail};
+use index::{CommittedAppend, Entry, IndexWriter};
 use rusqlite::{Connection, OpenFlags, params};
 use std::collections::HashMap;
 use std::fs::File;
@@ -86,8 +86,8 @@ pub struct SqliteStore {
 struct Inner {
     writer: mpsc::Sender<WriterMsg>,
     readers: ReaderPool,
-    /// Lookup entries not yet in a run, kept by the writer.
-    tail: SharedTail,
+    /// Lookup entries not yet in a run, and which runs hold which streams, kept by the writer.
+    index: index::Shared,
     head: watch::Receiver<u64>,
     /// The OS lock that keeps other processes out; released by [`SqliteStore::shutdown`].
     lock: Mutex<Option<File>>,
@@ -127,7 +127,7 @@ impl SqliteStore {
         let next_position: i64 =
             conn.query_row("SELECT COALESCE(MAX(position) + 1, 0) FROM events", [], |r| r.get(0)).map_err(sql)?;
         let next_position = to_u64(next_position)?;
-        let (index, tail) = IndexWriter::open(&conn, options.run_events)?;
+        let (index, shared_index) = IndexWriter::open(&conn, options.run_events)?;
 
         let (head_tx, head_rx) = watch::channel(next_position);
         // Past half the bound, the WAL is restarted.
@@ -155,7 +155,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 writer: tx,
                 readers: ReaderPool::new(path),
-                tail,
+                index: shared_index,
                 head: head_rx,
                 lock: Mutex::new(Some(lock)),
             }),
@@ -186,10 +186,11 @@ impl EventStore for SqliteStore {
 
     async fn read_stream(&self, stream: &StreamId, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         // The tail before the runs: see the `index` module.
-        let in_tail = index::tail_of_stream(&self.inner.tail, stream, from);
+        let in_tail = self.inner.index.tail_of_stream(stream, from);
+        let runs = self.inner.index.runs_of(stream);
         let stream = stream.clone();
         self.read(move |c| {
-            let mut entries = index::stream_in_runs(c, &stream, from, limit)?;
+            let mut entries = index::stream_in_runs(c, &runs, &stream, from, limit)?;
             let next = entries.last().map_or(from, |e| e.revision + 1);
             let room = limit.saturating_sub(entries.len());
             entries.extend(in_tail.into_iter().filter(|e| e.revision >= next).take(room));
@@ -210,8 +211,8 @@ impl EventStore for SqliteStore {
     }
 
     async fn stream_revision(&self, stream: &StreamId) -> Result<Option<u64>, StoreError> {
-        let (stream, tail) = (stream.clone(), self.inner.tail.clone());
-        self.read(move |c| Ok(index::head(c, &tail, &stream)?.map(|e| e.revision))).await
+        let (stream, shared) = (stream.clone(), self.inner.index.clone());
+        self.read(move |c| Ok(index::head(c, &shared, &stream)?.map(|e| e.revision))).await
     }
 
     fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
@@ -235,10 +236,15 @@ struct Head {
     hash: EventHash,
 }
 
+/// Stream heads the writer keeps. Past this many it forgets them all, and reads each again
+/// at its stream's next append (a few seeks), so that its memory follows the streams in use
+/// rather than every stream ever written.
+const HEADS_KEPT: usize = 65_536;
+
 struct Writer {
     conn: Connection,
     /// Committed stream heads (`None`: the stream has no events). Only this thread writes,
-    /// so the cache cannot go stale.
+    /// so the cache cannot go stale. Bounded by [`HEADS_KEPT`].
     heads: HashMap<StreamId, Option<Head>>,
     /// Lookups by stream and event id, and the runs they are written to.
     index: IndexWriter,
@@ -328,6 +334,9 @@ impl Writer {
         match results {
             Ok(results) => {
                 self.heads.extend(staged.heads);
+                if self.heads.len() > HEADS_KEPT {
+                    self.heads = HashMap::new();
+                }
                 self.index.committed(staged.appends);
                 self.next_position = next_position;
                 if next_position != started_at {
@@ -451,7 +460,7 @@ impl Batch<'_> {
     }
 
     fn load_head(&self, stream: &StreamId) -> Result<Option<Head>, StoreError> {
-        let Some(entry) = index::head(self.conn, self.index.tail(), stream)? else {
+        let Some(entry) = index::head(self.conn, self.index.shared(), stream)? else {
             return Ok(None);
         };
         let hash: Vec<u8> = self
@@ -752,7 +761,9 @@ impl LogFile {
             let sql_text = format!("SELECT {COLUMNS} FROM events WHERE stream = ?1 ORDER BY revision");
             return query_events(&self.conn, &sql_text, params![stream.as_str()]);
         }
-        let in_runs = index::stream_in_runs(&self.conn, stream, 0, usize::MAX)?;
+        let mut runs = self.conn.prepare("SELECT run FROM index_runs ORDER BY run DESC").map_err(sql)?;
+        let runs = runs.query_map([], |r| r.get(0)).map_err(sql)?.collect::<Result<Vec<i64>, _>>().map_err(sql)?;
+        let in_runs = index::stream_in_runs(&self.conn, &runs, stream, 0, usize::MAX)?;
         let mut events = events_at(&self.conn, in_runs.iter().map(|e| e.position))?;
         // Past the last run nothing is indexed: those events are read in order.
         events.extend(query_events(
