@@ -957,6 +957,34 @@ mod sqlite_specific {
         store.shutdown().await;
     }
 
+    /// The writer keeps the heads of 16,384 streams at most: past that it forgets them and
+    /// reads each again, so a stream written before must go on exactly where it stopped.
+    #[tokio::test]
+    async fn a_stream_goes_on_after_the_writer_forgot_its_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let first = stream("family-first");
+        store.append(&first, ExpectedRevision::NoStream, vec![event("1"), event("2")]).await.unwrap();
+        let mut tasks = Vec::new();
+        for task in 0..64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..260 {
+                    let s = stream(&format!("family-{task}-{i}"));
+                    store.append(&s, ExpectedRevision::NoStream, vec![event("x")]).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let err = store.append(&first, ExpectedRevision::Exact(0), vec![event("stale")]).await.unwrap_err();
+        assert!(matches!(err, StoreError::WrongExpectedRevision { actual: Some(1), .. }), "{err:?}");
+        let next = store.append(&first, ExpectedRevision::Exact(1), vec![event("3")]).await.unwrap();
+        assert_eq!(next.stream_revision, 2);
+        gezinsdossier_ledger::chain::verify_stream(&store.read_stream(&first, 0, 10).await.unwrap()).unwrap();
+    }
+
     async fn assert_found_through_runs(
         store: &SqliteStore,
         written: &[(String, gezinsdossier_ledger::envelope::ProposedEvent)],

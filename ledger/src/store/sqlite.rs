@@ -239,7 +239,7 @@ struct Head {
 /// Stream heads the writer keeps. Past this many it forgets them all, and reads each again
 /// at its stream's next append (a few seeks), so that its memory follows the streams in use
 /// rather than every stream ever written.
-const HEADS_KEPT: usize = 65_536;
+const HEADS_KEPT: usize = 16_384;
 
 struct Writer {
     conn: Connection,
