@@ -447,7 +447,9 @@ impl IndexWriter {
         if let Some(position) = read(&self.shared.tail).ids.get(id) {
             return Ok(Some(*position));
         }
-        let groups = std::iter::once(&self.open_group).chain(self.id_groups.iter().rev());
+        // The open group holds no run until its first is written.
+        let open = Some(&self.open_group).filter(|g| g.first_run < self.next_run);
+        let groups = open.into_iter().chain(self.id_groups.iter().rev());
         for group in groups.filter(|g| g.filter.check(id.as_bytes())) {
             for run in (group.first_run..group.end_run().min(self.next_run)).rev() {
                 if let Some(position) = id_in_run(conn, run, id)? {
