@@ -917,6 +917,36 @@ mod sqlite_specific {
             })
             .unwrap();
         assert_eq!((version, unique), (2, 0));
+        // The migrated run is an id group of its own, so that no open rebuilds it.
+        let groups: (i64, i64) = conn
+            .query_row("SELECT first_run, end_run FROM index_id_groups", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!(groups, (0, 1));
+        drop(conn);
+        // Groups of runs go on after it: runs 1 to 16 are the next.
+        let store = open_tiny_runs(dir.path());
+        let mut all = written.clone();
+        for i in 0..60 {
+            let e = event(&format!("after-{i}"));
+            store.append(&stream("family-after"), ExpectedRevision::Any, vec![e.clone()]).await.unwrap();
+            all.push(e);
+        }
+        store.shutdown().await;
+        let store = open_tiny_runs(dir.path());
+        let groups: Vec<(i64, i64)> = rusqlite_conn(dir.path())
+            .prepare("SELECT first_run, end_run FROM index_id_groups ORDER BY first_run")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(groups, vec![(0, 1), (1, 17)]);
+        for e in all {
+            let mut changed = e.clone();
+            changed.payload = b"{}".to_vec();
+            let err = store.append(&stream("family-other"), ExpectedRevision::Any, vec![changed]).await.unwrap_err();
+            assert_eq!(err, StoreError::EventIdConflict { event_id: e.event_id });
+        }
     }
 
     /// Runs of two events, 45 of them: two id groups complete (16 runs each) and one open.

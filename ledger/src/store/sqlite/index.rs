@@ -67,7 +67,8 @@ const FILTER_FP_RATE: f64 = 0.001;
 
 /// Runs whose event ids share one filter. A group's filter is written when its last run is;
 /// until then the writer keeps it in memory, and builds it again from the group's id blocks
-/// at open (at most this many runs less one).
+/// at open (at most this many runs less one). The run a version-1 file is migrated into is
+/// a group of its own, however large.
 const RUNS_PER_ID_GROUP: i64 = 16;
 
 /// Tables added to schema version 2 after it shipped. Older builds ignore them; runs they
@@ -80,6 +81,7 @@ CREATE TABLE IF NOT EXISTS index_run_streams (
 );
 CREATE TABLE IF NOT EXISTS index_id_groups (
     first_run INTEGER PRIMARY KEY,
+    end_run   INTEGER NOT NULL,
     id_filter BLOB    NOT NULL
 );";
 
@@ -344,15 +346,16 @@ fn id_in_run(conn: &Connection, run: i64, id: &EventId) -> Result<Option<u64>, S
         .map(|i| u64::from_le_bytes(pairs[i][16..].try_into().unwrap_or_default())))
 }
 
-/// The event ids of runs `first_run ..` up to [`RUNS_PER_ID_GROUP`] of them, as one filter.
+/// The event ids of runs `first_run..end_run`, as one filter.
 struct IdGroup {
     first_run: i64,
+    end_run: i64,
     filter: Bloom<[u8; 16]>,
 }
 
 impl IdGroup {
-    /// The group that starts at `first_run`, built from the id blocks of its runs before
-    /// `next_run`, with room for the rest of its runs at `run_events` each.
+    /// The group of [`RUNS_PER_ID_GROUP`] runs that starts at `first_run`, built from the id
+    /// blocks of its runs before `next_run`, with room for the rest at `run_events` each.
     fn read(conn: &Connection, first_run: i64, next_run: i64, run_events: usize) -> Result<Self, StoreError> {
         let held: i64 = conn
             .query_row(
@@ -378,11 +381,16 @@ impl IdGroup {
     }
 
     fn empty(first_run: i64, room: usize) -> Result<Self, StoreError> {
-        Ok(Self { first_run, filter: new_filter(room)? })
+        Ok(Self { first_run, end_run: first_run + RUNS_PER_ID_GROUP, filter: new_filter(room)? })
     }
 
-    fn end_run(&self) -> i64 {
-        self.first_run + RUNS_PER_ID_GROUP
+    fn put(&self, conn: &Connection) -> Result<(), StoreError> {
+        conn.execute(
+            "INSERT INTO index_id_groups (first_run, end_run, id_filter) VALUES (?1, ?2, ?3)",
+            params![self.first_run, self.end_run, self.filter.as_slice()],
+        )
+        .map(drop)
+        .map_err(sql)
     }
 }
 
@@ -413,7 +421,7 @@ impl IndexWriter {
         let tail_from = to_u64(tail_from)?;
         let streams = load_run_streams(conn)?;
         let id_groups = load_id_groups(conn, next_run, run_events)?;
-        let open_first = id_groups.last().map_or(0, IdGroup::end_run);
+        let open_first = id_groups.last().map_or(0, |g| g.end_run);
         let open_group = IdGroup::read(conn, open_first, next_run, run_events)?;
 
         let mut tail = Tail::default();
@@ -451,7 +459,7 @@ impl IndexWriter {
         let open = Some(&self.open_group).filter(|g| g.first_run < self.next_run);
         let groups = open.into_iter().chain(self.id_groups.iter().rev());
         for group in groups.filter(|g| g.filter.check(id.as_bytes())) {
-            for run in (group.first_run..group.end_run().min(self.next_run)).rev() {
+            for run in (group.first_run..group.end_run.min(self.next_run)).rev() {
                 if let Some(position) = id_in_run(conn, run, id)? {
                     return Ok(Some(position));
                 }
@@ -483,7 +491,7 @@ impl IndexWriter {
     /// tail stays as it was, and the next call tries again.
     pub(super) fn write_run(&mut self, conn: &Connection, end_position: u64) -> Result<(), StoreError> {
         let run = self.next_run;
-        let closes_group = run + 1 == self.open_group.end_run();
+        let closes_group = run + 1 == self.open_group.end_run;
         // Made first, so that nothing can fail between the commit and the change of group.
         let next_group = match closes_group {
             true => {
@@ -528,11 +536,7 @@ impl IndexWriter {
         )
         .map_err(sql)?;
         if closes_group {
-            txn.execute(
-                "INSERT INTO index_id_groups (first_run, id_filter) VALUES (?1, ?2)",
-                params![self.open_group.first_run, self.open_group.filter.as_slice()],
-            )
-            .map_err(sql)?;
+            self.open_group.put(&txn)?;
         }
         txn.commit().map_err(sql)?;
         // Listed before the tail lets go of its entries: see `Shared::runs_of`.
@@ -569,40 +573,40 @@ fn load_run_streams(conn: &Connection) -> Result<RunStreams, StoreError> {
     Ok(streams)
 }
 
-/// The filters of every id group whose runs are all written. A group without one (its runs
-/// written by an older build) gets it now, built from its id blocks.
+/// The filters of every id group whose runs are all written, oldest first. A group without
+/// one (its runs written by an older build) gets it now, built from its id blocks.
 fn load_id_groups(conn: &Connection, next_run: i64, run_events: usize) -> Result<Vec<IdGroup>, StoreError> {
-    let mut stored = std::collections::BTreeMap::new();
+    let mut groups = Vec::new();
     {
-        let mut stmt = conn.prepare("SELECT first_run, id_filter FROM index_id_groups").map_err(sql)?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))).map_err(sql)?;
+        let mut stmt = conn
+            .prepare("SELECT first_run, end_run, id_filter FROM index_id_groups ORDER BY first_run")
+            .map_err(sql)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?)))
+            .map_err(sql)?;
         for row in rows {
-            let (first_run, bytes) = row.map_err(sql)?;
+            let (first_run, end_run, bytes) = row.map_err(sql)?;
+            let covered = groups.last().map_or(0, |g: &IdGroup| g.end_run);
+            if first_run != covered || end_run <= first_run || end_run > next_run {
+                return Err(StoreError::Corrupt(format!(
+                    "id group of runs {first_run}..{end_run} after run {covered}"
+                )));
+            }
             let filter = Bloom::from_bytes(bytes)
                 .map_err(|e| StoreError::Corrupt(format!("id group at run {first_run}: {e}")))?;
-            stored.insert(first_run, filter);
+            groups.push(IdGroup { first_run, end_run, filter });
         }
     }
-    let mut groups = Vec::new();
-    let mut first_run = 0;
-    while first_run + RUNS_PER_ID_GROUP <= next_run {
-        let group = match stored.remove(&first_run) {
-            Some(filter) => IdGroup { first_run, filter },
-            None => {
-                tracing::info!(first_run, "building the id filter of a group of index runs");
-                let group = IdGroup::read(conn, first_run, first_run + RUNS_PER_ID_GROUP, run_events)?;
-                conn.execute(
-                    "INSERT INTO index_id_groups (first_run, id_filter) VALUES (?1, ?2)",
-                    params![first_run, group.filter.as_slice()],
-                )
-                .map_err(sql)?;
-                group
-            }
-        };
+    loop {
+        let first_run = groups.last().map_or(0, |g| g.end_run);
+        if first_run + RUNS_PER_ID_GROUP > next_run {
+            return Ok(groups);
+        }
+        tracing::info!(first_run, "building the id filter of a group of index runs");
+        let group = IdGroup::read(conn, first_run, first_run + RUNS_PER_ID_GROUP, run_events)?;
+        group.put(conn)?;
         groups.push(group);
-        first_run += RUNS_PER_ID_GROUP;
     }
-    Ok(groups)
 }
 
 /// Turns a version-1 file (an `events` table with its two unique indexes) into version 2:
@@ -643,6 +647,10 @@ pub(super) fn migrate_from_v1(conn: &Connection, events_schema: &str) -> Result<
             params![end, filter.as_slice()],
         )
         .map_err(sql)?;
+        // However many ids it holds, the run is a group of its own: the open group, rebuilt
+        // at every open, starts after it.
+        conn.execute_batch(ADDED_SCHEMA).map_err(sql)?;
+        IdGroup { first_run: 0, end_run: 1, filter }.put(conn)?;
     }
     conn.execute_batch("DROP TABLE events_v1;").map_err(sql)
 }
