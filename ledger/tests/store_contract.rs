@@ -923,7 +923,7 @@ mod sqlite_specific {
             .unwrap();
         assert_eq!(groups, (0, 1));
         drop(conn);
-        // Groups of runs go on after it: runs 1 to 16 are the next.
+        // Groups of runs go on after it: runs 1 to 8 are the next.
         let store = open_tiny_runs(dir.path());
         let mut all = written.clone();
         for i in 0..60 {
@@ -940,7 +940,7 @@ mod sqlite_specific {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(groups, vec![(0, 1), (1, 17)]);
+        assert_eq!(groups, vec![(0, 1), (1, 9), (9, 17)]);
         for e in all {
             let mut changed = e.clone();
             changed.payload = b"{}".to_vec();
@@ -949,7 +949,7 @@ mod sqlite_specific {
         }
     }
 
-    /// Runs of two events, 45 of them: two id groups complete (16 runs each) and one open.
+    /// Runs of two events, 45 of them: five id groups complete (8 runs each) and one open.
     /// Every id is found wherever its run is, and every stream read whole, through the
     /// filters; after a reopen (the open group built again from its runs); and after the
     /// filters are taken away, as a build from before them leaves a file.
@@ -972,7 +972,7 @@ mod sqlite_specific {
         let count = |table: &str| -> i64 {
             rusqlite_conn(dir.path()).query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap()
         };
-        assert_eq!((count("index_runs"), count("index_id_groups"), count("index_run_streams")), (45, 2, 45));
+        assert_eq!((count("index_runs"), count("index_id_groups"), count("index_run_streams")), (45, 5, 45));
         assert_found_through_runs(&store, &written).await;
         store.shutdown().await;
 
@@ -982,7 +982,7 @@ mod sqlite_specific {
 
         rusqlite_conn(dir.path()).execute_batch("DELETE FROM index_id_groups; DELETE FROM index_run_streams;").unwrap();
         let store = open();
-        assert_eq!(count("index_id_groups"), 2, "the complete groups' filters are built again at open");
+        assert_eq!(count("index_id_groups"), 5, "the complete groups' filters are built again at open");
         assert_found_through_runs(&store, &written).await;
         store.shutdown().await;
     }

@@ -13,7 +13,7 @@
 //!   seek in (0.1% false positives; each filter's SipHash key is random, so ids and names
 //!   cannot be chosen to defeat it):
 //!   - one filter of event ids per [`RUNS_PER_ID_GROUP`] runs: a new id, checked at every
-//!     append, costs a filter check per group (10 at 10 M events), and a seek only in a group
+//!     append, costs a filter check per group (20 at 10 M events), and a seek only in a group
 //!     that may hold it. The writer alone checks ids, and keeps these filters;
 //!   - one filter of stream names per run, shared with the readers: a stream read or head
 //!     lookup seeks only in runs that may hold the stream, newest first, and stops at the
@@ -67,9 +67,10 @@ const FILTER_FP_RATE: f64 = 0.001;
 
 /// Runs whose event ids share one filter. A group's filter is written when its last run is;
 /// until then the writer keeps it in memory, and builds it again from the group's id blocks
-/// at open (at most this many runs less one). The run a version-1 file is migrated into is
+/// at open (at most this many runs less one: about 460,000 ids, which bounds what this adds
+/// to a restart). The run a version-1 file is migrated into is
 /// a group of its own, however large.
-const RUNS_PER_ID_GROUP: i64 = 16;
+const RUNS_PER_ID_GROUP: i64 = 8;
 
 /// Tables added to schema version 2 after it shipped. Older builds ignore them; runs they
 /// write have no stream filter (and are always consulted), and their complete id groups
