@@ -368,7 +368,7 @@ impl IdGroup {
         let to_come = usize::try_from(first_run + RUNS_PER_ID_GROUP - next_run).unwrap_or(0);
         // A run takes in whole batches, so it may pass `run_events` a little.
         let room = usize::try_from(held).unwrap_or(0) + to_come * (run_events + run_events / 4);
-        let mut group = Self::empty(first_run, room)?;
+        let mut group = Self { first_run, end_run: first_run + RUNS_PER_ID_GROUP, filter: new_filter(room)? };
         let mut stmt = conn.prepare("SELECT entries FROM id_blocks WHERE run >= ?1 AND run < ?2").map_err(sql)?;
         let rows = stmt.query_map(params![first_run, next_run], |r| r.get::<_, Vec<u8>>(0)).map_err(sql)?;
         for row in rows {
@@ -379,10 +379,6 @@ impl IdGroup {
             }
         }
         Ok(group)
-    }
-
-    fn empty(first_run: i64, room: usize) -> Result<Self, StoreError> {
-        Ok(Self { first_run, end_run: first_run + RUNS_PER_ID_GROUP, filter: new_filter(room)? })
     }
 
     fn put(&self, conn: &Connection) -> Result<(), StoreError> {
@@ -494,12 +490,7 @@ impl IndexWriter {
         let run = self.next_run;
         let closes_group = run + 1 == self.open_group.end_run;
         // Made first, so that nothing can fail between the commit and the change of group.
-        let next_group = match closes_group {
-            true => {
-                Some(IdGroup::empty(run + 1, RUNS_PER_ID_GROUP as usize * (self.run_events + self.run_events / 4))?)
-            }
-            false => None,
-        };
+        let next_group = closes_group.then(|| IdGroup::read(conn, run + 1, run + 1, self.run_events)).transpose()?;
         let txn = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
         let (id_filter, stream_filter) = {
             let tail = read(&self.shared.tail);
