@@ -33,6 +33,11 @@ async fn open_store() -> (Arc<dyn EventStore>, Box<dyn std::any::Any>) {
     (Arc::new(KurrentStore::open(KurrentOptions { url, namespace }).await.expect("open")), guard)
 }
 
+/// A ~500-byte note's payload, as every append here writes.
+fn note() -> Vec<u8> {
+    format!("{{\"note\":\"{}\"}}", harness::payload(490)).into_bytes()
+}
+
 /// Writes `events` events in appends of 64, from 64 concurrent tasks, round 50,000 streams.
 async fn fill(store: &Arc<dyn EventStore>, events: u64) {
     const PER_APPEND: u64 = 64;
@@ -42,7 +47,7 @@ async fn fill(store: &Arc<dyn EventStore>, events: u64) {
     for t in 0..TASKS {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            let body = format!("{{\"note\":\"{}\"}}", harness::payload(490)).into_bytes();
+            let body = note();
             for a in (t..appends).step_by(TASKS as usize) {
                 let batch = (0..PER_APPEND)
                     .map(|_| ProposedEvent {
@@ -85,7 +90,7 @@ fn main() {
                 for _ in 0..settings.repeats {
                     let (store, _guard) = open_store().await;
                     fill(&store, prefill).await;
-                    let body = Arc::new(format!("{{\"note\":\"{}\"}}", harness::payload(490)).into_bytes());
+                    let body = Arc::new(note());
                     let s = store.clone();
                     let sample = measure(&settings, appenders, 1, move |a, i| {
                         let store = s.clone();

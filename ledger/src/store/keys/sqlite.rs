@@ -31,7 +31,7 @@ const COLUMNS: &str = "key_id, family, label, kek_id, wrapped, created_at, destr
 /// The connection's lock is taken before a blocking thread is: a call waits for it as a
 /// task, not as a thread. Each insert syncs the file several times (rollback journal), and
 /// while one did, every new family's first append used to hold a blocking thread of its
-/// own waiting behind it: 148 threads in one run of the sustained-load bench, 17 since.
+/// own waiting behind it: 148 threads in one run of the sustained-load bench, 17–31 since.
 #[derive(Clone)]
 pub struct SqliteKeyStore {
     conn: Arc<tokio::sync::Mutex<Connection>>,
