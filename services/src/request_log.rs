@@ -78,7 +78,7 @@ where
         // The path is the client's to choose: bounded in the log, and see `write` for metrics.
         let method: String = request.uri().path().chars().take(MAX_METHOD_LEN).collect();
         let span = tracing::info_span!("rpc", request_id = %request_id, method = %method);
-        let line = Line { method, request_id: request_id.clone(), origin, started: Instant::now(), span: span.clone() };
+        let line = Line { method, request_id: request_id.clone(), origin, started: Instant::now() };
         let insecure_dev = self.insecure_dev;
         let future = self.inner.call(request);
         Box::pin(
@@ -123,13 +123,15 @@ struct Line {
     request_id: String,
     origin: CallOrigin,
     started: Instant,
-    span: tracing::Span,
 }
 
 impl Line {
     /// `None`: the stream ended without a status, i.e. the client went away.
+    ///
+    /// Written outside the call's span: the line carries the span's two fields itself, and
+    /// inside it the JSON formatter would parse and write the span's fields again for every
+    /// line.
     fn write(self, status: Option<tonic::Code>) {
-        let _entered = self.span.enter();
         let code = status.unwrap_or(tonic::Code::Cancelled);
         let organisation = self.origin.0.get().map_or("-", String::as_str);
         let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;

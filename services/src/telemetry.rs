@@ -6,6 +6,10 @@ use crate::config::LogFormat;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::span::Record;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::FormattedFields;
+use tracing_subscriber::fmt::format::{FormatFields, JsonFields, Writer};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -51,7 +55,13 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let logs = match format {
         // The current span carries the call's ids; the list of its parents would repeat them.
-        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).boxed(),
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .fmt_fields(SplicedJsonFields)
+            .boxed(),
         LogFormat::Pretty => fmt.boxed(),
     };
     let traces = otlp_endpoint.map(tracer_provider).transpose()?;
@@ -67,6 +77,42 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
     Ok(Telemetry { traces, _logs: guard })
 }
 
+/// Span fields as JSON, as tracing-subscriber's `JsonFields` writes them, except that a
+/// field recorded after the span began is spliced into the object. `JsonFields` parses the
+/// object and writes it anew for each such field (its own comment calls that "far from
+/// efficient"), and the handlers record the caller and the family on their span once the
+/// request is read.
+struct SplicedJsonFields;
+
+impl<'writer> FormatFields<'writer> for SplicedJsonFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> std::fmt::Result {
+        JsonFields::new().format_fields(writer, fields)
+    }
+
+    fn add_fields(&self, current: &'writer mut FormattedFields<Self>, fields: &Record<'_>) -> std::fmt::Result {
+        let mut added = String::new();
+        JsonFields::new().format_fields(Writer::new(&mut added), fields)?;
+        splice_json_object(&mut current.fields, &added);
+        Ok(())
+    }
+}
+
+/// Adds the members of the JSON object `added` to the JSON object `object` (either may be
+/// empty text or `{}`). A name given again appears twice; a parser keeps the last.
+fn splice_json_object(object: &mut String, added: &str) {
+    let Some(members) = added.strip_prefix('{').and_then(|a| a.strip_suffix('}')).filter(|m| !m.is_empty()) else {
+        return;
+    };
+    if object.is_empty() || object == "{}" {
+        *object = added.to_owned();
+        return;
+    }
+    object.pop();
+    object.push(',');
+    object.push_str(members);
+    object.push('}');
+}
+
 fn tracer_provider(endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
@@ -75,4 +121,24 @@ fn tracer_provider(endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
         .map_err(|e| anyhow::anyhow!("otlp_endpoint {endpoint:?}: {e}"))?;
     let resource = opentelemetry_sdk::Resource::builder().with_service_name("gezinsdossier").build();
     Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spliced_fields_stay_one_json_object_with_every_field() {
+        let mut object = String::new();
+        splice_json_object(&mut object, "{}");
+        assert_eq!(object, "");
+        splice_json_object(&mut object, r#"{"request_id":"r-1"}"#);
+        splice_json_object(&mut object, "{}");
+        splice_json_object(&mut object, r#"{"family_id":"f,}1","events":2}"#);
+        let parsed: serde_json::Value = serde_json::from_str(&object).unwrap();
+        assert_eq!(parsed, serde_json::json!({"request_id": "r-1", "family_id": "f,}1", "events": 2}));
+        splice_json_object(&mut object, r#"{"events":3}"#);
+        let parsed: serde_json::Value = serde_json::from_str(&object).unwrap();
+        assert_eq!(parsed["events"], 3, "a field recorded again reads as its last value");
+    }
 }
