@@ -576,7 +576,7 @@ impl EventStore for PostgresStore {
     }
 
     fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
-        subscription::follow(self, self.inner.head.clone(), from)
+        subscription::follow(self, self.inner.head.clone(), None, from)
     }
 
     async fn probe_writes(&self) -> Result<(), StoreError> {

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 /// Layout version of the tables below. Bump with a migration when they change.
 /// Version 1 had unique indexes on the events table; version 2 keeps them in runs.
@@ -89,6 +89,8 @@ struct Inner {
     /// Lookup entries not yet in a run, and which runs hold which streams, kept by the writer.
     index: index::Shared,
     head: watch::Receiver<u64>,
+    /// What the writer hands over as it commits, for subscribers in this process.
+    tap: broadcast::Sender<subscription::Committed>,
     /// The OS lock that keeps other processes out; released by [`SqliteStore::shutdown`].
     lock: Mutex<Option<File>>,
 }
@@ -130,6 +132,7 @@ impl SqliteStore {
         let (index, shared_index) = IndexWriter::open(&conn, options.run_events)?;
 
         let (head_tx, head_rx) = watch::channel(next_position);
+        let (tap, _) = broadcast::channel(subscription::TAPPED_BATCHES);
         // Past half the bound, the WAL is restarted.
         let restart_after_frames = options.wal_limit_bytes / 2 / frame_bytes(&conn)?;
         let checkpoints = checkpointer(&path, head_rx.clone(), restart_after_frames)?;
@@ -142,6 +145,7 @@ impl SqliteStore {
             index,
             next_position,
             head: head_tx,
+            tap: tap.clone(),
             checkpoints,
             wake_checkpointer_after: restart_after_frames,
         };
@@ -157,6 +161,7 @@ impl SqliteStore {
                 readers: ReaderPool::new(path),
                 index: shared_index,
                 head: head_rx,
+                tap,
                 lock: Mutex::new(Some(lock)),
             }),
         })
@@ -216,7 +221,7 @@ impl EventStore for SqliteStore {
     }
 
     fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
-        subscription::follow(self, self.inner.head.clone(), from)
+        subscription::follow(self, self.inner.head.clone(), Some(self.inner.tap.subscribe()), from)
     }
 
     async fn probe_writes(&self) -> Result<(), StoreError> {
@@ -250,6 +255,7 @@ struct Writer {
     index: IndexWriter,
     next_position: u64,
     head: watch::Sender<u64>,
+    tap: broadcast::Sender<subscription::Committed>,
     /// Wakes the checkpointer; dropped with the writer, which stops it.
     checkpoints: std::sync::mpsc::Sender<()>,
     /// WAL frames past which the checkpointer is woken at once.
@@ -339,11 +345,26 @@ impl Writer {
                 }
                 self.index.committed(staged.appends);
                 self.next_position = next_position;
+                let tapped = self.tap.receiver_count() > 0;
+                let mut committed = Vec::new();
+                for (req, result) in batch.drain(..).zip(results) {
+                    let AppendRequest { stream, events, reply, .. } = req;
+                    match result {
+                        // Answered first; the events then move to the tap without a copy.
+                        Ok(outcome) if tapped && !outcome.deduplicated => {
+                            let _ = reply.send(Ok(outcome.clone()));
+                            committed.extend(recorded(&stream, events, &outcome));
+                        }
+                        result => {
+                            let _ = reply.send(result);
+                        }
+                    }
+                }
+                if !committed.is_empty() {
+                    let _ = self.tap.send(committed.into());
+                }
                 if next_position != started_at {
                     group_commit::advance_head(&self.head, next_position);
-                }
-                for (req, result) in batch.drain(..).zip(results) {
-                    let _ = req.reply.send(result);
                 }
                 if self.index.run_due() {
                     // The appends are answered already; the run only delays the next batch.
@@ -504,6 +525,32 @@ fn insert_events(
     }
     let outcome = AppendOutcome::written(&links);
     Ok((Head { revision: outcome.stream_revision, hash: outcome.last_hash() }, outcome))
+}
+
+/// The events of one append as committed, from what was proposed and the outcome.
+fn recorded(stream: &StreamId, events: Vec<ProposedEvent>, outcome: &AppendOutcome) -> Vec<RecordedEvent> {
+    let first_revision = outcome.stream_revision + 1 - events.len() as u64;
+    let mut prev_hash = outcome.prev_hash;
+    events
+        .into_iter()
+        .zip(outcome.positions.iter().zip(&outcome.hashes))
+        .enumerate()
+        .map(|(i, (event, (&position, &hash)))| {
+            let recorded = RecordedEvent {
+                stream: stream.clone(),
+                revision: first_revision + i as u64,
+                position,
+                event_id: event.event_id,
+                event_type: event.event_type,
+                recorded_at_micros: event.recorded_at_micros,
+                payload: event.payload,
+                prev_hash,
+                hash,
+            };
+            prev_hash = hash;
+            recorded
+        })
+        .collect()
 }
 
 /// The bytes of one WAL frame: a page and its 24-byte header.
