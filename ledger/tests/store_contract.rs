@@ -390,6 +390,53 @@ mod cases {
         assert_eq!(sub.next().await.unwrap().unwrap().position, out.positions[0]);
     }
 
+    /// Live events reach subscribers in this process from what the writer hands over as it
+    /// commits (SQLite, PostgreSQL), not read back; they must be exactly the stored events,
+    /// with batch mates that were retries or refused, and a subscriber that lags past what
+    /// the writer holds for it reads the rest from the store without a gap.
+    pub async fn live_subscribers_see_exactly_the_stored_events<S: EventStore>(Fixture { store, .. }: Fixture<S>) {
+        let store = Arc::new(store);
+        store.append(&stream("family-t0"), ExpectedRevision::Any, vec![event("before")]).await.unwrap();
+        let mut reading = store.subscribe_all(0);
+        let mut lagging = store.subscribe_all(0);
+        let first = reading.next().await.unwrap().unwrap();
+        // Caught up and waiting: what follows comes live.
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), reading.next()).await.is_err());
+
+        let retried = vec![event("r1"), event("r2")];
+        store.append(&stream("family-retry"), ExpectedRevision::NoStream, retried.clone()).await.unwrap();
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let (store, retried) = (store.clone(), retried.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..60 {
+                    let s = stream(&format!("family-t{t}"));
+                    let events = (0..1 + i % 3).map(|_| event("live")).collect();
+                    store.append(&s, ExpectedRevision::Any, events).await.unwrap();
+                    // Batch mates that write nothing: a retry, and a wrong expected revision.
+                    let again =
+                        store.append(&stream("family-retry"), ExpectedRevision::NoStream, retried.clone()).await;
+                    assert!(again.unwrap().deduplicated);
+                    let refused = store.append(&s, ExpectedRevision::NoStream, vec![event("refused")]).await;
+                    assert!(refused.is_err());
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let stored = store.read_all(0, 10_000).await.unwrap();
+        assert_eq!(stored.len(), 1 + 2 + 8 * (20 + 40 + 60));
+        for (subscription, mut seen) in [(&mut reading, vec![first]), (&mut lagging, Vec::new())] {
+            while seen.len() < stored.len() {
+                let next = tokio::time::timeout(std::time::Duration::from_secs(10), subscription.next());
+                seen.push(next.await.expect("subscription stalled").unwrap().unwrap());
+            }
+            let first = seen.iter().zip(&stored).position(|(a, b)| a != b);
+            assert_eq!(first, None, "the subscription differs from the store from position {first:?}");
+        }
+    }
+
     /// The shared live read: followers that start before, amid and after the writes, and one
     /// that stops reading for longer than the shared buffer holds, each see every event
     /// from their start exactly once, in order.
@@ -476,6 +523,7 @@ macro_rules! contract_suite {
             case!(concurrent_writers_on_one_stream);
             case!(concurrent_writers_on_many_streams);
             case!(subscription_catches_up_then_follows);
+            case!(live_subscribers_see_exactly_the_stored_events);
             case!(write_probes_succeed_and_write_no_event);
             case!(fanout_followers_see_every_event_once_in_order);
             case!(keys_are_kept_destroyed_and_rewrapped);
@@ -715,57 +763,6 @@ mod sqlite_specific {
         let out = store.append(&s, ExpectedRevision::Exact(1), vec![event("3")]).await.unwrap();
         assert_eq!(out.positions, vec![2]);
         gezinsdossier_ledger::chain::verify_stream(&store.read_stream(&s, 0, 10).await.unwrap()).unwrap();
-    }
-
-    /// Live events reach subscribers from what the writer hands over as it commits, not
-    /// read back; they must be exactly the stored events, batch mates that failed or were
-    /// retries included, and a subscriber that lags past what the writer holds for it reads
-    /// the rest from the store without a gap.
-    #[tokio::test]
-    async fn live_events_handed_over_by_the_writer_are_the_stored_events() {
-        use futures::StreamExt;
-        use std::sync::Arc;
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        store.append(&stream("family-t0"), ExpectedRevision::Any, vec![event("before")]).await.unwrap();
-        let mut reading = store.subscribe_all(0);
-        let mut lagging = store.subscribe_all(0);
-        let first = reading.next().await.unwrap().unwrap();
-        // Caught up and waiting: what follows comes live.
-        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), reading.next()).await.is_err());
-
-        let retried = vec![event("r1"), event("r2")];
-        store.append(&stream("family-retry"), ExpectedRevision::NoStream, retried.clone()).await.unwrap();
-        let mut tasks = Vec::new();
-        for t in 0..8 {
-            let (store, retried) = (store.clone(), retried.clone());
-            tasks.push(tokio::spawn(async move {
-                for i in 0..60 {
-                    let s = stream(&format!("family-t{t}"));
-                    let events = (0..1 + i % 3).map(|_| event("live")).collect();
-                    store.append(&s, ExpectedRevision::Any, events).await.unwrap();
-                    // Batch mates that write nothing: a retry, and a wrong expected revision.
-                    let again =
-                        store.append(&stream("family-retry"), ExpectedRevision::NoStream, retried.clone()).await;
-                    assert!(again.unwrap().deduplicated);
-                    let refused = store.append(&s, ExpectedRevision::NoStream, vec![event("refused")]).await;
-                    assert!(refused.is_err());
-                }
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap();
-        }
-        let stored = store.read_all(0, 10_000).await.unwrap();
-        assert_eq!(stored.len(), 1 + 2 + 8 * (20 + 40 + 60));
-        for (subscription, mut seen) in [(&mut reading, vec![first]), (&mut lagging, Vec::new())] {
-            while seen.len() < stored.len() {
-                let next = tokio::time::timeout(std::time::Duration::from_secs(10), subscription.next());
-                seen.push(next.await.expect("subscription stalled").unwrap().unwrap());
-            }
-            let first = seen.iter().zip(&stored).position(|(a, b)| a != b);
-            assert_eq!(first, None, "the subscription differs from the store from position {first:?}");
-        }
     }
 
     #[tokio::test]

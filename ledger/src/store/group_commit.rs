@@ -1,10 +1,11 @@
 //! What every writer with group commit shares: the queued append requests, and draining
 //! the queue into one batch. Each backend then commits the batch its own way.
 
+use super::subscription::Committed;
 use super::{AppendOutcome, StoreError};
-use crate::envelope::{ExpectedRevision, ProposedEvent, StreamId};
+use crate::envelope::{ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// A message to a backend's writer.
 pub enum WriterMsg {
@@ -117,6 +118,60 @@ impl CommitObservation {
 }
 
 /// Tells subscribers the committed head moved to `next` (never backwards).
+/// Answers each append of a committed batch. With anyone listening on `tap`, the events
+/// written then move there, uncopied, so that subscribers in this process need not read
+/// back what was just written (see [`super::subscription::catch_up_then_live`]). Call
+/// before the head moves past them.
+pub fn answer_committed(
+    batch: &mut Vec<AppendRequest>,
+    results: Vec<Result<AppendOutcome, StoreError>>,
+    tap: &broadcast::Sender<Committed>,
+) {
+    let tapped = tap.receiver_count() > 0;
+    let mut committed = Vec::new();
+    for (req, result) in batch.drain(..).zip(results) {
+        let AppendRequest { stream, events, reply, .. } = req;
+        match result {
+            Ok(outcome) if tapped && !outcome.deduplicated => {
+                let _ = reply.send(Ok(outcome.clone()));
+                committed.extend(recorded(&stream, events, &outcome));
+            }
+            result => {
+                let _ = reply.send(result);
+            }
+        }
+    }
+    if !committed.is_empty() {
+        let _ = tap.send(committed.into());
+    }
+}
+
+/// The events of one append as committed, from what was proposed and its outcome.
+fn recorded(stream: &StreamId, events: Vec<ProposedEvent>, outcome: &AppendOutcome) -> Vec<RecordedEvent> {
+    let first_revision = outcome.stream_revision + 1 - events.len() as u64;
+    let mut prev_hash = outcome.prev_hash;
+    events
+        .into_iter()
+        .zip(outcome.positions.iter().zip(&outcome.hashes))
+        .enumerate()
+        .map(|(i, (event, (&position, &hash)))| {
+            let recorded = RecordedEvent {
+                stream: stream.clone(),
+                revision: first_revision + i as u64,
+                position,
+                event_id: event.event_id,
+                event_type: event.event_type,
+                recorded_at_micros: event.recorded_at_micros,
+                payload: event.payload,
+                prev_hash,
+                hash,
+            };
+            prev_hash = hash;
+            recorded
+        })
+        .collect()
+}
+
 pub fn advance_head(head: &watch::Sender<u64>, next: u64) {
     head.send_if_modified(|current| {
         let moved = next > *current;

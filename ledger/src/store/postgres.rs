@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_postgres::Row;
 
 /// Every migration, in order; the index + 1 is the schema version it brings.
@@ -118,6 +118,8 @@ struct Inner {
     pool: Pool,
     writer: mpsc::Sender<WriterMsg>,
     head: watch::Receiver<u64>,
+    /// What the writer hands over as it commits, for subscribers in this process.
+    tap: broadcast::Sender<subscription::Committed>,
 }
 
 impl PostgresStore {
@@ -154,10 +156,11 @@ impl PostgresStore {
         let (head_tx, head_rx) = watch::channel(next);
         let (tx, rx) = mpsc::channel(16_384);
         let head_tx = Arc::new(head_tx);
-        let writer = Writer::new(pool.clone(), writer_conn, head_tx.clone());
+        let (tap, _) = broadcast::channel(subscription::TAPPED_BATCHES);
+        let writer = Writer::new(pool.clone(), writer_conn, head_tx.clone(), tap.clone());
         tokio::spawn(writer.run(rx, options.max_batch.max(1)));
         tokio::spawn(poll_head(pool.clone(), head_tx));
-        Ok(Self { inner: Arc::new(Inner { pool, writer: tx, head: head_rx }) })
+        Ok(Self { inner: Arc::new(Inner { pool, writer: tx, head: head_rx, tap }) })
     }
 
     /// The subject keys, over this store's pool.
@@ -270,6 +273,7 @@ struct Writer {
     pool: Pool,
     conn: Option<deadpool_postgres::Object>,
     head: Arc<watch::Sender<u64>>,
+    tap: broadcast::Sender<subscription::Committed>,
     backoff: Duration,
     next_attempt: tokio::time::Instant,
 }
@@ -281,9 +285,14 @@ const FIRST_RECONNECT_BACKOFF: Duration = Duration::from_millis(25);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Writer {
-    fn new(pool: Pool, conn: deadpool_postgres::Object, head: Arc<watch::Sender<u64>>) -> Self {
+    fn new(
+        pool: Pool,
+        conn: deadpool_postgres::Object,
+        head: Arc<watch::Sender<u64>>,
+        tap: broadcast::Sender<subscription::Committed>,
+    ) -> Self {
         let next_attempt = tokio::time::Instant::now();
-        Self { pool, conn: Some(conn), head, backoff: FIRST_RECONNECT_BACKOFF, next_attempt }
+        Self { pool, conn: Some(conn), head, tap, backoff: FIRST_RECONNECT_BACKOFF, next_attempt }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>, max_batch: usize) {
@@ -316,10 +325,8 @@ impl Writer {
         };
         match result {
             Ok((results, next_position)) => {
+                group_commit::answer_committed(batch, results, &self.tap);
                 group_commit::advance_head(&self.head, next_position);
-                for (req, result) in batch.drain(..).zip(results) {
-                    let _ = req.reply.send(result);
-                }
             }
             Err(e) => {
                 self.discard_connection();
@@ -576,7 +583,7 @@ impl EventStore for PostgresStore {
     }
 
     fn subscribe_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
-        subscription::follow(self, self.inner.head.clone(), None, from)
+        subscription::follow(self, self.inner.head.clone(), Some(self.inner.tap.subscribe()), from)
     }
 
     async fn probe_writes(&self) -> Result<(), StoreError> {

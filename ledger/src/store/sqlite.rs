@@ -345,24 +345,7 @@ impl Writer {
                 }
                 self.index.committed(staged.appends);
                 self.next_position = next_position;
-                let tapped = self.tap.receiver_count() > 0;
-                let mut committed = Vec::new();
-                for (req, result) in batch.drain(..).zip(results) {
-                    let AppendRequest { stream, events, reply, .. } = req;
-                    match result {
-                        // Answered first; the events then move to the tap without a copy.
-                        Ok(outcome) if tapped && !outcome.deduplicated => {
-                            let _ = reply.send(Ok(outcome.clone()));
-                            committed.extend(recorded(&stream, events, &outcome));
-                        }
-                        result => {
-                            let _ = reply.send(result);
-                        }
-                    }
-                }
-                if !committed.is_empty() {
-                    let _ = self.tap.send(committed.into());
-                }
+                group_commit::answer_committed(batch, results, &self.tap);
                 if next_position != started_at {
                     group_commit::advance_head(&self.head, next_position);
                 }
@@ -525,32 +508,6 @@ fn insert_events(
     }
     let outcome = AppendOutcome::written(&links);
     Ok((Head { revision: outcome.stream_revision, hash: outcome.last_hash() }, outcome))
-}
-
-/// The events of one append as committed, from what was proposed and the outcome.
-fn recorded(stream: &StreamId, events: Vec<ProposedEvent>, outcome: &AppendOutcome) -> Vec<RecordedEvent> {
-    let first_revision = outcome.stream_revision + 1 - events.len() as u64;
-    let mut prev_hash = outcome.prev_hash;
-    events
-        .into_iter()
-        .zip(outcome.positions.iter().zip(&outcome.hashes))
-        .enumerate()
-        .map(|(i, (event, (&position, &hash)))| {
-            let recorded = RecordedEvent {
-                stream: stream.clone(),
-                revision: first_revision + i as u64,
-                position,
-                event_id: event.event_id,
-                event_type: event.event_type,
-                recorded_at_micros: event.recorded_at_micros,
-                payload: event.payload,
-                prev_hash,
-                hash,
-            };
-            prev_hash = hash;
-            recorded
-        })
-        .collect()
 }
 
 /// The bytes of one WAL frame: a page and its 24-byte header.
