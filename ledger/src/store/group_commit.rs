@@ -3,7 +3,7 @@
 
 use super::subscription::Committed;
 use super::{AppendOutcome, StoreError};
-use crate::envelope::{ExpectedRevision, ProposedEvent, RecordedEvent, StreamId};
+use crate::envelope::{ExpectedRevision, ProposedEvent, StreamId};
 use std::time::Instant;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -134,7 +134,7 @@ pub fn answer_committed(
         match result {
             Ok(outcome) if tapped && !outcome.deduplicated => {
                 let _ = reply.send(Ok(outcome.clone()));
-                committed.extend(recorded(&stream, events, &outcome));
+                committed.extend(outcome.into_recorded(&stream, events));
             }
             result => {
                 let _ = reply.send(result);
@@ -144,32 +144,6 @@ pub fn answer_committed(
     if !committed.is_empty() {
         let _ = tap.send(committed.into());
     }
-}
-
-/// The events of one append as committed, from what was proposed and its outcome.
-fn recorded(stream: &StreamId, events: Vec<ProposedEvent>, outcome: &AppendOutcome) -> Vec<RecordedEvent> {
-    let first_revision = outcome.stream_revision + 1 - events.len() as u64;
-    let mut prev_hash = outcome.prev_hash;
-    events
-        .into_iter()
-        .zip(outcome.positions.iter().zip(&outcome.hashes))
-        .enumerate()
-        .map(|(i, (event, (&position, &hash)))| {
-            let recorded = RecordedEvent {
-                stream: stream.clone(),
-                revision: first_revision + i as u64,
-                position,
-                event_id: event.event_id,
-                event_type: event.event_type,
-                recorded_at_micros: event.recorded_at_micros,
-                payload: event.payload,
-                prev_hash,
-                hash,
-            };
-            prev_hash = hash;
-            recorded
-        })
-        .collect()
 }
 
 pub fn advance_head(head: &watch::Sender<u64>, next: u64) {

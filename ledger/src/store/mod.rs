@@ -267,7 +267,6 @@ impl AppendOutcome {
         self.hashes.last().copied().unwrap_or(EventHash::GENESIS)
     }
 
-    /// The stored form of `events`, the batch this outcome answers, without reading it back.
     /// The outcome of `len` events starting at the `from`th of this append, as if they had
     /// been appended alone (a family's group commit answers each append with its part).
     pub fn part(&self, from: usize, len: usize) -> AppendOutcome {
@@ -282,11 +281,17 @@ impl AppendOutcome {
         }
     }
 
+    /// The stored form of `events`, the batch this outcome answers, without reading it back.
     pub fn recorded(&self, stream: &StreamId, events: &[ProposedEvent]) -> Vec<RecordedEvent> {
+        self.into_recorded(stream, events.to_vec())
+    }
+
+    /// [`AppendOutcome::recorded`], taking the events rather than copying them.
+    pub fn into_recorded(&self, stream: &StreamId, events: Vec<ProposedEvent>) -> Vec<RecordedEvent> {
         let first_revision = self.stream_revision + 1 - events.len() as u64;
         let mut prev_hash = self.prev_hash;
         events
-            .iter()
+            .into_iter()
             .zip(self.positions.iter().zip(&self.hashes))
             .enumerate()
             .map(|(i, (e, (&position, &hash)))| {
@@ -295,9 +300,9 @@ impl AppendOutcome {
                     revision: first_revision + i as u64,
                     position,
                     event_id: e.event_id,
-                    event_type: e.event_type.clone(),
+                    event_type: e.event_type,
                     recorded_at_micros: e.recorded_at_micros,
-                    payload: e.payload.clone(),
+                    payload: e.payload,
                     prev_hash,
                     hash,
                 };
