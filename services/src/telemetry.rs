@@ -52,17 +52,9 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
         .buffered_lines_limit(LOG_QUEUE_LINES)
         .thread_name("gezinsdossier-log")
         .finish(std::io::BufWriter::new(std::io::stderr()));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let logs = match format {
-        // The current span carries the call's ids; the list of its parents would repeat them.
-        LogFormat::Json => fmt
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .fmt_fields(SplicedJsonFields)
-            .boxed(),
-        LogFormat::Pretty => fmt.boxed(),
+        LogFormat::Json => json_lines(writer).boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
     };
     let traces = otlp_endpoint.map(tracer_provider).transpose()?;
     let otel = traces.as_ref().map(|provider| {
@@ -75,6 +67,22 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
         tracing::info!(endpoint, "traces exported over OTLP");
     }
     Ok(Telemetry { traces, _logs: guard })
+}
+
+/// One JSON object per line, the event's fields at the top, with the current span's fields
+/// (it carries the call's ids; the list of its parents would repeat them).
+fn json_lines<S, W>(writer: W) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .fmt_fields(SplicedJsonFields)
 }
 
 /// Span fields as JSON, as tracing-subscriber's `JsonFields` writes them, except that a
@@ -140,5 +148,43 @@ mod tests {
         splice_json_object(&mut object, r#"{"events":3}"#);
         let parsed: serde_json::Value = serde_json::from_str(&object).unwrap();
         assert_eq!(parsed["events"], 3, "a field recorded again reads as its last value");
+    }
+
+    #[test]
+    fn a_line_carries_its_span_with_the_fields_recorded_after_the_span_began() {
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = out.clone();
+        let make_writer = move || Sink(sink.clone());
+        let subscriber = tracing_subscriber::registry().with(json_lines(make_writer));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "AppendEvents",
+                request_id = "r-1",
+                family_id = tracing::field::Empty,
+                events = tracing::field::Empty
+            );
+            span.record("family_id", "fam-1");
+            span.record("events", 2);
+            span.in_scope(|| tracing::warn!(code = 7, "inside"));
+        });
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["code"], 7);
+        assert_eq!(
+            line["span"],
+            serde_json::json!({"name": "AppendEvents", "request_id": "r-1", "family_id": "fam-1", "events": 2})
+        );
+    }
+
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }

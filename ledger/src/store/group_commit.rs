@@ -117,7 +117,6 @@ impl CommitObservation {
     }
 }
 
-/// Tells subscribers the committed head moved to `next` (never backwards).
 /// Answers each append of a committed batch. With anyone listening on `tap`, the events
 /// written then move there, uncopied, so that subscribers in this process need not read
 /// back what was just written (see [`super::subscription::catch_up_then_live`]). Call
@@ -146,6 +145,7 @@ pub fn answer_committed(
     }
 }
 
+/// Tells subscribers the committed head moved to `next` (never backwards).
 pub fn advance_head(head: &watch::Sender<u64>, next: u64) {
     head.send_if_modified(|current| {
         let moved = next > *current;
