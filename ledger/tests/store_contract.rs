@@ -405,6 +405,9 @@ mod cases {
 
         let retried = vec![event("r1"), event("r2")];
         store.append(&stream("family-retry"), ExpectedRevision::NoStream, retried.clone()).await.unwrap();
+        // More than one commit hands over: read from the store, in its place.
+        let big = (0..600).map(|_| event("big")).collect();
+        store.append(&stream("family-big"), ExpectedRevision::NoStream, big).await.unwrap();
         let mut tasks = Vec::new();
         for t in 0..8 {
             let (store, retried) = (store.clone(), retried.clone());
@@ -426,7 +429,7 @@ mod cases {
             task.await.unwrap();
         }
         let stored = store.read_all(0, 10_000).await.unwrap();
-        assert_eq!(stored.len(), 1 + 2 + 8 * (20 + 40 + 60));
+        assert_eq!(stored.len(), 1 + 2 + 600 + 8 * (20 + 40 + 60));
         for (subscription, mut seen) in [(&mut reading, vec![first]), (&mut lagging, Vec::new())] {
             while seen.len() < stored.len() {
                 let next = tokio::time::timeout(std::time::Duration::from_secs(10), subscription.next());

@@ -1,7 +1,7 @@
 //! What every writer with group commit shares: the queued append requests, and draining
 //! the queue into one batch. Each backend then commits the batch its own way.
 
-use super::subscription::Committed;
+use super::subscription::{Committed, TAPPED_EVENTS};
 use super::{AppendOutcome, StoreError};
 use crate::envelope::{ExpectedRevision, ProposedEvent, StreamId};
 use std::time::Instant;
@@ -118,7 +118,7 @@ impl CommitObservation {
 }
 
 /// Answers each append of a committed batch. With anyone listening on `tap`, the events
-/// written then move there, uncopied, so that subscribers in this process need not read
+/// written (up to [`TAPPED_EVENTS`] of them) then move there, uncopied, so that subscribers in this process need not read
 /// back what was just written (see [`super::subscription::catch_up_then_live`]). Call
 /// before the head moves past them.
 pub fn answer_committed(
@@ -126,7 +126,13 @@ pub fn answer_committed(
     results: Vec<Result<AppendOutcome, StoreError>>,
     tap: &broadcast::Sender<Committed>,
 ) {
-    let tapped = tap.receiver_count() > 0;
+    let written: usize = batch
+        .iter()
+        .zip(&results)
+        .filter(|(_, result)| result.as_ref().is_ok_and(|outcome| !outcome.deduplicated))
+        .map(|(req, _)| req.events.len())
+        .sum();
+    let tapped = written <= TAPPED_EVENTS && tap.receiver_count() > 0;
     let mut committed = Vec::new();
     for (req, result) in batch.drain(..).zip(results) {
         let AppendRequest { stream, events, reply, .. } = req;
@@ -154,4 +160,40 @@ pub fn advance_head(head: &watch::Sender<u64>, next: u64) {
         }
         moved
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::EventHash;
+
+    /// What lagging subscribers can hold is bounded in events: a commit larger than
+    /// [`TAPPED_EVENTS`] is answered but not handed over (they read it from the store).
+    #[test]
+    fn a_commit_over_the_hand_over_bound_is_answered_and_left_to_the_store() {
+        let (tap, mut handed_over) = broadcast::channel(4);
+        for (n, expected) in [(TAPPED_EVENTS, true), (TAPPED_EVENTS + 1, false)] {
+            let (reply, answer) = oneshot::channel();
+            let events = (0..n)
+                .map(|_| ProposedEvent {
+                    event_id: uuid::Uuid::new_v4(),
+                    event_type: "test".into(),
+                    recorded_at_micros: 0,
+                    payload: b"{}".to_vec(),
+                })
+                .collect();
+            let outcome = AppendOutcome {
+                stream_revision: n as u64 - 1,
+                positions: (0..n as u64).collect(),
+                hashes: vec![EventHash::GENESIS; n],
+                prev_hash: EventHash::GENESIS,
+                deduplicated: false,
+            };
+            let stream = StreamId::new("family-bound").unwrap();
+            let mut batch = vec![AppendRequest { stream, expected: ExpectedRevision::Any, events, reply }];
+            answer_committed(&mut batch, vec![Ok(outcome.clone())], &tap);
+            assert_eq!(answer.blocking_recv().unwrap(), Ok(outcome));
+            assert_eq!(handed_over.try_recv().map(|b| b.len()).ok(), expected.then_some(n), "{n} events");
+        }
+    }
 }

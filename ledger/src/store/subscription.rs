@@ -21,9 +21,12 @@ pub type Committed = Arc<[RecordedEvent]>;
 
 /// Batches of [`Committed`] events held for a subscriber that has not taken them yet; one
 /// that falls further behind reads the rest from the store. A batch is dropped once every
-/// subscriber took it, so this bounds what a lagging one holds: at most this many group
-/// commits (up to 4,096 events each on SQLite; ~32 at 64 appending clients).
-pub const TAPPED_BATCHES: usize = 64;
+/// subscriber took it, so a lagging one holds at most this many, of at most
+/// [`TAPPED_EVENTS`] events each (~32 at 64 appending clients).
+pub const TAPPED_BATCHES: usize = 32;
+
+/// Most events one group commit hands over; subscribers read a larger one from the store.
+pub const TAPPED_EVENTS: usize = 512;
 
 /// Yields every event from `from`, reading pages until caught up, then waiting for `head`
 /// (the next unused global position) to move past what it has delivered. With `tap`, new
