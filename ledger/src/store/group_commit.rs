@@ -118,9 +118,9 @@ impl CommitObservation {
 }
 
 /// Answers each append of a committed batch. With anyone listening on `tap`, the events
-/// written (up to [`TAPPED_EVENTS`] of them) then move there, uncopied, so that subscribers in this process need not read
-/// back what was just written (see [`super::subscription::catch_up_then_live`]). Call
-/// before the head moves past them.
+/// written (at most [`TAPPED_EVENTS`]) then move there, uncopied, so that subscribers in
+/// this process need not read back what was just written (see
+/// [`super::subscription::catch_up_then_live`]). Call before the head moves past them.
 pub fn answer_committed(
     batch: &mut Vec<AppendRequest>,
     results: Vec<Result<AppendOutcome, StoreError>>,
