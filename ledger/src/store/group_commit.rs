@@ -138,8 +138,8 @@ pub fn answer_committed(
         let AppendRequest { stream, events, reply, .. } = req;
         match result {
             Ok(outcome) if tapped && !outcome.deduplicated => {
-                let _ = reply.send(Ok(outcome.clone()));
                 committed.extend(outcome.into_recorded(&stream, events));
+                let _ = reply.send(Ok(outcome));
             }
             result => {
                 let _ = reply.send(result);
